@@ -1,0 +1,3 @@
+from fnx.cli import main
+
+main()

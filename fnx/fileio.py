@@ -1,0 +1,55 @@
+"""Atomic file writes and hashing: a failed or interrupted write never leaves a file under the final name."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from fnx.errors import FnxError
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create path (and parents) or raise FnxError saying it is not writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FnxError(f"cannot create directory {path} ({e.strerror}); choose a writable location") from e
+    if not os.access(path, os.W_OK):
+        raise FnxError(f"directory {path} is not writable; choose another output directory")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside dest; on success it is renamed to dest, on any error (or Ctrl-C) removed."""
+    dest = Path(dest)
+    ensure_dir(dest.parent)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(dest: str | Path, text: str) -> Path:
+    """Write text to dest atomically; returns dest."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+    return Path(dest)

@@ -1,0 +1,82 @@
+"""create_model: a FasterNet variant with weights from any source, ready for eval (timm's manner)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+from torch import nn
+
+from fnx.errors import FnxError
+from fnx.models import checkpoint, weights as weights_mod
+from fnx.models.fasternet import FasterNet
+from fnx.models.variants import get_variant
+
+
+class RandomWeightsWarning(UserWarning):
+    """Raised (as a warning) when a model is built with random weights."""
+
+
+def sidecar_path(ckpt: Path) -> Path:
+    """Return the JSON beside a checkpoint that holds its labels and preprocessing (`X.pth` -> `X.json`)."""
+    return ckpt.with_suffix(".json")
+
+
+def read_sidecar(ckpt: Path | None) -> dict:
+    """Return the sidecar of a checkpoint written by `fnx train`, or {} if it has none."""
+    if ckpt is None:
+        return {}
+    p = sidecar_path(ckpt)
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FnxError(f"the checkpoint sidecar {p} is not valid JSON ({e}); fix or delete it") from e
+
+
+def create_model(
+    name: str,
+    weights: str = "random",
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    features_only: bool = False,
+    pconv_mode: str = "split_cat",
+    drop_path_rate: float = 0.0,
+    source_out: dict | None = None,
+) -> nn.Module:
+    """Return a FasterNet in eval mode with weights from "random", "official", a URL or a path.
+
+    num_classes=None takes it from the checkpoint (or its sidecar), else 1000. `source_out`, if
+    given, receives {"weights": WeightSource, "sidecar": dict, "num_classes": int}.
+    """
+    variant = get_variant(name)
+    src = weights_mod.resolve(weights, variant)
+    sd = checkpoint.read_state_dict(src.path) if src.path else None
+    sidecar = read_sidecar(src.path) if src.kind == "path" else {}
+    if num_classes is None:
+        num_classes = checkpoint.infer_config(sd).get("num_classes", 1000) if sd is not None else 1000
+    model = FasterNet(variant, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                      drop_path_rate=drop_path_rate, pconv_mode=pconv_mode)
+    if sd is None:
+        warnings.warn(f"{variant.name} has random weights: its outputs mean nothing", RandomWeightsWarning, stacklevel=2)
+    else:
+        if features_only:
+            sd = _classifier_to_backbone(sd, model)
+        checkpoint.load_state_dict_strict(model, sd, source=str(src.path))
+    if source_out is not None:
+        source_out.update(weights=src, sidecar=sidecar, num_classes=num_classes)
+    return model.eval()
+
+
+def _classifier_to_backbone(sd: dict, model: FasterNet) -> dict:
+    """Drop the classifier head; keep output norms from the checkpoint or, if absent, the model's fresh ones."""
+    sd = {k: v for k, v in sd.items() if not k.startswith(("avgpool_pre_head.", "head."))}
+    own = model.state_dict()
+    missing_norms = [k for k in own if k.startswith("norm") and k not in sd]
+    if missing_norms:
+        warnings.warn("the checkpoint has no backbone output norms (norm0..norm6): they start as identity",
+                      UserWarning, stacklevel=3)
+        sd.update({k: own[k] for k in missing_norms})
+    return sd

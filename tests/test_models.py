@@ -1,0 +1,116 @@
+"""The model zoo: figures against the official code, PConv modes, shapes, errors."""
+
+import json
+
+import pytest
+import torch
+
+from fnx.errors import FnxError
+from fnx.models import VARIANTS, FasterNet, canonical_name, create_model, describe, get_variant
+
+# Official model code's figures at 224x224 (every parameter counted; FLOPs = conv/linear MACs).
+OFFICIAL = {
+    "fasternet_t0": (3.906e6, 0.335e9),
+    "fasternet_t1": (7.595e6, 0.851e9),
+    "fasternet_t2": (14.983e6, 1.904e9),
+    "fasternet_s": (31.181e6, 4.550e9),
+    "fasternet_m": (53.521e6, 8.722e9),
+    "fasternet_l": (93.465e6, 15.494e9),
+}
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL))
+def test_params_and_flops_match_official_code(name):
+    d = describe(name)
+    params, flops = OFFICIAL[name]
+    # the official figures are rounded to three decimals (M params, G FLOPs)
+    assert abs(d["params"] - params) <= 0.00051e6
+    assert abs(d["flops"] - flops) <= 0.00051e9
+
+
+def test_flops_scale_with_input_size():
+    assert describe("t0", img_size=448)["flops"] == pytest.approx(4 * describe("t0")["flops"], rel=0.01)
+
+
+def test_models_cli_json(cli):
+    res = cli("models", "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["name"] for r in rows] == list(VARIANTS)
+    for r in rows:
+        assert r["params"] == pytest.approx(OFFICIAL[r["name"]][0], rel=1e-3)
+        assert r["flops"] == pytest.approx(OFFICIAL[r["name"]][1], rel=2e-3)
+
+
+def test_models_cli_table(cli):
+    res = cli("models")
+    assert res.exit_code == 0
+    assert "fasternet-t2" in res.stdout and "1.904" in res.stdout and "78.9" in res.stdout
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL))
+def test_split_cat_and_slicing_agree(name):
+    torch.manual_seed(1)
+    model = create_model(name, num_classes=7)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a = model.set_pconv_mode("split_cat")(x)
+        b = model.set_pconv_mode("slicing")(x)
+    assert torch.equal(a, b)
+
+
+def test_slicing_leaves_the_residual_input_intact():
+    from fnx.models.fasternet import PartialConv
+
+    pc = PartialConv(16, 4, "slicing")
+    x = torch.randn(1, 16, 8, 8)
+    before = x.clone()
+    y = pc(x)
+    assert torch.equal(x, before)
+    assert torch.equal(y[:, 4:], x[:, 4:]) and not torch.equal(y[:, :4], x[:, :4])
+
+
+def test_pconv_touches_only_first_quarter():
+    from fnx.models.fasternet import PartialConv
+
+    pc = PartialConv(40, 4)
+    assert pc.partial_conv3.in_channels == 10 and pc.dim_untouched == 30
+
+
+def test_num_classes_zero_gives_pooled_features_and_in_chans():
+    m = create_model("t0", num_classes=0, in_chans=1)
+    with torch.no_grad():
+        y = m(torch.randn(3, 1, 96, 64))
+    assert y.shape == (3, 1280)
+
+
+def test_backbone_returns_four_normalized_stages():
+    m = create_model("t1", features_only=True)
+    assert all(hasattr(m, f"norm{i}") for i in (0, 2, 4, 6))
+    with torch.no_grad():
+        feats = m(torch.randn(1, 3, 128, 96))
+    assert [tuple(f.shape) for f in feats] == [(1, 64, 32, 24), (1, 128, 16, 12), (1, 256, 8, 6), (1, 512, 4, 3)]
+
+
+def test_input_not_multiple_of_32_is_a_clear_error():
+    m = create_model("t0", num_classes=3)
+    with pytest.raises(FnxError, match="multiple of 32"):
+        m(torch.randn(1, 3, 100, 96))
+
+
+def test_names_accept_hyphens_and_list_valid_ones():
+    assert canonical_name("fasternet-t2") == canonical_name("FasterNet_T2") == "fasternet_t2"
+    with pytest.raises(FnxError, match="fasternet-t0.*fasternet-l"):
+        get_variant("fasternet-xl")
+
+
+def test_variant_table_is_the_papers():
+    assert {n: (v.embed_dim, v.depths, v.act) for n, v in VARIANTS.items()} == {
+        "fasternet_t0": (40, (1, 2, 8, 2), "gelu"),
+        "fasternet_t1": (64, (1, 2, 8, 2), "gelu"),
+        "fasternet_t2": (96, (1, 2, 8, 2), "relu"),
+        "fasternet_s": (128, (1, 2, 13, 2), "relu"),
+        "fasternet_m": (144, (3, 4, 18, 3), "relu"),
+        "fasternet_l": (192, (3, 4, 18, 3), "relu"),
+    }
+    assert isinstance(create_model("t0"), FasterNet)

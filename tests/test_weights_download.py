@@ -1,0 +1,99 @@
+"""`--weights official` and URLs, against a local HTTP server on 127.0.0.1."""
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from fnx.errors import FnxError
+from fnx.models import create_model, get_variant
+from fnx.models.weights import cache_dir
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    truncate: set = set()
+
+    def do_GET(self):  # noqa: N802
+        name = self.path.rsplit("/", 1)[-1]
+        if name not in self.files:
+            self.send_error(404)
+            return
+        data = self.files[name]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 3] if name in self.truncate else data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FNX_OFFICIAL_URL_BASE", f"http://127.0.0.1:{httpd.server_address[1]}/releases/v1.0")
+    _Handler.files, _Handler.truncate = {}, set()
+    yield _Handler, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _checkpoint_bytes(tmp_path: Path) -> tuple[bytes, torch.nn.Module]:
+    torch.manual_seed(3)
+    model = create_model("t0")
+    p = tmp_path / "src.pth"
+    torch.save(model.state_dict(), p)
+    return p.read_bytes(), model
+
+
+def test_official_download_is_cached_with_sha256(server, tmp_path):
+    handler, _ = server
+    data, ref = _checkpoint_bytes(tmp_path)
+    fname = get_variant("t0").official_file
+    handler.files[fname] = data
+    info: dict = {}
+    m = create_model("fasternet-t0", weights="official", source_out=info)
+    cached = cache_dir() / fname
+    assert cached.read_bytes() == data
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    assert (cache_dir() / (fname + ".sha256")).read_text().split()[0] == digest
+    assert info["weights"].sha256 == digest and info["weights"].kind == "official"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m(x), ref(x))
+    # the second call is served from the cache, even with the server gone
+    handler.files.clear()
+    create_model("fasternet-t0", weights="official")
+
+
+def test_truncated_download_leaves_nothing_in_cache(server, tmp_path):
+    handler, _ = server
+    data, _ = _checkpoint_bytes(tmp_path)
+    fname = get_variant("t0").official_file
+    handler.files[fname] = data
+    handler.truncate.add(fname)
+    with pytest.raises(FnxError, match="truncated|broke off"):
+        create_model("t0", weights="official")
+    assert not any(cache_dir().iterdir())
+
+
+def test_url_weights_and_404(server, tmp_path):
+    handler, base = server
+    data, _ = _checkpoint_bytes(tmp_path)
+    handler.files["mine.pth"] = data
+    create_model("t0", weights=f"{base}/files/mine.pth")
+    with pytest.raises(FnxError, match="could not download"):
+        create_model("t0", weights=f"{base}/files/missing.pth")
+
+
+def test_offline_names_weights_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FNX_OFFICIAL_URL_BASE", "http://127.0.0.1:9/none")  # discard port: refused
+    with pytest.raises(FnxError, match="--weights PATH"):
+        create_model("t0", weights="official")
