@@ -38,7 +38,8 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temp path beside dest; on success it is renamed to dest, on any error (or Ctrl-C) removed."""
     dest = Path(dest)
     ensure_dir(dest.parent)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    # keep the real suffix last: engines pick the format from it
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)

@@ -62,7 +62,7 @@ while [ $# -gt 0 ]; do
     --cache) [ $# -ge 2 ] || { echo "usage: --cache needs a value" >&2; exit 2; }; CACHE="$2"; shift 2 ;;
     --cache=*) CACHE="${1#--cache=}"; shift ;;
     --rebuild) REBUILD=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "arm_env.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -170,12 +170,12 @@ fi
 exec 9>"$CACHE/.lock"
 flock -w 1800 9 || die "timed out waiting for the build lock $CACHE/.lock"
 # stale temp dirs from interrupted builds (we hold the lock, so nobody else is building)
-rm -rf "$CACHE"/.tmp-* "$ROOT"/opt/.tmp-* "$ROOT"/opt/.old-* 2>/dev/null || true
+rm -rf --one-file-system "$CACHE"/.tmp-* "$ROOT"/opt/.tmp-* "$ROOT"/opt/.old-* 2>/dev/null || true
 
 TMPS=()
 cleanup() { local d; for d in "${TMPS[@]}"; do rm -rf --one-file-system "$d"; done; }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT; trap 'exit 143' TERM HUP
 
 build_root() {
   local tmp="$CACHE/.tmp-root-$$" apt="$CACHE/apt" deb

@@ -17,7 +17,7 @@
 # Exit: the command's status; 2 usage / bad ROOT or SET; 3 cannot emulate aarch64 here.
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 CHROOT=$(PATH="$PATH:/usr/sbin:/sbin" command -v chroot) || { echo "arm_run.sh: chroot(8) not found" >&2; exit 3; }
 
 # internal re-entry: we are inside a private mount namespace made by unshare below
@@ -68,6 +68,8 @@ fi
 mount -t proc proc "$ROOT/proc"
 cleanup() { umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc" 2>/dev/null || true; }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-rc=0; "${RUN[@]}" || rc=$?
+# run the child in the background so a signal to us is forwarded before we unmount
+"${RUN[@]}" & child=$!
+trap 'kill -TERM $child 2>/dev/null; wait $child 2>/dev/null; exit 143' INT TERM HUP
+rc=0; wait $child || rc=$?
 exit $rc

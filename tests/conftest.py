@@ -50,3 +50,39 @@ def cli():
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(0)
+
+
+def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Re-initialize weights so activations and logits are O(1) (random init gives near-constant logits)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / fan_in) ** 0.5)
+            elif isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / m.in_features) ** 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return randomize_bn(model, seed)
+
+
+@pytest.fixture(scope="session")
+def t0_ckpt(tmp_path_factory):
+    """A FasterNet-T0 checkpoint (10 classes) with O(1) logits and non-default BN statistics."""
+    from fnx.models import create_model
+
+    torch.manual_seed(0)
+    model = lively(create_model("fasternet_t0", num_classes=10))
+    path = tmp_path_factory.mktemp("ckpt") / "t0_lively.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def t0_exports(t0_ckpt, tmp_path_factory):
+    """fp32 ONNX and TFLite exports of t0_ckpt at 64x64, made once per session."""
+    from fnx.exporter.pipeline import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("exports")
+    results = export_model("t0", ExportOptions(formats=("onnx", "tflite"), weights=str(t0_ckpt), img_size=64, out_dir=out))
+    return {r.manifest["artifact"]["format"]: r for r in results}

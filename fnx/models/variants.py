@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from fnx.errors import FnxError
@@ -93,7 +94,7 @@ def check_img_size(img_size: int) -> int:
 def default_preprocessing(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct: float = 0.9) -> dict:
     """Return timm's FasterNet test transform for img_size, as the manifest stores it."""
     return {
-        "resize_short": int(round(img_size / crop_pct)),
+        "resize_short": int(math.floor(img_size / crop_pct)),  # timm: floor(size / crop_pct)
         "crop": img_size,
         "crop_pct": crop_pct,
         "interpolation": "bicubic",

@@ -1,0 +1,52 @@
+"""`fnx export` and `fnx verify` commands' presentation: parity and summary tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fnx.parity import ParityReport
+
+
+def parity_table(rows: list[tuple[str, ParityReport]], title: str = "Parity against PyTorch fp32") -> Table:
+    """Return a rich table with one row per artifact output: max abs, max rel, cosine, top-1, verdict."""
+    bounds = {", ".join(f"{k}={v:g}" for k, v in rep.bounds.items()) + f" ({rep.precision})" for _, rep in rows}
+    table = Table(title=title, caption="bounds: " + "; ".join(sorted(bounds)))
+    for col in ("artifact", "output", "n", "max abs", "max rel", "cosine", "top-1", "verdict"):
+        table.add_column(col, justify="left" if col in ("artifact", "output", "verdict") else "right",
+                         no_wrap=col != "artifact", overflow="fold")
+    for name, rep in rows:
+        for o in rep.outputs:
+            top1 = "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%"
+            table.add_row(name, o.name, str(o.n), f"{o.max_abs:.1e}", f"{o.max_rel:.1e}", f"{o.cosine:.6f}", top1,
+                          "[green]pass[/]" if rep.passed else "[red]FAIL[/]")
+    return table
+
+
+def summary_table(results, total_s: float) -> Table:
+    """Return the end-of-export table: artifact, input, size, sha256, verdict."""
+    out_dirs = sorted({str(Path(r.artifact).parent) for r in results})
+    table = Table(title=f"Exported to {', '.join(out_dirs)} in {total_s:.1f} s")
+    for col in ("artifact", "input", "size", "sha256", "parity"):
+        table.add_column(col, no_wrap=col != "artifact", overflow="fold")
+    for r in results:
+        m = r.manifest
+        inp = m["input"]
+        shape = "x".join("N" if d is None else str(d) for d in inp["shape"])
+        verdict = "skipped" if r.parity is None else ("[green]pass[/]" if r.parity.passed else "[red]FAIL[/]")
+        table.add_row(Path(r.artifact).name, f"{shape} {inp['layout']} {inp['dtype']}", _size(m["artifact"]["size_bytes"]),
+                      m["artifact"]["sha256"][:12], verdict)
+    return table
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def print_results(console: Console, results, total_s: float) -> None:
+    rows = [(Path(r.artifact).name, r.parity) for r in results if r.parity is not None]
+    if rows:
+        console.print(parity_table(rows))
+    console.print(summary_table(results, total_s))

@@ -1,0 +1,78 @@
+"""Deployment profiles: which format, precision and engine to use on each target device."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from fnx.errors import FnxError
+
+Arch = Literal["aarch64", "x86_64", "armv7l"]
+Format = Literal["tflite", "onnx"]
+Precision = Literal["int8", "fp16", "fp32"]
+Engine = Literal["litert", "onnxruntime"]
+
+CPU_ONLY: tuple[str, ...] = ("CPUExecutionProvider",)
+GPU_FIRST: tuple[str, ...] = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """One target device: what to export (format, precision) and how to run it (engine, threads, providers)."""
+
+    name: str
+    description: str
+    arch: Arch
+    cores: int | None
+    format: Format
+    precision: Precision
+    engine: Engine
+    threads: int | None = None  # None: use every core this process may run on
+    providers: tuple[str, ...] = CPU_ONLY  # ONNX Runtime execution providers, most preferred first
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as a JSON-ready dict (providers as a list)."""
+        d = asdict(self)
+        d["providers"] = list(self.providers)
+        return d
+
+
+def _int8_cpu(name: str, description: str, arch: Arch, cores: int | None, notes: str) -> DeviceProfile:
+    return DeviceProfile(name, description, arch, cores, "tflite", "int8", "litert", threads=cores, notes=notes)
+
+
+PROFILES: dict[str, DeviceProfile] = {
+    p.name: p
+    for p in (
+        _int8_cpu("rpi4", "Raspberry Pi 4 (Cortex-A72 x4)", "aarch64", 4,
+                  "Use a 64-bit OS; int8 XNNPACK kernels are much faster than fp32 on the A72."),
+        _int8_cpu("rpi5", "Raspberry Pi 5 (Cortex-A76 x4)", "aarch64", 4,
+                  "The A76 has dot-product instructions, which int8 kernels use."),
+        DeviceProfile(
+            "jetson-orin", "NVIDIA Jetson Orin (Ampere GPU, JetPack)", "aarch64", None, "onnx", "fp16",
+            "onnxruntime", threads=None, providers=GPU_FIRST,
+            notes="Needs the JetPack onnxruntime-gpu wheel; TensorRT builds an engine on first run.",
+        ),
+        _int8_cpu("aarch64", "Generic ARM64 Linux CPU", "aarch64", None,
+                  "Portable default for ARM boards without a dedicated profile."),
+        _int8_cpu("x86", "x86_64 CPU", "x86_64", None,
+                  "LiteRT int8 measured 3.6x faster than fp32 for FasterNet-T2 on x86."),
+        DeviceProfile(
+            "cuda", "NVIDIA GPU server (CUDA)", "x86_64", None, "onnx", "fp16", "onnxruntime",
+            threads=None, providers=GPU_FIRST,
+            notes="Needs onnxruntime-gpu matching the installed CUDA; TensorRT is used only if installed.",
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> DeviceProfile:
+    """Return the profile called `name` (case-insensitive, '_' accepted for '-')."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in PROFILES:
+        raise FnxError(
+            f"Unknown device {name!r}. Use one of: {', '.join(PROFILES)} "
+            "(or run `fnx devices` to see which one this machine is)."
+        )
+    return PROFILES[key]

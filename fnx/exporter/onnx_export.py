@@ -1,0 +1,71 @@
+"""Trace a deploy-form FasterNet to ONNX (opset >= 20, one Gelu op), simplify it, embed the manifest."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from fnx.errors import FnxError
+
+MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
+
+
+def export_onnx(model: torch.nn.Module, path: Path, sample: torch.Tensor, output_names: list[str],
+                dynamic_batch: bool = False, opset: int = 20) -> None:
+    """Write model traced on sample (NCHW) to path as ONNX."""
+    import onnx  # noqa: F401  (fail early with the extra's name if missing)
+
+    if opset < MIN_OPSET:
+        raise FnxError(f"--opset {opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one Gelu op")
+    axes = {n: {0: "batch"} for n in ["input", *output_names]} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript-based exporter: deterministic output and no onnxscript dependency.
+        torch.onnx.export(model, (sample,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+                          output_names=output_names, dynamic_axes=axes, do_constant_folding=True)
+
+
+def simplify_onnx(path: Path) -> None:
+    """Simplify the ONNX file in place with onnxslim and check it with onnx.checker."""
+    import onnx
+    import onnxslim
+
+    model = onnx.load(str(path))
+    slim = onnxslim.slim(model)
+    onnx.checker.check_model(slim, full_check=True)
+    onnx.save(slim, str(path))
+
+
+def embed_metadata(path: Path, manifest: dict) -> None:
+    """Store the manifest as the `fnx.manifest` metadata_props entry of the ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "fnx.manifest", json.dumps(manifest, sort_keys=True)
+    model.producer_name, model.producer_version = "fnx", manifest.get("converter", {}).get("fnx", "")
+    onnx.save(model, str(path))
+
+
+def onnx_op_counts(path: Path) -> Counter:
+    """Return the number of nodes of each op type in an ONNX file."""
+    import onnx
+
+    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def to_fp16(path: Path) -> None:
+    """Convert the ONNX file's weights and compute to float16 in place, keeping float32 inputs and outputs."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(model, str(path))

@@ -1,0 +1,52 @@
+"""Step-by-step feedback for long work: each step shown as it runs, with its time; silent when quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+from rich.console import Console
+
+
+class Steps:
+    """Prints "✓ step (1.2 s)" lines (a spinner while a step runs) to stderr; no output when quiet."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None):
+        self.quiet = quiet
+        self.console = console or Console(stderr=True)
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if self.quiet:
+            yield
+        else:
+            with self.console.status(f"{name} ..."):
+                try:
+                    yield
+                except BaseException:
+                    self.console.print(f"[red]✗[/] {name} ({time.perf_counter() - t0:.1f} s)")
+                    raise
+        dt = time.perf_counter() - t0
+        self.timings[name] = self.timings.get(name, 0.0) + dt
+        if not self.quiet:
+            self.console.print(f"[green]✓[/] {name} [dim]({dt:.1f} s)[/]")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message)
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+    def progress(self, description: str, total: int | None):
+        """Return a rich Progress-bar context (a no-op one when quiet) and its task id."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=self.console, disable=self.quiet, transient=False)
+        return bar, bar.add_task(description, total=total)

@@ -1,0 +1,122 @@
+"""Device profiles and detection, against recorded /proc contents of real boards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fnx.devices import PROFILES, DeviceProfile, detect, detection_report, get_profile
+from fnx.devices.detect import cpu_count
+from fnx.errors import FnxError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "devices"
+CUDA = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(
+    "case, machine, expected",
+    [
+        ("rpi4", "aarch64", "rpi4"),
+        ("rpi4", "armv7l", "rpi4"),  # 32-bit Raspberry Pi OS on a Pi 4
+        ("rpi5", "aarch64", "rpi5"),
+        ("jetson-agx-orin", "aarch64", "jetson-orin"),
+        ("aarch64-server", "aarch64", "aarch64"),
+        ("aarch64-server", "arm64", "aarch64"),
+        ("x86", "x86_64", "x86"),
+        ("x86", "AMD64", "x86"),
+    ],
+)
+def test_detect_fixture(case, machine, expected):
+    assert detect(FIXTURES / case, machine=machine, providers=["CPUExecutionProvider"]).name == expected
+
+
+def test_cuda_provider_on_x86_picks_cuda():
+    assert detect(FIXTURES / "x86", machine="x86_64", providers=CUDA).name == "cuda"
+    # Jetson's ORT wheel also offers CUDA; the board itself wins.
+    assert detect(FIXTURES / "jetson-agx-orin", machine="aarch64", providers=CUDA).name == "jetson-orin"
+
+
+def test_report_says_what_was_read_and_why():
+    r = detection_report(FIXTURES / "rpi4", machine="aarch64", providers=[])
+    assert r["model"] == "Raspberry Pi 4 Model B Rev 1.4"  # trailing NUL stripped
+    assert r["model_source"] == "/proc/device-tree/model"
+    assert r["cpu_parts"] == ["0xd08"] and r["cpu_part_names"] == ["Cortex-A72"]
+    assert (r["machine"], r["arch"], r["providers"]) == ("aarch64", "aarch64", [])
+    assert r["profile"] == "rpi4" and "Raspberry Pi 4" in r["reason"] and r["fallback"] is False
+    assert detection_report(FIXTURES / "x86", machine="x86_64", providers=[])["model"] is None
+
+
+def _root(tmp_path: Path, cpuinfo: str) -> Path:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text(cpuinfo)
+    return tmp_path
+
+
+def test_cpuinfo_model_line_without_device_tree(tmp_path):
+    text = (FIXTURES / "rpi5" / "proc" / "cpuinfo").read_text()  # e.g. in a container
+    r = detection_report(_root(tmp_path, text), machine="aarch64", providers=[])
+    assert (r["profile"], r["model_source"]) == ("rpi5", "/proc/cpuinfo Model")
+
+
+def test_cpu_part_alone(tmp_path):
+    text = "".join(f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n\n" for i in range(4))
+    r = detection_report(_root(tmp_path, text), machine="aarch64", providers=[])
+    assert r["profile"] == "rpi4" and "Cortex-A72" in r["reason"]
+
+
+def test_unknown_arch_falls_back_to_portable_profile(tmp_path):
+    r = detection_report(tmp_path, machine="riscv64", providers=[])
+    assert r["profile"] == "aarch64" and r["fallback"] is True and "--device" in r["reason"]
+
+
+def test_missing_onnxruntime_means_no_providers(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ImportError
+    r = detection_report(FIXTURES / "x86", machine="x86_64")
+    assert r["providers"] == [] and r["profile"] == "x86"
+
+
+@pytest.mark.parametrize("name, expected", [("rpi4", "rpi4"), ("RPI5", "rpi5"), ("jetson_orin", "jetson-orin"),
+                                            (" Jetson-Orin ", "jetson-orin"), ("CUDA", "cuda")])
+def test_get_profile_aliases(name, expected):
+    assert get_profile(name) is PROFILES[expected]
+
+
+def test_get_profile_unknown_lists_valid_names():
+    with pytest.raises(FnxError) as e:
+        get_profile("rpi3")
+    assert "'rpi3'" in str(e.value) and all(n in str(e.value) for n in PROFILES)
+
+
+def test_profiles_are_complete_and_consistent():
+    assert set(PROFILES) == {"rpi4", "rpi5", "jetson-orin", "aarch64", "x86", "cuda"}
+    for name, p in PROFILES.items():
+        assert isinstance(p, DeviceProfile) and p.name == name and p.description and p.notes
+        assert p.arch in ("aarch64", "x86_64", "armv7l")
+        assert p.precision in ("int8", "fp16", "fp32")
+        assert (p.format, p.engine) in (("tflite", "litert"), ("onnx", "onnxruntime"))
+        assert p.providers and p.providers[-1] == "CPUExecutionProvider"
+        assert p.threads is None or p.threads >= 1
+        assert p.to_dict()["name"] == name and isinstance(p.to_dict()["providers"], list)
+    assert (PROFILES["rpi4"].cores, PROFILES["rpi4"].threads, PROFILES["rpi4"].precision) == (4, 4, "int8")
+    assert PROFILES["x86"].format == "tflite" and PROFILES["x86"].precision == "int8"
+    for gpu in ("jetson-orin", "cuda"):
+        assert PROFILES[gpu].precision == "fp16" and "CUDAExecutionProvider" in PROFILES[gpu].providers
+    with pytest.raises(AttributeError):
+        PROFILES["rpi4"].threads = 2  # frozen
+
+
+def test_cpu_count_positive():
+    assert cpu_count() >= 1
+
+
+def test_import_pulls_in_no_ml_framework():
+    code = (
+        "import sys, fnx.devices\n"
+        "fnx.devices.detect(machine='x86_64', providers=[])\n"
+        "print(sorted(m for m in ('torch', 'tensorflow', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
