@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Classify images with an fnx-exported FasterNet on a Raspberry Pi (or any CPU).
+
+Needs numpy, Pillow and one engine, nothing else (no fnx, no torch):
+    pip install numpy pillow ai-edge-litert       # .tflite (or: tflite-runtime 'numpy<2' on older Pi OS)
+    pip install numpy pillow onnxruntime          # .onnx
+Usage:
+    python classify.py MODEL.tflite|MODEL.onnx IMAGE... [--topk 5] [--threads N] [--labels FILE]
+    python classify.py MODEL --input-npy X.npy --raw-out OUT.npy    # parity: a preprocessed batch in, floats out
+The manifest beside the model (MODEL.json, written by `fnx export`) gives the preprocessing,
+layout and labels. A camera frame saved to a file is just another IMAGE.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGENET = {"interpolation": "bicubic", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+class Error(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+class Model:
+    """One .tflite or .onnx model on the CPU; run() takes and returns float32 (int8 I/O handled here)."""
+
+    def __init__(self, path: Path, threads: int):
+        if not path.is_file():
+            raise Error(f"model file {path} does not exist")
+        self.onnx = path.suffix == ".onnx"
+        if self.onnx:
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                raise Error("no ONNX engine: pip install onnxruntime") from None
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
+            self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            i = self.sess.get_inputs()[0]
+            self.engine, self.in_name = f"onnxruntime {ort.__version__}", i.name
+            self.shape = [d if isinstance(d, int) else None for d in i.shape]
+            self.in_q = self.out_q = None  # QDQ int8 ONNX models take and give float
+            return
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+            self.engine = "ai-edge-litert"
+        except ImportError:
+            try:
+                from tflite_runtime.interpreter import Interpreter
+                self.engine = "tflite-runtime"
+            except ImportError:
+                raise Error("no TFLite engine: pip install ai-edge-litert (older Pi OS: pip install tflite-runtime 'numpy<2')") from None
+        from importlib.metadata import version
+        self.engine += " " + version(self.engine)
+        self.interp = Interpreter(model_path=str(path), num_threads=threads)
+        self.interp.allocate_tensors()
+        self.inp, self.out = self.interp.get_input_details()[0], self.interp.get_output_details()[0]
+        self.shape = [int(d) for d in self.inp["shape"]]
+        quant = lambda d: d["quantization"] if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] else None
+        self.in_q, self.out_q = quant(self.inp), quant(self.out)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Return the float32 outputs for a float batch in the model's layout."""
+        if list(batch.shape[1:]) != self.shape[1:]:
+            raise Error(f"input of shape {batch.shape} does not fit this model; it takes (N, {', '.join(map(str, self.shape[1:]))})")
+        if self.shape[0] is not None and batch.shape[0] != self.shape[0]:  # fixed batch (usually 1): one by one
+            return np.concatenate([self.run(batch[i:i + self.shape[0]]) for i in range(0, len(batch), self.shape[0])])
+        if self.onnx:
+            return self.sess.run(None, {self.in_name: np.ascontiguousarray(batch, dtype=np.float32)})[0].astype(np.float32)
+        if self.in_q:  # float -> int8 with the input tensor's own scale and zero point
+            scale, zp = self.in_q
+            info = np.iinfo(self.inp["dtype"])
+            batch = np.clip(np.round(batch.astype(np.float32) / scale) + zp, info.min, info.max)
+        self.interp.set_tensor(self.inp["index"], np.ascontiguousarray(batch, dtype=self.inp["dtype"]))
+        self.interp.invoke()
+        out = self.interp.get_tensor(self.out["index"]).copy()
+        if self.out_q:  # int8 -> float
+            scale, zp = self.out_q
+            return (out.astype(np.float32) - zp) * np.float32(scale)
+        return out.astype(np.float32)
+
+
+def preprocess(path: str, spec: dict) -> np.ndarray:
+    """Return an HWC float32 image: short side resized, center-cropped, scaled and normalized as spec says."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            image = im.convert("RGB")
+    except Exception as e:  # missing, truncated, not an image...
+        raise Error(f"cannot read image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from None
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.get("interpolation", "bicubic")]
+    w, h = image.size
+    short = int(spec["resize_short"])
+    size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    if size != (w, h):
+        image = image.resize(size, resample)
+    crop = int(spec["crop"])
+    w, h = image.size
+    left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
+    arr = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32) * np.float32(spec.get("scale", 1 / 255))
+    return (arr - np.asarray(spec.get("mean", [0, 0, 0]), np.float32)) / np.asarray(spec.get("std", [1, 1, 1]), np.float32)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Classify images with an fnx-exported FasterNet (.tflite or .onnx).")
+    ap.add_argument("model", type=Path, help="MODEL.tflite or MODEL.onnx (its manifest MODEL.json beside it)")
+    ap.add_argument("images", nargs="*", help="image files (jpg, png, bmp, webp)")
+    ap.add_argument("--topk", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=4, help="CPU threads (a Pi 4/5 has 4)")
+    ap.add_argument("--labels", type=Path, help="a text file with one class name per line")
+    ap.add_argument("--input-npy", type=Path, help="a preprocessed float batch in the model's layout, instead of images")
+    ap.add_argument("--raw-out", type=Path, help="save the float outputs (logits) to this .npy")
+    args = ap.parse_args(argv)
+    if not args.images and args.input_npy is None:
+        ap.error("give at least one IMAGE (or --input-npy)")
+    try:
+        mpath = args.model.with_suffix(".json")
+        manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        t0 = time.perf_counter()
+        try:
+            model = Model(args.model, args.threads)
+        except Error:
+            raise
+        except Exception as e:  # the engines raise RuntimeError/ValueError with C++ messages
+            raise Error(f"cannot load {args.model} ({str(e).strip()[:200]}): corrupt, truncated or not a model?") from None
+        t1 = time.perf_counter()
+        layout = manifest.get("input", {}).get("layout") or ("NCHW" if model.onnx else "NHWC")
+        spec = manifest.get("preprocessing")
+        if not spec:  # no manifest: ImageNet defaults at the model's input size
+            size = model.shape[2] if layout == "NCHW" else model.shape[1]
+            spec = {**IMAGENET, "crop": size, "resize_short": int(size / 0.9)}
+        if args.input_npy is not None:
+            batch, sources = np.load(args.input_npy).astype(np.float32, copy=False), None
+        else:
+            batch, sources = np.stack([preprocess(p, spec) for p in args.images]), args.images
+            if layout == "NCHW":
+                batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        t2 = time.perf_counter()
+        logits = model.run(batch)
+        t3 = time.perf_counter()
+        if args.labels:
+            labels = args.labels.read_text().splitlines()
+        else:
+            labels = manifest.get("labels") or []
+    except (Error, OSError, ValueError) as e:
+        print(f"classify.py: error: {e}", file=sys.stderr)
+        return 1
+    if args.raw_out:
+        np.save(args.raw_out, logits)
+    print(f"{args.model.name} on {model.engine}, {args.threads} thread(s), input {layout} {tuple(batch.shape)}")
+    if logits.ndim == 2:
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        probs = e / e.sum(1, keepdims=True)
+        for n, p in enumerate(probs):
+            print(sources[n] if sources else f"input[{n}]")
+            for i in np.argsort(-p)[:min(args.topk, p.size)]:
+                print(f"  {p[i]:7.2%}  {i:5d}  {labels[i] if i < len(labels) else i}")
+    print(f"time: load {(t1 - t0) * 1e3:.1f} ms, preprocess {(t2 - t1) * 1e3:.1f} ms, "
+          f"inference {(t3 - t2) * 1e3:.1f} ms ({(t3 - t2) * 1e3 / len(batch):.1f} ms/image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

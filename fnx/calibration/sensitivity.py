@@ -1,0 +1,88 @@
+"""Per-layer int8 error: each conv/linear output of a PT2E fake-quantized model against the fp32 one."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LAYER_OPS = ("conv2d", "linear")
+
+
+class _Capture(torch.fx.Interpreter):
+    """Runs a graph module and keeps the outputs of its conv and linear nodes, by node name."""
+
+    def __init__(self, gm: torch.fx.GraphModule):
+        super().__init__(gm)
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.layers: dict[str, str] = {}
+
+    def run_node(self, n):
+        result = super().run_node(n)
+        if n.op == "call_function" and getattr(n.target, "__name__", "").split(".")[0] in LAYER_OPS:
+            self.outputs[n.name] = result.detach()
+            self.layers[n.name] = module_path(n) or n.name
+        return result
+
+
+def module_path(node) -> str | None:
+    """Return the FasterNet module path a graph node comes from (without the channel-last wrapper's prefix)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return None
+    path = list(stack.values())[-1][0]
+    return path.split("wrapped.", 1)[-1] if "wrapped." in path else path
+
+
+def make_quantizer(keep_float=()):
+    """Return litert-torch's PT2E quantizer (static, per-channel symmetric int8) that leaves keep_float layers in float."""
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+
+    class PartialQuantizer(PT2EQuantizer):
+        # PT2EQuantizer cannot exclude modules (set_module_name(name, None) asserts): drop their annotations instead.
+        def annotate(self, model):
+            model = super().annotate(model)
+            if keep_float:
+                for node in model.graph.nodes:
+                    path = module_path(node)
+                    if path and any(path == k or path.startswith(k + ".") for k in keep_float):
+                        node.meta.pop("quantization_annotation", None)
+            return model
+
+    return PartialQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+
+
+def quantized_graph(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, keep_float: list[str] = ()):
+    """Return (fp32 graph module, PT2E int8 fake-quant graph module) of an NHWC-input model."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    sample = torch.from_numpy(calib_nhwc[:1].copy())
+    float_gm = torch.export.export(wrapped, (sample,)).module()
+    quantizer = make_quantizer(keep_float)
+    prepared = prepare_pt2e(torch.export.export(wrapped, (sample,)).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calib_nhwc)):
+            prepared(torch.from_numpy(calib_nhwc[i : i + 1].copy()))
+    return float_gm, convert_pt2e(prepared, fold_quantize=False)
+
+
+def layer_errors(deployed: torch.nn.Module, calib_nhwc: np.ndarray, probe_nhwc: np.ndarray) -> list[dict]:
+    """Return [{layer, rel_error, snr_db}] for every conv/linear, largest int8 error first."""
+    from fnx.exporter.tflite_export import channel_last
+
+    float_gm, quant_gm = quantized_graph(channel_last(deployed, features=False), calib_nhwc)
+    f_cap, q_cap = _Capture(float_gm), _Capture(quant_gm)
+    errs: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for i in range(len(probe_nhwc)):
+            x = torch.from_numpy(probe_nhwc[i : i + 1].copy())
+            f_cap.run(x)
+            q_cap.run(x)
+            for name, f in f_cap.outputs.items():
+                q = q_cap.outputs.get(name)
+                if q is not None and q.shape == f.shape:
+                    errs.setdefault(name, []).append(float((q - f).norm() / (f.norm() + 1e-12)))
+    rows = []
+    for name, e in errs.items():
+        rel = float(np.mean(e))
+        rows.append({"layer": f_cap.layers[name], "rel_error": rel, "snr_db": float(-20 * np.log10(max(rel, 1e-12)))})
+    return sorted(rows, key=lambda r: -r["rel_error"])

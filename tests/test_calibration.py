@@ -1,0 +1,105 @@
+"""int8: the calibration reader, ONNX QDQ and TFLite PT2E artifacts, the report and the accuracy guard."""
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from fnx.calibration.data import FewCalibrationImagesWarning, load_calibration
+from fnx.calibration.synthetic import synthetic_images
+from fnx.errors import FnxError
+from fnx.exporter.pipeline import ExportOptions, export_model
+from fnx.models.variants import default_preprocessing
+from fnx.runtime import load
+
+SPEC = default_preprocessing(64)
+
+
+def _folder(root, n_per_class=6):
+    for c, cls in enumerate(["cat", "dog"]):
+        (root / cls).mkdir(parents=True)
+        for i, im in enumerate(synthetic_images(n_per_class, size=80, seed=c)):
+            Image.fromarray(im).save(root / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
+    (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_reader_good_folder_counts_skips_and_warns(tmp_path):
+    folder = _folder(tmp_path / "imgs")
+    with pytest.warns(FewCalibrationImagesWarning, match="only 9 usable"):
+        data = load_calibration(folder, SPEC, size=256, held_out=64)
+    assert data.found == 13 and len(data.skipped) == 1 and data.skipped[0].endswith("broken.jpg")
+    assert data.calib.shape[1:] == (64, 64, 3) and len(data.calib) + len(data.held_out) == 12
+    assert data.class_names == ["cat", "dog"] and all(l in (0, 1) for l in data.held_out_labels)
+    again = load_calibration(folder, SPEC, size=256, held_out=64)
+    assert np.array_equal(again.calib, data.calib)  # seeded, deterministic
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(FnxError, match="does not exist"):
+        load_calibration(tmp_path / "missing", SPEC)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FnxError, match="holds no images"):
+        load_calibration(tmp_path / "empty", SPEC)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"junk")
+    with pytest.raises(FnxError, match="could be decoded"):
+        load_calibration(tmp_path / "bad", SPEC)
+    with pytest.raises(FnxError, match="--calib-data synthetic"):
+        load_calibration(None, SPEC)
+
+
+def _int8(fmt, ckpt, tmp_path, **cal):
+    calibration = {"data": "synthetic", "size": 32, "min_cosine": 0.95, **cal}
+    (res,) = export_model("t0", ExportOptions(formats=(fmt,), precision="int8", weights=str(ckpt), img_size=64,
+                                              out_dir=tmp_path, calibration=calibration))
+    return res
+
+
+def test_onnx_int8_qdq_per_channel_with_report(t0_ckpt, tmp_path):
+    res = _int8("onnx", t0_ckpt, tmp_path)
+    graph = onnx.load(str(res.artifact)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 40 and ops.count("DequantizeLinear") > 80
+    cal = res.manifest["calibration"]
+    assert cal["source"] == "synthetic" and cal["calibration_images"] == 32 and cal["held_out_images"] == 64
+    rep = cal["report"]
+    assert rep["held_out"] == 64 and rep["cosine_min"] >= 0.95 and 0 <= rep["top1_agreement"] <= 1
+    assert len(rep["layer_errors"]) == 10 and rep["layer_errors"][0]["rel_error"] >= rep["layer_errors"][-1]["rel_error"]
+    assert isinstance(rep["float_ops"], dict)
+    # per-channel weights: weight DequantizeLinear nodes carry per-output-channel scales
+    inits = {i.name: i for i in graph.initializer}
+    scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+              and len(inits[n.input[0]].dims) == 4]
+    assert scales and all(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
+
+
+def test_guard_falls_back_layer_by_layer(t0_ckpt, tmp_path, capsys):
+    with pytest.raises(FnxError, match=r"guard failed after 12 layers were returned to float"):
+        _int8("onnx", t0_ckpt, tmp_path, min_cosine=0.999999)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_guard_needs_labels_for_top1_drop(t0_ckpt, tmp_path):
+    with pytest.raises(FnxError, match="needs labelled"):
+        _int8("onnx", t0_ckpt, tmp_path, max_top1_drop=1.0, min_cosine=0.5)
+
+
+def test_tflite_int8_has_int8_io(t0_ckpt, tmp_path):
+    res = _int8("tflite", t0_ckpt, tmp_path)
+    m = res.manifest
+    assert m["input"]["dtype"] == "int8" and m["input"]["quantization"]["scale"] > 0
+    assert m["outputs"][0]["dtype"] == "int8"
+    float_ops = m["calibration"]["report"]["float_ops"]
+    assert set(float_ops) <= {"GELU", "MEAN"}, float_ops  # only what the report names stays float
+    session = load(res.artifact)
+    assert session.inputs[0].dtype == np.int8
+    out = session.run(np.zeros((2, 64, 64, 3), np.float32))[0]
+    assert out.dtype == np.float32 and out.shape == (2, 10)
+    assert res.parity.passed and res.artifact.stat().st_size < 4e6
+
+
+def test_int8_without_calib_data_is_an_error(t0_ckpt, tmp_path, cli):
+    r = cli("export", "t0", "--precision", "int8", "--weights", t0_ckpt, "--img-size", "64", "--out", tmp_path, "--format", "onnx")
+    assert r.exit_code == 1 and "--calib-data" in r.output
