@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	$(VENV)/bin/fnx models
+	$(VENV)/bin/fnx demo --out demo_out
 
 test: setup
 	$(PY) -m pytest -q

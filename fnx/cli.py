@@ -174,6 +174,172 @@ def export_cmd(
         print_results(console, results, steps.total)
 
 
+@command("run")
+def run_cmd(
+    artifact: Path = typer.Argument(..., help="A .tflite or .onnx file (its manifest, if beside it, is used)."),
+    images: list[Path] = typer.Argument(..., help="Image files (a camera frame saved as a file works too)."),
+    topk: int = typer.Option(5, "--topk", help="Classes to show per image."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="A text file with one label per line (overrides the manifest's)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, tensorrt or a profile name (fnx devices)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Engine threads [default: the engine's]."),
+    as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
+) -> None:
+    """Classify images with an exported artifact (torch-free: needs numpy, Pillow and one engine)."""
+    import time
+
+    from fnx.runtime import load
+
+    t0 = time.perf_counter()
+    session = load(artifact, device=device, threads=threads)
+    if labels is not None:
+        if not labels.is_file():
+            raise FnxError(f"labels file {labels} does not exist")
+        session.labels = [l.strip() for l in labels.read_text().splitlines() if l.strip()]
+    load_ms = (time.perf_counter() - t0) * 1e3
+    t1 = time.perf_counter()
+    preds = session.predict([str(p) for p in images], topk=topk)
+    run_ms = (time.perf_counter() - t1) * 1e3
+    if as_json:
+        print_json({"artifact": str(artifact), "engine": f"{session.engine_name} {session.engine.version}",
+                    "load_ms": load_ms, "predict_ms": run_ms, "predictions": [p.to_dict() for p in preds]})
+        return
+    for p in preds:
+        table = Table(title=p.source, title_justify="left")
+        table.add_column("rank", justify="right")
+        table.add_column("label")
+        table.add_column("score", justify="right")
+        for r, (lab, sc) in enumerate(zip(p.labels, p.scores), 1):
+            table.add_row(str(r), lab, f"{sc:.4f}")
+        console.print(table)
+    console.print(f"[dim]{session.engine_name} {session.engine.version}: load {load_ms:.0f} ms, "
+                  f"{len(preds)} image(s) in {run_ms:.1f} ms[/]")
+
+
+@command("bench")
+def bench_cmd(
+    artifacts: list[Path] = typer.Argument(..., help="One or more .tflite / .onnx files."),
+    threads: str = typer.Option("1", "--threads", help="Comma-separated thread counts, e.g. 1,2,4."),
+    batch: int = typer.Option(1, "--batch", help="Batch size."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up runs."),
+    runs: int = typer.Option(50, "--runs", help="Timed runs."),
+    paper_protocol: bool = typer.Option(False, "--paper-protocol", help="The paper's protocol: batch 1, one thread, 10 warm-up, 200 timed runs, mean."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX)."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows as JSON."),
+) -> None:
+    """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count."""
+    from fnx.runtime.bench import bench
+
+    if paper_protocol:
+        threads, batch, warmup, runs = "1", 1, 10, 200
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise FnxError(f"--threads takes comma-separated integers like 1,2,4; got {threads!r}") from None
+    rows = []
+    for a in artifacts:
+        for t in counts:
+            with err_console.status(f"bench {a.name}, {t} thread(s)"):
+                rows.append(bench(a, threads=t, batch=batch, warmup=warmup, runs=runs, device=device))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs)")
+    for col in ("artifact", "engine", "thr", "mean ms", "p50", "p90", "p99", "img/s", "GFLOPS", "RSS MB", "file MB"):
+        table.add_column(col, justify="left" if col in ("artifact", "engine") else "right", overflow="fold")
+    for r in rows:
+        gf = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
+        table.add_row(r["artifact"], r["engine"], str(r["threads"]), f"{r['mean_ms']:.2f}", f"{r['p50_ms']:.2f}",
+                      f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['throughput_ips']:.1f}", gf,
+                      f"{r['peak_rss_mb']:.0f}", f"{r['file_mb']:.2f}")
+    console.print(table)
+
+
+@command("verify")
+def verify_cmd(
+    artifact: Path = typer.Argument(..., help="An exported .tflite or .onnx with its manifest."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The PyTorch weights to compare against [default: the manifest's source]."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Images [default: 16 synthetic images]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-run the export's parity check on an existing artifact against PyTorch (needs the export extra)."""
+    from fnx.cli_export import parity_table
+    from fnx.exporter.verify import verify_artifact
+
+    report = verify_artifact(artifact, weights=weights, data=data)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        console.print(parity_table([(artifact.name, report)]))
+    if not report.passed:
+        raise FnxError(f"{artifact.name} broke its parity bounds: {'; '.join(report.failures)}")
+
+
+@command("devices")
+def devices_cmd(as_json: bool = typer.Option(False, "--json", help="Print profiles and detection as JSON.")) -> None:
+    """List the device profiles and mark the one detected on this machine."""
+    from fnx.devices import PROFILES, detection_report
+
+    det = detection_report()
+    if as_json:
+        print_json({"detected": det, "profiles": [p.to_dict() for p in PROFILES.values()]})
+        return
+    table = Table(title=f"Device profiles (detected: {det['profile']} - {det['reason']})")
+    for col in ("", "profile", "arch", "format", "precision", "engine", "threads", "description"):
+        table.add_column(col, overflow="fold")
+    for p in PROFILES.values():
+        table.add_row("*" if p.name == det["profile"] else "", p.name, p.arch, p.format, p.precision, p.engine,
+                      str(p.threads or "all"), p.description)
+    console.print(table)
+
+
+@command("train")
+def train_cmd(
+    model: str = typer.Argument(..., help="fasternet-t0 ... fasternet-l."),
+    data: Path = typer.Option(..., "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
+    epochs: int = typer.Option(12, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(2e-3, "--lr"),
+    img_size: int = typer.Option(224, "--img-size", help="Input size (multiple of 32)."),
+    weights: str = typer.Option("random", "--weights", help="Start from: random, official, a PATH or URL (fine-tuning)."),
+    out: Path = typer.Option(Path("runs/model.pth"), "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json beside it."),
+) -> None:
+    """Train or fine-tune a FasterNet on an image folder (AdamW, cosine + warm-up, label smoothing)."""
+    from fnx.progress import Steps
+    from fnx.train import TrainOptions, train
+
+    side = train(model, data, out, TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights),
+                 Steps(console=err_console))
+    console.print(f"saved {out} (best val top-1 {100 * side['val_acc']:.2f}% at epoch {side['epoch']}); "
+                  f"export it with: fnx export {model} --weights {out}")
+
+
+@command("eval")
+def eval_cmd(
+    target: Path = typer.Argument(..., help="A checkpoint from fnx train, or a .tflite / .onnx artifact."),
+    data: Path = typer.Option(..., "--data", help="Labelled image folder (one subfolder per class)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate an evenly spaced subset of N images."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Top-1 / top-5 accuracy over an image folder, through the runtime's preprocessing."""
+    from fnx.evaluate import evaluate
+    from fnx.progress import Steps
+
+    r = evaluate(target, data, limit=limit, threads=threads, steps=Steps(quiet=as_json, console=err_console))
+    if as_json:
+        print_json(r)
+    else:
+        console.print(f"{target.name} [{r['kind']}]: top-1 {100 * r['top1']:.2f}%, top-5 {100 * r['top5']:.2f}% on {r['n']} images")
+
+
+@command("demo")
+def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="Working folder for data and artifacts.")) -> None:
+    """The main job on the built-in default: digits demo model -> fp32/int8 TFLite+ONNX -> run, accuracy, latency."""
+    from fnx.demo.run import run_demo
+
+    run_demo(out, console, err_console)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -41,6 +41,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     # keep the real suffix last: engines pick the format from it
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make artifacts unreadable to other users
     try:
         yield Path(tmp)
         os.replace(tmp, dest)

@@ -1,0 +1,54 @@
+"""`fnx demo` (what `make demo` runs): the whole chain on the shipped digits model, in one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fnx.demo.digits import build_digits
+from fnx.demo.train_demo import DEMO_CHECKPOINT
+from fnx.errors import FnxError
+from fnx.evaluate import evaluate
+from fnx.exporter.pipeline import ExportOptions, export_model
+from fnx.progress import Steps
+from fnx.runtime import load
+from fnx.runtime.bench import bench_session
+
+
+def run_demo(out: Path, console: Console, err_console: Console) -> list[dict]:
+    """Export the demo model to fp32 and int8 TFLite and ONNX, run, evaluate and time them; returns the rows."""
+    if not DEMO_CHECKPOINT.is_file():
+        raise FnxError(f"the demo checkpoint {DEMO_CHECKPOINT} is missing; rebuild it: python -m fnx.demo.train_demo")
+    steps = Steps(console=err_console)
+    with steps.step("build the digits image folder (scikit-learn's real scans)"):
+        digits = build_digits(out / "digits")
+    results = []
+    for precision in ("fp32", "int8"):
+        opts = ExportOptions(formats=("tflite", "onnx"), precision=precision, weights=str(DEMO_CHECKPOINT),
+                             out_dir=out / "artifacts", data=digits / "test",
+                             calibration={"data": str(digits / "train"), "size": 256, "max_top1_drop": 1.0})
+        results += export_model("fasternet_t0", opts, steps)
+    samples = sorted((digits / "test").rglob("*.png"))[::90][:4]
+    session = load(results[-2].artifact, device="cpu", threads=1)
+    console.print(f"[bold]fnx run {results[-2].artifact.name}[/] on {len(samples)} test images:")
+    for p in session.predict([str(s) for s in samples], topk=1):
+        console.print(f"  {Path(p.source).parent.name}/{Path(p.source).name}: predicted {p.labels[0]} ({p.scores[0]:.3f})")
+    rows = [{"artifact": DEMO_CHECKPOINT.name, "size_mb": DEMO_CHECKPOINT.stat().st_size / 1e6, "parity": "reference",
+             "top1": evaluate(DEMO_CHECKPOINT, digits / "test", steps=steps)["top1"], "latency_ms": None}]
+    for r in results:
+        acc = evaluate(r.artifact, digits / "test", threads=1, steps=steps)["top1"]
+        lat = bench_session(load(r.artifact, device="cpu", threads=1), warmup=5, runs=50)["mean_ms"]
+        o = r.parity.outputs[0]
+        rows.append({"artifact": r.artifact.name, "size_mb": r.artifact.stat().st_size / 1e6,
+                     "parity": f"cos {o.cosine:.6f}, max abs {o.max_abs:.1e}, top-1 agree {100 * o.top1_agreement:.1f}%",
+                     "top1": acc, "latency_ms": lat})
+    table = Table(title="fnx demo: FasterNet-T0 (64x64) trained on digits, test split (360 real scans)")
+    for col in ("artifact", "size", "parity vs PyTorch (test images)", "test top-1", "latency (1 thread)"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["artifact"], f"{r['size_mb']:.2f} MB", r["parity"], f"{100 * r['top1']:.2f}%",
+                      "-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f} ms")
+    console.print(table)
+    return rows

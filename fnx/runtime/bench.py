@@ -1,0 +1,46 @@
+"""Latency measurement for `fnx bench`: percentiles, throughput, achieved GFLOPS, peak RSS. Torch-free."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fnx.runtime.session import Session
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int = 100) -> dict:
+    """Return latency statistics (ms) of session.run on a random batch, after warm-up runs."""
+    shape = tuple(batch if i == 0 else (d or 1) for i, d in enumerate(session.input_shape))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for _ in range(warmup):
+        session.run(x)
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        session.run(x)
+        times[i] = (time.perf_counter() - t0) * 1e3
+    flops = (session.manifest.get("model") or {}).get("flops")
+    mean = float(times.mean())
+    return {
+        "artifact": session.path.name, "engine": f"{session.engine_name} {session.engine.version}",
+        "threads": session.threads, "batch": batch, "runs": runs, "mean_ms": mean,
+        "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
+        "p99_ms": float(np.percentile(times, 99)), "throughput_ips": 1e3 * batch / mean,
+        "gflops": (flops * batch / (mean / 1e3) / 1e9) if flops else None,
+        "peak_rss_mb": peak_rss_mb(), "file_mb": os.path.getsize(session.path) / 1e6,
+    }
+
+
+def bench(path: str | Path, threads: int | None = None, batch: int = 1, warmup: int = 10, runs: int = 100,
+          device: str = "cpu") -> dict:
+    """Return bench_session's figures for the artifact at path."""
+    return bench_session(Session(path, device=device, threads=threads), batch, warmup, runs)
