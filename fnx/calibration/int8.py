@@ -39,16 +39,18 @@ def convert_int8(built, deployed: torch.nn.Module, fmt: str, opts, tmp: Path, st
                        "input/output); use --io int8 (fnx's runtime quantizes inputs for you) or --format onnx")
     if built.features:
         raise FnxError("int8 export of the --features backbone is not supported yet; export it as fp32 or fp16")
-    bar, task = steps.progress("reading calibration images", None)
-    with bar:
-        data = load_calibration(cal.get("data"), built.preprocessing, size=int(cal.get("size") or 256), progress=(bar, task))
-    steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
-               + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
+    if "calibration" not in built.cache:  # shared by the TFLite and ONNX int8 artifacts of one export
+        bar, task = steps.progress("reading calibration images", None)
+        with bar:
+            data = load_calibration(cal.get("data"), built.preprocessing, size=int(cal.get("size") or 256), progress=(bar, task))
+        steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
+                   + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
+        with steps.step("rank layers by int8 error (PT2E fake-quant vs fp32)"):
+            ranking = layer_errors(deployed, data.calib[:32], data.held_out[:8])
+        built.cache["calibration"] = (data, ranking, _torch_logits(built.model, data.held_out))
+    data, ranking, refs = built.cache["calibration"]
     min_cosine = cal.get("min_cosine") or BOUNDS["int8"]["min_cosine"]
     max_drop = cal.get("max_top1_drop")
-    with steps.step("rank layers by int8 error (PT2E fake-quant vs fp32)"):
-        ranking = layer_errors(deployed, data.calib[:32], data.held_out[:8])
-    refs = _torch_logits(built.model, data.held_out)
     keep_float: list[str] = []
     for attempt in range(GUARD_MAX_STEPS + 1):
         with steps.step(f"quantize to int8 {fmt} ({method}{', ' + str(len(keep_float)) + ' layers float' if keep_float else ''})"):

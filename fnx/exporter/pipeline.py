@@ -77,6 +77,7 @@ class BuiltModel:
     weights: dict
     labels: list[str] | None
     preprocessing: dict
+    cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
 
     def config(self) -> dict:
         return {"name": self.name, "variant": get_variant(self.name).to_dict(), "num_classes": self.num_classes,

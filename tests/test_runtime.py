@@ -1,0 +1,185 @@
+"""The torch-free runtime: Session vs raw engines, int8 I/O, CLI commands, bad inputs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fnx.calibration.synthetic import synthetic_images
+from fnx.errors import FnxError
+from fnx.runtime import load
+from fnx.runtime import engines
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    paths = []
+    for i, im in enumerate(synthetic_images(3, size=90, seed=7)):
+        p = d / f"img{i}.{['png', 'jpg', 'bmp'][i]}"
+        Image.fromarray(im).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_session_equals_raw_engine(t0_exports):
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = np.random.default_rng(1).standard_normal((1, 64, 64, 3)).astype(np.float32)
+    it = Interpreter(model_path=str(t0_exports["tflite"].artifact))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    raw = it.get_tensor(it.get_output_details()[0]["index"])
+    assert np.array_equal(load(t0_exports["tflite"].artifact).run(x)[0], raw)
+    xc = x.transpose(0, 3, 1, 2).copy()
+    raw = ort.InferenceSession(str(t0_exports["onnx"].artifact)).run(None, {"input": xc})[0]
+    assert np.array_equal(load(t0_exports["onnx"].artifact, device="cpu").run(xc)[0], raw)
+
+
+def test_batch_larger_than_model_batch(t0_exports):
+    s = load(t0_exports["tflite"].artifact)
+    x = np.random.default_rng(2).standard_normal((3, 64, 64, 3)).astype(np.float32)
+    batched = s.run(x)[0]
+    assert batched.shape == (3, 10)
+    assert np.array_equal(batched[1], s.run(x[1:2])[0][0])
+
+
+def test_int8_io_quantized_inside(t0_ckpt, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from fnx.exporter.pipeline import ExportOptions, export_model
+
+    (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                              out_dir=tmp_path, verify=False,
+                                              calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))
+    x = np.random.default_rng(3).standard_normal((1, 64, 64, 3)).astype(np.float32)
+    it = Interpreter(model_path=str(res.artifact))
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    (si, zi), (so, zo) = i["quantization"], o["quantization"]
+    it.set_tensor(i["index"], np.clip(np.round(x / si) + zi, -128, 127).astype(np.int8))
+    it.invoke()
+    expected = (it.get_tensor(o["index"]).astype(np.float32) - zo) * so
+    assert np.array_equal(load(res.artifact).run(x)[0], expected)
+
+
+def test_runtime_is_torch_free(t0_exports):
+    code = (
+        "import sys, numpy as np; import fnx.runtime as r; import fnx.devices;"
+        f"s = r.load({str(t0_exports['tflite'].artifact)!r}); s.run(np.zeros((1,64,64,3), np.float32));"
+        f"o = r.load({str(t0_exports['onnx'].artifact)!r}); o.run(np.zeros((1,3,64,64), np.float32));"
+        "bad = [m for m in ('torch', 'tensorflow', 'litert_torch') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_predict_uses_manifest_preprocessing_and_labels(t0_exports, image_files):
+    s = load(t0_exports["onnx"].artifact)
+    preds = s.predict(image_files, topk=3)
+    assert len(preds) == 3 and all(len(p.labels) == 3 for p in preds)
+    assert abs(sum(load(t0_exports["tflite"].artifact).predict(image_files[0], topk=10)[0].scores) - 1) < 1e-4
+    # the same image through both formats gives the same ranking
+    assert preds[0].indices == load(t0_exports["tflite"].artifact).predict(image_files[0], topk=3)[0].indices
+
+
+def test_cli_run_bench_verify_devices(cli, t0_exports, t0_ckpt, image_files):
+    art = t0_exports["tflite"].artifact
+    r = cli("run", art, *image_files, "--json", "--topk", "2")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert len(out["predictions"]) == 3 and len(out["predictions"][0]["top"]) == 2
+    assert cli("run", art, image_files[0]).exit_code == 0
+    r = cli("bench", art, t0_exports["onnx"].artifact, "--threads", "1,2", "--runs", "5", "--warmup", "1", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == 4 and all(row["p50_ms"] > 0 and row["gflops"] > 0 for row in rows)
+    assert {row["threads"] for row in rows} == {1, 2}
+    r = cli("verify", art, "--weights", t0_ckpt, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["passed"]
+    r = cli("devices", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["detected"]["profile"] in ("x86", "cuda", "aarch64", "rpi4", "rpi5")
+
+
+def test_cli_labels_file(cli, t0_exports, image_files, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class-{i}" for i in range(10)))
+    r = cli("run", t0_exports["onnx"].artifact, image_files[0], "--labels", labels, "--json")
+    assert json.loads(r.stdout)["predictions"][0]["top"][0]["label"].startswith("class-")
+
+
+def test_bad_model_files(tmp_path, t0_exports):
+    data = t0_exports["tflite"].artifact.read_bytes()
+    trunc = tmp_path / "trunc.tflite"
+    trunc.write_bytes(data[: len(data) // 3])
+    with pytest.raises(FnxError, match="corrupt|truncated"):
+        load(trunc)
+    junk = tmp_path / "junk.tflite"
+    junk.write_text("hello")
+    with pytest.raises(FnxError, match="not a TFLite model"):
+        load(junk)
+    bad_onnx = tmp_path / "bad.onnx"
+    bad_onnx.write_bytes(t0_exports["onnx"].artifact.read_bytes()[:5000])
+    with pytest.raises(FnxError, match="onnxruntime cannot load"):
+        load(bad_onnx)
+    txt = tmp_path / "model.txt"
+    txt.write_text("x")
+    with pytest.raises(FnxError, match="expected a .tflite or .onnx"):
+        load(txt)
+    with pytest.raises(FnxError, match="does not exist"):
+        load(tmp_path / "none.tflite")
+
+
+def test_bad_images_and_shapes(t0_exports, tmp_path, cli):
+    s = load(t0_exports["tflite"].artifact)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(FnxError, match="cannot decode image"):
+        s.predict([bad])
+    with pytest.raises(FnxError, match=r"does not fit this model: it takes \(N, 64, 64, 3\)"):
+        s.run(np.zeros((1, 3, 64, 64), np.float32))
+    r = cli("run", t0_exports["tflite"].artifact, bad)
+    assert r.exit_code == 1 and "cannot decode image" in r.output and "Traceback" not in r.output
+
+
+def test_missing_engine_is_a_clear_error(monkeypatch, t0_exports):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tflite(name, *a, **kw):
+        if name.startswith(("ai_edge_litert", "tflite_runtime", "tensorflow")):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_tflite)
+    with pytest.raises(FnxError, match="pip install ai-edge-litert"):
+        load(t0_exports["tflite"].artifact)
+
+
+def test_cuda_without_gpu_runtime_says_what_to_install(t0_exports):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is present: see test_cuda_session")
+    with pytest.raises(FnxError, match="onnxruntime-gpu"):
+        load(t0_exports["onnx"].artifact, device="cuda")
+
+
+@pytest.mark.cuda
+def test_cuda_session(t0_exports):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDA provider (onnxruntime-gpu and an NVIDIA GPU needed)")
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    gpu = load(t0_exports["onnx"].artifact, device="cuda")
+    assert "CUDAExecutionProvider" in gpu.engine.providers
+    cpu = load(t0_exports["onnx"].artifact, device="cpu").run(x)[0]
+    assert np.abs(gpu.run(x)[0] - cpu).max() <= 1e-3 * max(1, np.abs(cpu).max())
