@@ -172,6 +172,36 @@ def export_cmd(
         print_json([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
     else:
         print_results(console, results, steps.total)
+        int8 = [(r.artifact.name, r.manifest) for r in results if r.manifest.get("calibration")]
+        if int8:
+            from fnx.cli_export import quant_report_table
+
+            console.print(quant_report_table(int8))
+
+
+@command("quantize")
+def quantize_cmd(
+    artifact: Path = typer.Argument(..., help="An fp32 .onnx export with its manifest beside it."),
+    calib_data: Optional[str] = typer.Option(None, "--calib-data", help="Calibration image folder, or 'synthetic' (recorded as such)."),
+    calib_size: int = typer.Option(256, "--calib-size", help="Number of calibration images (seeded sample)."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, percentile or entropy."),
+    min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Accuracy guard: held-out cosine vs fp32 [default 0.99]."),
+    max_top1_drop: Optional[float] = typer.Option(None, "--max-top1-drop", help="With labelled data: max top-1 drop in points."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file [default: the artifact's name with int8]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest instead of tables."),
+) -> None:
+    """Quantize an existing fp32 ONNX export to int8 (QDQ) through its manifest, with the report and guard."""
+    from fnx.calibration.quantize import quantize_artifact
+    from fnx.cli_export import quant_report_table
+    from fnx.progress import Steps
+
+    path, manifest = quantize_artifact(artifact, calib_data, calib_size, calib_method.lower(), min_cosine, max_top1_drop,
+                                       out, Steps(console=err_console))
+    if as_json:
+        print_json(manifest)
+    else:
+        console.print(quant_report_table([(path.name, manifest)]))
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 @command("run")

@@ -50,3 +50,19 @@ def print_results(console: Console, results, total_s: float) -> None:
     if rows:
         console.print(parity_table(rows))
     console.print(summary_table(results, total_s))
+
+
+def quant_report_table(rows: list[tuple[str, dict]]) -> Table:
+    """Return the int8 quantization report: held-out figures, what stayed float, the worst layers."""
+    table = Table(title="int8 quantization report (held-out images, int8 vs fp32)")
+    for col in ("artifact", "calibration", "cosine", "top-1 agree", "top-1 drop", "max abs", "kept float", "float ops", "worst layers"):
+        table.add_column(col, overflow="fold")
+    for name, m in rows:
+        c = m["calibration"]
+        r = c["report"]
+        drop = "-" if "top1_drop_points" not in r else f"{r['top1_drop_points']:.2f} pt"
+        worst = ", ".join(f"{e['layer']} ({e['rel_error']:.3f})" for e in r["layer_errors"][:3])
+        table.add_row(name, f"{c['calibration_images']} imgs, {c['method']}", f"{r['cosine_min']:.5f}",
+                      f"{100 * r['top1_agreement']:.1f}%", drop, f"{r['max_abs']:.3g}", str(len(c["kept_float"])),
+                      ", ".join(f"{k} x{v}" for k, v in r["float_ops"].items()) or "none", worst)
+    return table

@@ -36,3 +36,15 @@ def read_manifest(artifact: str | Path) -> dict | None:
 def write_manifest(artifact: str | Path, manifest: dict) -> Path:
     """Write manifest beside artifact atomically; returns its path."""
     return write_text_atomic(manifest_path(artifact), json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+
+
+def embed_in_onnx(path: str | Path, manifest: dict) -> None:
+    """Store manifest as the `fnx.manifest` metadata_props entry of an ONNX file (in place)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "fnx.manifest", json.dumps(manifest, sort_keys=True)
+    model.producer_name, model.producer_version = "fnx", manifest.get("converter", {}).get("fnx", "")
+    onnx.save(model, str(path))

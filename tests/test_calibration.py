@@ -103,3 +103,38 @@ def test_tflite_int8_has_int8_io(t0_ckpt, tmp_path):
 def test_int8_without_calib_data_is_an_error(t0_ckpt, tmp_path, cli):
     r = cli("export", "t0", "--precision", "int8", "--weights", t0_ckpt, "--img-size", "64", "--out", tmp_path, "--format", "onnx")
     assert r.exit_code == 1 and "--calib-data" in r.output
+
+
+def test_quantize_existing_onnx_export_torch_free(t0_exports, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    src = tmp_path / t0_exports["onnx"].artifact.name
+    src.write_bytes(t0_exports["onnx"].artifact.read_bytes())
+    src.with_suffix(".json").write_text(t0_exports["onnx"].artifact.with_suffix(".json").read_text())
+    code = (
+        "import sys, json; from pathlib import Path; from fnx.calibration.quantize import quantize_artifact;"
+        f"p, m = quantize_artifact(Path({str(src)!r}), 'synthetic', size=24, min_cosine=0.9);"
+        "print(json.dumps({'path': str(p), 'torch': 'torch' in sys.modules}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["torch"] is False
+    path = tmp_path / "fasternet_t0_64_onnx_int8.onnx"
+    assert out["path"] == str(path) and path.is_file()
+    m = json.loads(path.with_suffix(".json").read_text())
+    assert m["artifact"]["precision"] == "int8" and m["artifact"]["quantized_from"]["file"] == src.name
+    rep = m["calibration"]["report"]
+    assert rep["cosine_min"] >= 0.9 and rep["layer_errors"][0]["node"].endswith(("Conv", "Gemm"))
+    assert m["calibration"]["source"] == "synthetic"
+
+
+def test_quantize_cli_errors(cli, t0_exports, tmp_path):
+    r = cli("quantize", t0_exports["tflite"].artifact, "--calib-data", "synthetic")
+    assert r.exit_code == 1 and "fnx export MODEL --format tflite --precision int8" in r.output
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(t0_exports["onnx"].artifact.read_bytes())
+    r = cli("quantize", lone, "--calib-data", "synthetic")
+    assert r.exit_code == 1 and "no manifest" in r.output

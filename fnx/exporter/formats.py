@@ -12,7 +12,7 @@ from fnx.exporter import onnx_export, tflite_export
 from fnx.exporter.pipeline import (FEATURE_NAMES, BuiltModel, ExportOptions, ExportResult, ParityError, base_manifest,
                                    finish_manifest, run_artifact)
 from fnx.fileio import atomic_path
-from fnx.manifest import write_manifest
+from fnx.manifest import embed_in_onnx, write_manifest
 from fnx.parity import check
 from fnx.progress import Steps
 
@@ -67,7 +67,7 @@ def export_one(built: BuiltModel, deployed: torch.nn.Module, fmt: str, opts: Exp
                                   f"no artifact was written", report)
         manifest["parity"] = None if report is None else {**report.to_dict(), "inputs": source}
         if fmt == "onnx":
-            onnx_export.embed_metadata(tmp, manifest)
+            embed_in_onnx(tmp, manifest)
         finish_manifest(manifest, tmp, final, report, source)
         write_manifest(final, manifest)
     return ExportResult(final, manifest, report)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from pathlib import Path
 
-import torch
+
 
 from fnx.errors import FnxError
 
 MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
 
 
-def export_onnx(model: torch.nn.Module, path: Path, sample: torch.Tensor, output_names: list[str],
+def export_onnx(model: "torch.nn.Module", path: Path, sample: "torch.Tensor", output_names: list[str],
                 dynamic_batch: bool = False, opset: int = 20) -> None:
     """Write model traced on sample (NCHW) to path as ONNX."""
-    import onnx  # noqa: F401  (fail early with the extra's name if missing)
+    import onnx  # noqa: F401  (fail early if missing)
+    import torch
 
     if opset < MIN_OPSET:
         raise FnxError(f"--opset {opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one Gelu op")
@@ -40,16 +40,6 @@ def simplify_onnx(path: Path) -> None:
     onnx.save(slim, str(path))
 
 
-def embed_metadata(path: Path, manifest: dict) -> None:
-    """Store the manifest as the `fnx.manifest` metadata_props entry of the ONNX file."""
-    import onnx
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "fnx.manifest", json.dumps(manifest, sort_keys=True)
-    model.producer_name, model.producer_version = "fnx", manifest.get("converter", {}).get("fnx", "")
-    onnx.save(model, str(path))
 
 
 def onnx_op_counts(path: Path) -> Counter:

@@ -47,22 +47,11 @@ def to_fp16(src: Path, dest: Path) -> None:
     q = quantizer.Quantizer(str(src))
     q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
                              algorithm_key=AlgorithmName.FLOAT_CASTING)
-    _quiet(lambda: q.quantize().export_model(str(dest), overwrite=True))
+    from fnx.quiet import quiet
+
+    quiet(lambda: q.quantize().export_model(str(dest), overwrite=True))
 
 
-def _quiet(fn):
-    """Run fn with ai-edge-quantizer's prints, progress bars and log warnings swallowed."""
-    import contextlib
-    import io
-    import logging
-
-    level = logging.root.level
-    logging.root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return fn()
-    finally:
-        logging.root.setLevel(level)
 
 
 def tflite_op_counts(path: Path) -> Counter:

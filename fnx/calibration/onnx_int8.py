@@ -1,0 +1,107 @@
+"""ONNX int8 with ONNX Runtime's quantize_static (QDQ, per-channel weights); torch-free.
+
+Used by `fnx export --precision int8` and by `fnx quantize ARTIFACT.onnx`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from fnx.calibration.data import CalibrationSet
+from fnx.errors import FnxError
+
+METHODS = ("minmax", "percentile", "entropy")
+LAYER_OPS = ("Conv", "Gemm", "MatMul")
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader over NHWC images, fed as NCHW batches."""
+
+    def __init__(self, nhwc: np.ndarray, batch: int, input_name: str):
+        self.items = iter([{input_name: np.ascontiguousarray(nhwc[i : i + batch].transpose(0, 3, 1, 2))}
+                           for i in range(0, len(nhwc) - batch + 1, batch)])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def module_path(node_name: str) -> str:
+    """Return the module path of a TorchScript-exported node ("/stages/stages.4/mlp/mlp.0/Conv" -> "stages.4.mlp.0")."""
+    parts: list[str] = []
+    for p in node_name.strip("/").split("/")[:-1]:
+        if parts and p.startswith(parts[-1] + "."):
+            parts[-1] = p
+        else:
+            parts.append(p)
+    return ".".join(parts) or node_name
+
+
+def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "minmax", keep_float: list[str] = (),
+                  batch: int = 1) -> None:
+    """Write the QDQ int8 model of fp32 to out; nodes of keep_float layers (module paths) stay float."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in METHODS:
+        raise FnxError(f"unknown --calib-method {method!r}; use one of {', '.join(METHODS)}")
+    graph = onnx.load(str(fp32)).graph
+    exclude = [n.name for n in graph.node if module_path(n.name) in keep_float]
+    calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+             "entropy": CalibrationMethod.Entropy}[method]
+    from fnx.quiet import quiet
+
+    quiet(lambda: quantize_static(
+        str(fp32), str(out), _Reader(data.calib, batch, graph.input[0].name), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=exclude,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}))
+
+
+def _layer_outputs(path: Path, names: list[str], nchw: np.ndarray) -> list[dict[str, np.ndarray]]:
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    have = {o.name for o in model.graph.output}
+    for n in names:
+        if n not in have:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(n))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in sess.get_outputs()]
+    inp = sess.get_inputs()[0].name
+    return [dict(zip(out_names, sess.run(None, {inp: nchw[i : i + 1]}))) for i in range(len(nchw))]
+
+
+def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[dict]:
+    """Return [{layer, node, rel_error, snr_db}] for every Conv/Gemm: int8 model's output vs fp32's, worst first."""
+    import onnx
+
+    nodes = [n for n in onnx.load(str(fp32)).graph.node if n.op_type in LAYER_OPS]
+    names = [n.output[0] for n in nodes]
+    nchw = np.ascontiguousarray(probe_nhwc.transpose(0, 3, 1, 2))
+    f_runs, q_runs = _layer_outputs(fp32, names, nchw), _layer_outputs(int8, names, nchw)
+    rows = []
+    for node, name in zip(nodes, names):
+        errs = [float(np.linalg.norm(q[name] - f[name]) / (np.linalg.norm(f[name]) + 1e-12))
+                for f, q in zip(f_runs, q_runs) if name in q]
+        if errs:
+            rel = float(np.mean(errs))
+            rows.append({"layer": module_path(node.name), "node": node.name, "rel_error": rel,
+                         "snr_db": float(-20 * np.log10(max(rel, 1e-12)))})
+    return sorted(rows, key=lambda r: -r["rel_error"])
+
+
+def float_ops(path: Path) -> dict[str, int]:
+    """Return {op type: count} of compute nodes that take float (not dequantized int8) inputs."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    dq_out = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    q_in = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
+    skip = {"QuantizeLinear", "DequantizeLinear"}
+    return dict(Counter(n.op_type for n in graph.node if n.op_type not in skip
+                        and not (any(i in dq_out for i in n.input if i) and all(o in q_in for o in n.output))))
