@@ -183,3 +183,18 @@ def test_cuda_session(t0_exports):
     assert "CUDAExecutionProvider" in gpu.engine.providers
     cpu = load(t0_exports["onnx"].artifact, device="cpu").run(x)[0]
     assert np.abs(gpu.run(x)[0] - cpu).max() <= 1e-3 * max(1, np.abs(cpu).max())
+
+
+def test_device_profiles_drive_threads_and_providers(t0_exports):
+    from fnx.runtime.session import resolve_device
+
+    assert resolve_device("rpi4", None) == (["CPUExecutionProvider"], 4)
+    assert resolve_device("rpi4", 2)[1] == 2
+    assert resolve_device("cpu", None) == (["CPUExecutionProvider"], None)
+    assert resolve_device("cuda", None)[0][0] == "CUDAExecutionProvider"
+    providers, _ = resolve_device("auto", None)
+    assert "CPUExecutionProvider" in providers
+    with pytest.raises(FnxError, match="unknown device 'tpu'"):
+        resolve_device("tpu", None)
+    s = load(t0_exports["tflite"].artifact, device="rpi5")
+    assert s.threads == 4

@@ -35,7 +35,7 @@ class Session:
         self.path = Path(path)
         self.manifest = read_manifest(self.path) or {}
         self.device = device
-        providers = _providers(device)
+        providers, threads = resolve_device(device, threads)
         self.engine = open_engine(self.path, threads=threads, providers=providers, engine=engine)
         self.threads = threads
         self.inputs: list[TensorInfo] = self.engine.inputs
@@ -105,23 +105,33 @@ def load(path: str | Path, device: str = "auto", threads: int | None = None, eng
     return Session(path, device=device, threads=threads, engine=engine)
 
 
-def _providers(device: str) -> list[str]:
-    device = (device or "auto").lower()
-    if device in ("cpu", "x86", "aarch64", "rpi4", "rpi5"):
-        return ["CPUExecutionProvider"]
-    if device == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device in ("tensorrt", "jetson-orin"):
-        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "auto":
-        try:
-            import onnxruntime as ort
+def resolve_device(device: str, threads: int | None) -> tuple[list[str], int | None]:
+    """Return (ONNX Runtime providers, threads) for --device: cpu, cuda, tensorrt, auto or a profile name.
 
-            avail = ort.get_available_providers()
-        except ImportError:
-            avail = []
-        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail] or ["CPUExecutionProvider"]
-    raise FnxError(f"unknown device {device!r}; use auto, cpu, cuda, tensorrt or a profile name (fnx devices)")
+    "auto" detects the machine (fnx.devices) and takes its profile's providers and thread count.
+    """
+    from fnx.devices import PROFILES, detect, get_profile
+
+    device = (device or "auto").lower()
+    if device == "cpu":
+        return ["CPUExecutionProvider"], threads
+    if device == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], threads
+    if device == "tensorrt":
+        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], threads
+    if device == "auto":
+        profile = detect()
+    elif device.replace("_", "-") in PROFILES:
+        profile = get_profile(device)
+    else:
+        raise FnxError(f"unknown device {device!r}; use auto, cpu, cuda, tensorrt or a profile: {', '.join(PROFILES)}")
+    providers = list(profile.providers)
+    if device == "auto":  # only what this machine offers; an explicit profile insists (and errors clearly)
+        from fnx.devices.detect import onnxruntime_providers
+
+        available = onnxruntime_providers()
+        providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+    return providers, threads if threads is not None else profile.threads
 
 
 def _guess_layout(shape: tuple) -> str:
