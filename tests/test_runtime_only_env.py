@@ -1,0 +1,62 @@
+"""`pip install 'fnx[runtime]'` alone (no torch, no ONNX Runtime): `fnx run` and `fnx bench` on fp32 and int8 TFLite."""
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from fnx.exporter.pipeline import ExportOptions, export_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def runtime_env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runtime_env")
+    wheels = base / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+                   check=True, capture_output=True)
+    env_dir = base / "venv"
+    venv.create(env_dir, with_pip=True)
+    wheel = next(wheels.glob("fnx-*.whl"))
+    res = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{wheel}[runtime]"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"pip install fnx[runtime] failed:\n{res.stderr[-3000:]}")
+    return env_dir / "bin"
+
+
+def test_runtime_extra_pulls_no_torch(runtime_env):
+    out = subprocess.run([str(runtime_env / "pip"), "list", "--format", "json"], capture_output=True, text=True, check=True)
+    names = {p["name"].lower() for p in json.loads(out.stdout)}
+    assert {"numpy", "pillow", "ai-edge-litert", "fnx"} <= names
+    assert not names & {"torch", "tensorflow", "onnx", "onnxruntime", "litert-torch"}
+
+
+def test_run_and_bench_fp32_and_int8(runtime_env, t0_ckpt, tmp_path):
+    from PIL import Image
+
+    from fnx.calibration.synthetic import synthetic_images
+
+    arts = [r.artifact for r in export_model("t0", ExportOptions(formats=("tflite",), weights=str(t0_ckpt), img_size=64, out_dir=tmp_path))]
+    arts += [r.artifact for r in export_model("t0", ExportOptions(
+        formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64, out_dir=tmp_path, verify=False,
+        calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))]
+    img = tmp_path / "frame.png"
+    Image.fromarray(synthetic_images(1, size=80, seed=3)[0]).save(img)
+    fnx = str(runtime_env / "fnx")
+    for art in arts:
+        r = subprocess.run([fnx, "run", str(art), str(img), "--json", "--device", "cpu"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert len(json.loads(r.stdout)["predictions"][0]["top"]) == 5
+        r = subprocess.run([fnx, "bench", str(art), "--runs", "3", "--warmup", "1", "--json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)[0]["mean_ms"] > 0
+
+
+def test_onnx_without_onnxruntime_says_what_to_install(runtime_env, t0_exports):
+    r = subprocess.run([str(runtime_env / "fnx"), "run", str(t0_exports["onnx"].artifact), "x.png"], capture_output=True, text=True)
+    assert r.returncode == 1 and "pip install onnxruntime" in r.stderr and "Traceback" not in r.stderr
