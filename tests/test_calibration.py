@@ -67,7 +67,8 @@ def test_onnx_int8_qdq_per_channel_with_report(t0_ckpt, tmp_path):
     rep = cal["report"]
     assert rep["held_out"] == 64 and rep["cosine_min"] >= 0.95 and 0 <= rep["top1_agreement"] <= 1
     assert len(rep["layer_errors"]) == 10 and rep["layer_errors"][0]["rel_error"] >= rep["layer_errors"][-1]["rel_error"]
-    assert isinstance(rep["float_ops"], dict)
+    assert rep["float_ops"].get("Gelu") == 14  # ONNX Runtime has no int8 GELU: the report names it
+    assert "GELU variant" in cal["notes"][0]
     # per-channel weights: weight DequantizeLinear nodes carry per-output-channel scales
     inits = {i.name: i for i in graph.initializer}
     scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits

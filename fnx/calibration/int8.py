@@ -16,8 +16,17 @@ from fnx.calibration.guard import run_guarded
 from fnx.calibration.report import record
 from fnx.calibration.sensitivity import layer_errors, make_quantizer
 from fnx.errors import FnxError
+from fnx.models import get_variant
 from fnx.parity import BOUNDS
 from fnx.progress import Steps
+
+
+GELU_NOTE = {
+    "onnx": "GELU variant: ONNX Runtime runs GELU in float between int8 convs, so int8 ONNX of T0/T1 gains little or "
+            "no speed over fp32 (docs/BENCHMARKS.md); prefer int8 TFLite (LiteRT) for these variants.",
+    "tflite": "GELU variant: XNNPACK has no int8 GELU kernel, so the GELU ops run on TFLite's built-in int8 kernels "
+              "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).",
+}
 
 
 def calibration_data(built, cal: dict, steps: Steps) -> tuple[CalibrationSet, np.ndarray]:
@@ -52,6 +61,11 @@ def convert_int8(built, deployed: torch.nn.Module, fmt: str, opts, tmp: Path, st
     if built.features:
         raise FnxError("int8 export of the --features backbone is not supported yet; export it as fp32 or fp16")
     data, refs = calibration_data(built, cal, steps)
+    notes = []
+    if get_variant(built.name).act == "gelu":
+        # The GELU policy (docs/BENCHMARKS.md): same accuracy guard as the ReLU variants, but say where int8 pays.
+        notes.append(GELU_NOTE[fmt])
+        steps.info(f"[yellow]note:[/] {GELU_NOTE[fmt]}")
     min_cosine = cal.get("min_cosine") or BOUNDS["int8"]["min_cosine"]
     probe = data.held_out[:8]
 
@@ -76,6 +90,7 @@ def convert_int8(built, deployed: torch.nn.Module, fmt: str, opts, tmp: Path, st
         if fmt == "onnx":
             fp32.unlink(missing_ok=True)
     record(manifest, tmp, fmt, data, scheme, io, keep, report, ranking, min_cosine, cal.get("max_top1_drop"))
+    manifest["calibration"]["notes"] = notes
 
 
 def _tflite_int8(deployed, data: CalibrationSet, tmp: Path, keep_float: list[str], batch: int) -> None:

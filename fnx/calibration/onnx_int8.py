@@ -95,13 +95,26 @@ def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[dict]:
     return sorted(rows, key=lambda r: -r["rel_error"])
 
 
+# Ops that ONNX Runtime's CPU provider fuses with their Q/DQ neighbours into int8 kernels (or, for data
+# movement, runs on int8 tensors). Any other op between DequantizeLinear and QuantizeLinear - GELU among
+# them - is computed in float.
+ORT_INT8_OPS = {"Conv", "Gemm", "MatMul", "Add", "Mul", "Concat", "Split", "Slice", "GlobalAveragePool", "AveragePool",
+                "MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Relu", "Clip",
+                "LeakyRelu", "Sigmoid", "Softmax", "Gather"}
+
+
 def float_ops(path: Path) -> dict[str, int]:
-    """Return {op type: count} of compute nodes that take float (not dequantized int8) inputs."""
+    """Return {op type: count} of compute nodes that ONNX Runtime runs in float in a QDQ model."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     dq_out = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     q_in = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
-    skip = {"QuantizeLinear", "DequantizeLinear"}
-    return dict(Counter(n.op_type for n in graph.node if n.op_type not in skip
-                        and not (any(i in dq_out for i in n.input if i) and all(o in q_in for o in n.output))))
+    counts: Counter = Counter()
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        wrapped = any(i in dq_out for i in n.input if i) and all(o in q_in for o in n.output)
+        if not wrapped or n.op_type not in ORT_INT8_OPS:
+            counts[n.op_type] += 1
+    return dict(counts)
