@@ -19,8 +19,14 @@ demo: setup
 	$(VENV)/bin/fnx models
 	$(VENV)/bin/fnx demo --out demo_out
 
+# ARM parity first (it prints its table), then pytest, whose summary stays the closing line; both must pass.
 test: setup
-	$(PY) -m pytest -q
+	@arm=0; $(PY) scripts/arm_parity.py || arm=$$?; \
+	$(PY) -m pytest -q || exit $$?; \
+	if [ $$arm -ne 0 ]; then echo "ARM parity failed (exit $$arm)"; exit $$arm; fi
+
+arm-parity: setup
+	$(PY) scripts/arm_parity.py
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         for n, p in enumerate(probs):
             print(sources[n] if sources else f"input[{n}]")
             for i in np.argsort(-p)[:min(args.topk, p.size)]:
-                print(f"  {p[i]:7.2%}  {i:5d}  {labels[i] if i < len(labels) else i}")
+                print(f"  {p[i]:7.2%}  {i:5d}  {labels[i] if i < len(labels) else ''}".rstrip())
     print(f"time: load {(t1 - t0) * 1e3:.1f} ms, preprocess {(t2 - t1) * 1e3:.1f} ms, "
           f"inference {(t3 - t2) * 1e3:.1f} ms ({(t3 - t2) * 1e3 / len(batch):.1f} ms/image)")
     return 0
