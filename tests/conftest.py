@@ -10,19 +10,7 @@ import torch
 
 warnings.filterwarnings("ignore", message=".*random weights.*")
 
-
-def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-default statistics and affine weights, so folding is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) * 1.0 + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model
+from fnx.models.init import lively, randomize_bn  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture
@@ -51,19 +39,6 @@ def cli():
 def rng():
     return np.random.default_rng(0)
 
-
-def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Re-initialize weights so activations and logits are O(1) (random init gives near-constant logits)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / fan_in) ** 0.5)
-            elif isinstance(m, torch.nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / m.in_features) ** 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    return randomize_bn(model, seed)
 
 
 @pytest.fixture(scope="session")
