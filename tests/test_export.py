@@ -176,3 +176,16 @@ def test_cli_unwritable_out(cli, tmp_path):
     blocker.write_text("x")
     res = cli("export", "t0", "--weights", "random", "--out", blocker / "sub", "--img-size", "64")
     assert res.exit_code == 1 and "cannot create directory" in res.output
+
+
+def test_static_batch_two_exports_and_runs_any_count(t0_ckpt, tmp_path):
+    from fnx.runtime import load
+
+    results = export_model("t0", ExportOptions(formats=("onnx", "tflite"), weights=str(t0_ckpt), img_size=64, batch=2, out_dir=tmp_path))
+    for r in results:
+        assert r.parity.passed and r.manifest["input"]["shape"][0] == 2
+        s = load(r.artifact)
+        x = np.random.default_rng(0).standard_normal((3, *s.input_shape[1:])).astype(np.float32)
+        out = s.run(x)[0]
+        assert out.shape == (3, 10)
+        assert np.allclose(out[2], s.run(x[2:3])[0][0], atol=1e-5)

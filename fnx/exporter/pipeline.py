@@ -144,13 +144,7 @@ def run_artifact(path: Path, batch_nhwc: np.ndarray, layout: str, threads: int |
     from fnx.runtime import Session
     from fnx.runtime.preprocess import to_layout
 
-    session = Session(path, device="cpu", threads=threads)
-    x = to_layout(batch_nhwc, layout)
-    fixed = session.input_shape[0]
-    if fixed and x.shape[0] % fixed:  # pad to the artifact's fixed batch, then drop the padding
-        pad = fixed - x.shape[0] % fixed
-        return [o[: x.shape[0]] for o in session.run(np.concatenate([x, x[:pad]]))]
-    return session.run(x)
+    return Session(path, device="cpu", threads=threads).run(to_layout(batch_nhwc, layout))
 
 
 def export_model(name: str, opts: ExportOptions, steps: Steps | None = None) -> list[ExportResult]:

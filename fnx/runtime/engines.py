@@ -118,9 +118,12 @@ class OnnxEngine:
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         """Return the raw outputs for raw inputs."""
-        if self.inputs[0].shape[0] is not None and feeds[0].shape[0] != self.inputs[0].shape[0]:
-            # a static batch: run sample by sample and stack
-            parts = [self.session.run(None, {n: a[i : i + 1] for n, a in zip(self._names, feeds)}) for i in range(feeds[0].shape[0])]
+        n, b = feeds[0].shape[0], self.inputs[0].shape[0]
+        if b is not None and n != b:  # a static batch: run in chunks of it and stack
+            if n % b:
+                raise FnxError(f"this model takes batches of {b}; got {n} inputs (pad to a multiple of {b}, or export "
+                               f"with --dynamic-batch)")
+            parts = [self.session.run(None, {k: a[i : i + b] for k, a in zip(self._names, feeds)}) for i in range(0, n, b)]
             return [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
         return self.session.run(None, dict(zip(self._names, feeds)))
 

@@ -69,8 +69,11 @@ class Session:
             feed = np.clip(q, lo, hi).astype(info.dtype)
         else:
             feed = np.ascontiguousarray(array, dtype=info.dtype)
+        n, fixed = feed.shape[0], info.shape[0]
+        if fixed and n % fixed:  # pad to the artifact's fixed batch, then drop the padding
+            feed = np.concatenate([feed, np.repeat(feed[-1:], fixed - n % fixed, axis=0)])
         raw = self.engine.run([feed])
-        return [_dequantize(r, o) for r, o in zip(raw, self.outputs)]
+        return [_dequantize(r[:n], o) for r, o in zip(raw, self.outputs)]
 
     def preprocess(self, images: Sequence) -> np.ndarray:
         """Return the model-ready batch for images (paths, PIL images or HWC uint8 arrays)."""
