@@ -28,6 +28,9 @@ test: setup
 arm-parity: setup
 	$(PY) scripts/arm_parity.py
 
+bench: setup
+	$(PY) -m benchmarks
+
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 

@@ -139,3 +139,19 @@ def test_quantize_cli_errors(cli, t0_exports, tmp_path):
     lone.write_bytes(t0_exports["onnx"].artifact.read_bytes())
     r = cli("quantize", lone, "--calib-data", "synthetic")
     assert r.exit_code == 1 and "no manifest" in r.output
+
+
+def test_onnx_int8_relu_variant_ranks_fused_conv_relu(tmp_path):
+    """T2 (ReLU): the quantizer fuses Conv+ReLU; per-layer errors must still cover every conv."""
+    import torch
+
+    from fnx.models import create_model
+    from fnx.models.init import lively
+
+    ckpt = tmp_path / "t2.pth"
+    torch.save(lively(create_model("t2", num_classes=10)).state_dict(), ckpt)
+    (res,) = export_model("t2", ExportOptions(formats=("onnx",), precision="int8", weights=str(ckpt), img_size=64,
+                                              out_dir=tmp_path, calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))
+    rep = res.manifest["calibration"]["report"]
+    assert len(rep["layer_errors"]) == 10 and "Gelu" not in rep["float_ops"]
+    assert res.manifest["calibration"]["notes"] == []

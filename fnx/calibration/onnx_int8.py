@@ -77,20 +77,28 @@ def _layer_outputs(path: Path, names: list[str], nchw: np.ndarray) -> list[dict[
 
 
 def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[dict]:
-    """Return [{layer, node, rel_error, snr_db}] for every Conv/Gemm: int8 model's output vs fp32's, worst first."""
+    """Return [{layer, node, rel_error, snr_db}] for every Conv/Gemm: int8 model's output vs fp32's, worst first.
+
+    Layers are matched by node name, and compared on the int8 node's output tensor: the quantizer fuses
+    Conv+ReLU, so that tensor is the ReLU's output, which the fp32 model has under the same name.
+    """
     import onnx
 
-    nodes = [n for n in onnx.load(str(fp32)).graph.node if n.op_type in LAYER_OPS]
-    names = [n.output[0] for n in nodes]
+    q_out = {n.name: n.output[0] for n in onnx.load(str(int8)).graph.node if n.op_type in LAYER_OPS}
+    f_nodes = onnx.load(str(fp32)).graph.node
+    f_tensors = {o for n in f_nodes for o in n.output}
+    pairs = [(n.name, q_out[n.name]) for n in f_nodes
+             if n.op_type in LAYER_OPS and q_out.get(n.name) in f_tensors]
+    names = [t for _, t in pairs]
     nchw = np.ascontiguousarray(probe_nhwc.transpose(0, 3, 1, 2))
     f_runs, q_runs = _layer_outputs(fp32, names, nchw), _layer_outputs(int8, names, nchw)
     rows = []
-    for node, name in zip(nodes, names):
+    for node, name in pairs:
         errs = [float(np.linalg.norm(q[name] - f[name]) / (np.linalg.norm(f[name]) + 1e-12))
-                for f, q in zip(f_runs, q_runs) if name in q]
+                for f, q in zip(f_runs, q_runs) if name in q and name in f]
         if errs:
             rel = float(np.mean(errs))
-            rows.append({"layer": module_path(node.name), "node": node.name, "rel_error": rel,
+            rows.append({"layer": module_path(node), "node": node, "rel_error": rel,
                          "snr_db": float(-20 * np.log10(max(rel, 1e-12)))})
     return sorted(rows, key=lambda r: -r["rel_error"])
 

@@ -1,0 +1,13 @@
+"""fnx benchmarks: `python -m benchmarks [--quick] [--only NAME,...] [--out docs/BENCHMARKS.md]`.
+
+Each module measures one question side by side in one run (ratios, never pass/fail timings):
+
+- operators         the paper's Table 1: Conv / GConv / DWConv / PConv FLOPS per engine
+- models            the paper's Table 3 CPU column: FasterNet latency per engine and precision
+- pconv_forms       split+concat vs slicing PConv deploy forms (fnx's export choice)
+- session_overhead  fnx Session.run against the bare engine call
+- mobilevit         FasterNet-T0 vs MobileViT-XXS (timm, in a separate venv)
+- peers             ONNX -> onnx2tf TFLite against fnx's TFLite (separate venv, if it can be set up)
+"""
+
+BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers")
