@@ -23,7 +23,7 @@ from fnx.progress import Steps
 
 GELU_NOTE = {
     "onnx": "GELU variant: ONNX Runtime has no int8 GELU and runs it in float between int8 convs; measured here, int8 "
-            "ONNX of T0/T1 is 1.5-1.7x faster than fp32 where int8 TFLite (LiteRT) is 2.7-3.1x (docs/BENCHMARKS.md): "
+            "ONNX of T0/T1 is 1.6-1.9x faster than fp32 where int8 TFLite (LiteRT) is 2.6-3.1x (docs/BENCHMARKS.md): "
             "prefer int8 TFLite for these variants.",
     "tflite": "GELU variant: XNNPACK has no int8 GELU kernel, so the GELU ops run on TFLite's built-in int8 kernels "
               "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).",
