@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (REPO, Ctx, Section, Table, artifacts, checkpoint, f, pretty, quantize_input, ratio,
+from benchmarks.common import (REPO, Ctx, Section, Table, artifacts, checkpoint, f, pretty, quantize_input,
                                short_error, stats, time_tflite, tflite_interpreter)
 
 NAME = "peers"

@@ -7,8 +7,7 @@ import onnx
 import pytest
 import torch
 
-from fnx.errors import FnxError
-from fnx.exporter import formats, tflite_export
+from fnx.exporter import tflite_export
 from fnx.exporter.onnx_export import onnx_op_counts
 from fnx.exporter.pipeline import ExportOptions, ParityError, export_model
 from fnx.exporter.tflite_export import tflite_op_counts

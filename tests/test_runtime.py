@@ -11,7 +11,6 @@ from PIL import Image
 from fnx.calibration.synthetic import synthetic_images
 from fnx.errors import FnxError
 from fnx.runtime import load
-from fnx.runtime import engines
 
 
 @pytest.fixture(scope="module")

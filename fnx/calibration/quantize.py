@@ -34,8 +34,8 @@ def quantize_artifact(artifact: Path, calib_data: str | None, size: int = 256, m
     steps = steps or Steps(quiet=True)
     artifact = Path(artifact)
     if artifact.suffix != ".onnx":
-        raise FnxError(f"fnx quantize takes an fp32 .onnx export; for int8 TFLite use: fnx export MODEL --format tflite "
-                       f"--precision int8 --calib-data DIR")
+        raise FnxError("fnx quantize takes an fp32 .onnx export; for int8 TFLite use: fnx export MODEL --format tflite "
+                       "--precision int8 --calib-data DIR")
     if not artifact.is_file():
         raise FnxError(f"{artifact} does not exist")
     manifest = read_manifest(artifact)

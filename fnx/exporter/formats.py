@@ -68,6 +68,6 @@ def export_one(built: BuiltModel, deployed: torch.nn.Module, fmt: str, opts: Exp
         manifest["parity"] = None if report is None else {**report.to_dict(), "inputs": source}
         if fmt == "onnx":
             embed_in_onnx(tmp, manifest)
-        finish_manifest(manifest, tmp, final, report, source)
+        finish_manifest(manifest, tmp, final)
         write_manifest(final, manifest)
     return ExportResult(final, manifest, report)

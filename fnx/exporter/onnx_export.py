@@ -5,10 +5,14 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 
 from fnx.errors import FnxError
+
+if TYPE_CHECKING:
+    import torch
 
 MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
 
@@ -16,7 +20,6 @@ MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
 def export_onnx(model: "torch.nn.Module", path: Path, sample: "torch.Tensor", output_names: list[str],
                 dynamic_batch: bool = False, opset: int = 20) -> None:
     """Write model traced on sample (NCHW) to path as ONNX."""
-    import onnx  # noqa: F401  (fail early if missing)
     import torch
 
     if opset < MIN_OPSET:

@@ -14,11 +14,11 @@ import torch
 from fnx import __version__
 from fnx.errors import FnxError
 from fnx.exporter.fold import deploy_form
-from fnx.fileio import atomic_path, ensure_dir, sha256_file
-from fnx.manifest import SCHEMA, write_manifest
+from fnx.fileio import ensure_dir, sha256_file
+from fnx.manifest import SCHEMA
 from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant
 from fnx.models.variants import default_preprocessing
-from fnx.parity import ParityReport, check
+from fnx.parity import ParityReport
 from fnx.progress import Steps
 
 FORMATS = ("onnx", "tflite")
@@ -214,9 +214,8 @@ def converter_versions(fmt: str) -> dict:
     return out
 
 
-def finish_manifest(manifest: dict, tmp: Path, final: Path, parity: ParityReport | None, source: str | None) -> dict:
-    """Fill in the artifact's file facts and parity; returns the manifest."""
+def finish_manifest(manifest: dict, tmp: Path, final: Path) -> dict:
+    """Fill in the finished artifact's file facts (name, sha256, size); returns the manifest."""
     manifest["artifact"].update(file=final.name, sha256=sha256_file(tmp), size_bytes=tmp.stat().st_size)
-    manifest["parity"] = None if parity is None else {**parity.to_dict(), "inputs": source}
     return manifest
 

@@ -14,6 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _litert_torch():
+    import logging
+
+    # torchao logs missing optional CUDA kernels and torch logs pytree deprecations on import: noise here.
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import litert_torch
     except ImportError as e:
