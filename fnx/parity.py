@@ -18,6 +18,14 @@ BOUNDS: dict[str, dict[str, float]] = {
 }
 
 
+def bounds_for(precision: str, min_cosine: float | None = None) -> dict[str, float]:
+    """Return the parity bounds for precision; a user's `--min-cosine` replaces the int8 cosine bound."""
+    bounds = dict(BOUNDS[precision])
+    if precision == "int8" and min_cosine is not None:
+        bounds["min_cosine"] = float(min_cosine)
+    return bounds
+
+
 @dataclass
 class OutputParity:
     """Figures for one output tensor over a set of inputs."""

@@ -141,17 +141,46 @@ def test_quantize_cli_errors(cli, t0_exports, tmp_path):
     assert r.exit_code == 1 and "no manifest" in r.output
 
 
-def test_onnx_int8_relu_variant_ranks_fused_conv_relu(tmp_path):
-    """T2 (ReLU): the quantizer fuses Conv+ReLU; per-layer errors must still cover every conv."""
+@pytest.fixture(scope="module")
+def t2_ckpt(tmp_path_factory):
     import torch
 
     from fnx.models import create_model
     from fnx.models.init import lively
 
-    ckpt = tmp_path / "t2.pth"
+    torch.manual_seed(0)
+    ckpt = tmp_path_factory.mktemp("t2") / "t2.pth"
     torch.save(lively(create_model("t2", num_classes=10)).state_dict(), ckpt)
+    return ckpt
+
+
+def _t2_int8(ckpt, out, min_cosine):
     (res,) = export_model("t2", ExportOptions(formats=("onnx",), precision="int8", weights=str(ckpt), img_size=64,
-                                              out_dir=tmp_path, calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))
+                                              out_dir=out, calibration={"data": "synthetic", "size": 16,
+                                                                        "min_cosine": min_cosine}))
+    return res
+
+
+def test_onnx_int8_relu_variant_ranks_fused_conv_relu(t2_ckpt, tmp_path):
+    """T2 (ReLU): the quantizer fuses Conv+ReLU; per-layer errors must still cover every conv."""
+    res = _t2_int8(t2_ckpt, tmp_path, 0.9)
     rep = res.manifest["calibration"]["report"]
     assert len(rep["layer_errors"]) == 10 and "Gelu" not in rep["float_ops"]
     assert res.manifest["calibration"]["notes"] == []
+
+
+def test_min_cosine_reaches_the_export_parity_check(t2_ckpt, tmp_path):
+    """`--min-cosine` is the bound of both the guard and the export-time parity check (not the 0.99 default)."""
+    res = _t2_int8(t2_ckpt, tmp_path, 0.95)
+    assert res.parity.bounds["min_cosine"] == 0.95 and res.parity.passed
+    assert res.manifest["parity"]["bounds"]["min_cosine"] == 0.95
+
+
+def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_path):
+    try:
+        res = _t2_int8(t2_ckpt, tmp_path, 0.99999)
+    except FnxError as e:
+        assert "0.99999" in str(e) or "guard failed" in str(e)
+        assert list(tmp_path.iterdir()) == []
+    else:
+        assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest["calibration"]["kept_float"]

@@ -13,7 +13,7 @@ from fnx.exporter.pipeline import (FEATURE_NAMES, BuiltModel, ExportOptions, Exp
                                    finish_manifest, run_artifact)
 from fnx.fileio import atomic_path
 from fnx.manifest import embed_in_onnx, write_manifest
-from fnx.parity import check
+from fnx.parity import bounds_for, check
 from fnx.progress import Steps
 
 
@@ -59,7 +59,7 @@ def export_one(built: BuiltModel, deployed: torch.nn.Module, fmt: str, opts: Exp
                 if built.features and manifest["input"]["layout"] == "NHWC":
                     outs = [o.transpose(0, 3, 1, 2) for o in outs]
                 names = FEATURE_NAMES if built.features else ["logits"]
-                bounds = opts.calibration.get("bounds") if opts.precision == "int8" else None
+                bounds = bounds_for(opts.precision, opts.calibration.get("min_cosine"))
                 report = check(refs, outs, opts.precision, names, logits=not built.features and built.num_classes > 0,
                                bounds=bounds)
             if not report.passed:
