@@ -14,8 +14,9 @@ import traceback
 from pathlib import Path
 
 from benchmarks import BENCHMARKS
-from benchmarks.common import (REPO, Ctx, Section, dense_conv_peak, gemm_peak, machine_lines, machine_load,
-                               markdown_table, own_cpu_seconds, print_table, wait_quiet)
+from benchmarks.context import REPO, Ctx
+from benchmarks.machine import dense_conv_peak, gemm_peak, machine_lines, machine_load, own_cpu_seconds, wait_quiet
+from benchmarks.report import Section, markdown_table, print_table
 from benchmarks.summary import summary_lines
 
 

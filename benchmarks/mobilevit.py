@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import PAPER_CPU_MS, REPO, Ctx, Section, Table, f, ratio
+from benchmarks.context import REPO, Ctx
+from benchmarks.report import PAPER_CPU_MS, Section, Table, f, ratio
 
 NAME = "mobilevit"
 TITLE = "FasterNet-T0 vs MobileViT-XXS"

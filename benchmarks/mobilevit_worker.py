@@ -19,7 +19,8 @@ warnings.filterwarnings("ignore")
 def main() -> None:
     import torch
 
-    from benchmarks.common import lively_model, stats, time_ort, time_torch
+    from benchmarks.timing import stats, time_engine, time_torch
+    from fnx.dev import lively_model
     from fnx.models.init import lively
     from fnx.exporter import deploy_form
 
@@ -55,7 +56,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 torch.onnx.export(forms["unfolded"], (x,), str(onnx_path), dynamo=False, opset_version=20,
                                   input_names=["input"], output_names=["logits"], do_constant_folding=True)
-            res[name]["ORT fp32"] = stats(time_ort(onnx_path, x.numpy(), warmup, runs))
+            res[name]["ORT fp32"] = stats(time_engine(onnx_path, x.numpy(), warmup, runs, engine="onnxruntime"))
         except Exception as e:  # noqa: BLE001
             notes.append(f"{name} -> ONNX Runtime failed: {type(e).__name__}: {str(e)[:160]}")
     vers = {}

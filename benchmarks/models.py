@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import (PAPER_CPU_MS, Ctx, Section, Table, act_name, artifacts, dense_conv_peak, f, gemm_peak,
-                               lively_model, plt, pretty, ratio, short_error, stats, time_torch, wait_quiet)
+from benchmarks.context import Ctx, artifacts
+from benchmarks.machine import dense_conv_peak, gemm_peak, wait_quiet
+from benchmarks.report import PAPER_CPU_MS, Section, Table, act_name, f, plt, pretty, ratio, short_error
+from benchmarks.timing import stats, time_torch
+from fnx.dev import lively_model
 
 NAME = "models"
 TITLE = "Models (paper Table 3, CPU column) and fnx's artifacts"
@@ -152,7 +155,7 @@ def run(ctx: Ctx) -> Section:
 def direct_qdq(ctx: Ctx, name: str):
     """A static QDQ int8 ONNX of fnx's fp32 ONNX export, made with ONNX Runtime's quantizer directly (fnx's settings:
     per-channel symmetric int8 weights, asymmetric int8 activations, MinMax on the synthetic calibration set)."""
-    from benchmarks.common import quiet
+    from fnx.quiet import silenced
 
     src = artifacts(ctx, name, "fp32", ("onnx",))["onnx"]
     if isinstance(src, Exception):
@@ -162,9 +165,9 @@ def direct_qdq(ctx: Ctx, name: str):
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         from fnx.calibration.data import load_calibration
-        from fnx.models.variants import default_preprocessing
+        from fnx.manifest import Preprocessing
 
-        cal = load_calibration("synthetic", default_preprocessing(224), size=32, held_out=8)
+        cal = load_calibration("synthetic", Preprocessing.for_size(224), size=32, held_out=8)
 
         class Reader:
             def __init__(self):
@@ -173,7 +176,7 @@ def direct_qdq(ctx: Ctx, name: str):
             def get_next(self):
                 return next(self.items, None)
 
-        with quiet():
+        with silenced():
             quantize_static(str(src), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax,

@@ -11,8 +11,10 @@ import time
 
 import numpy as np
 
-from benchmarks.common import (PAPER_TABLE1_GFLOPS, Ctx, Section, Table, f, plt, quiet, short_error, stats, time_ort,
-                               time_tflite, time_torch)
+from benchmarks.context import Ctx
+from benchmarks.report import PAPER_TABLE1_GFLOPS, Section, Table, f, plt, short_error
+from benchmarks.timing import stats, time_engine, time_torch
+from fnx.quiet import silenced
 
 NAME = "operators"
 TITLE = "Operators (paper Table 1)"
@@ -62,7 +64,7 @@ def macs(op: str, c: int, hw: int) -> int:
 def to_onnx(m, x, path) -> None:
     import torch
 
-    with quiet():
+    with silenced():
         torch.onnx.export(m, (x,), str(path), dynamo=False, opset_version=20, input_names=["input"],
                           output_names=["output"], do_constant_folding=True)
 
@@ -72,7 +74,7 @@ def to_tflite(m, x_nhwc, path, int8: bool) -> None:
     import torch
 
     wrapped = litert_torch.to_channel_last_io(m, args=[0], outputs=[0]).eval()
-    with quiet():
+    with silenced():
         if not int8:
             litert_torch.convert(wrapped, (x_nhwc,)).export(str(path))
             return
@@ -110,14 +112,14 @@ def run(ctx: Ctx) -> Section:
             t0 = time.perf_counter()
             try:
                 to_onnx(m, x, base.with_suffix(".onnx"))
-                ms["ONNX Runtime"] = stats(time_ort(base.with_suffix(".onnx"), x.numpy(), warmup, runs))["median_ms"]
+                ms["ONNX Runtime"] = stats(time_engine(base.with_suffix(".onnx"), x.numpy(), warmup, runs, engine="onnxruntime"))["median_ms"]
             except Exception as e:  # noqa: BLE001
                 errors.append(f"ONNX Runtime {op} {c}x{hw}²: {short_error(e)}")
             for eng, int8 in (("LiteRT fp32", False), ("LiteRT int8", True)):
                 path = ctx.work / f"op_{op}_{c}_{'int8' if int8 else 'fp32'}.tflite"
                 try:
                     to_tflite(m, x_nhwc, path, int8)
-                    ms[eng] = stats(time_tflite(path, x_nhwc.numpy(), warmup, runs))["median_ms"]
+                    ms[eng] = stats(time_engine(path, x_nhwc.numpy(), warmup, runs, engine="litert"))["median_ms"]
                 except Exception as e:  # noqa: BLE001
                     errors.append(f"{eng} {op} {c}x{hw}²: {short_error(e)}")
             convert_s += time.perf_counter() - t0

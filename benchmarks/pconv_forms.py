@@ -1,6 +1,6 @@
 """PConv deploy forms: split + concat vs slicing (in-place write into a copy), per engine.
 
-fnx exports split_cat to both formats (fnx/exporter/pipeline.py PCONV_FORM); this records why.
+fnx exports split_cat to both formats (each format's pconv_form in fnx/exporter/formats/); this records why.
 Both forms are exported the way the pipeline exports (fnx.exporter.onnx_export / tflite_export).
 """
 
@@ -11,8 +11,11 @@ from collections import Counter
 
 import numpy as np
 
-from benchmarks.common import (Ctx, Section, Table, f, interleaved, lively_model, ort_session, pretty, quiet, short_error,
-                               torch_threads)
+from benchmarks.context import Ctx
+from benchmarks.report import Section, Table, f, pretty, short_error
+from benchmarks.timing import engine_call, interleaved, run_float, torch_threads
+from fnx.dev import lively_model
+from fnx.quiet import silenced
 
 NAME = "pconv_forms"
 TITLE = "PConv deploy forms: split+concat vs slicing"
@@ -23,9 +26,9 @@ def run(ctx: Ctx) -> Section:
     import torch
 
     from fnx.exporter import deploy_form
-    from fnx.exporter.onnx_export import export_onnx, onnx_op_counts, simplify_onnx
-    from fnx.exporter.pipeline import PCONV_FORM
-    from fnx.exporter.tflite_export import export_tflite, tflite_op_counts
+    from fnx.exporter.formats import FORMATS
+    from fnx.exporter.formats.onnx import export_onnx, onnx_op_counts, simplify_onnx
+    from fnx.exporter.formats.tflite import export_tflite, tflite_op_counts
 
     warmup, runs = (5, 40) if ctx.quick else (10, 150)
     sec = Section(NAME, TITLE)
@@ -46,25 +49,23 @@ def run(ctx: Ctx) -> Section:
             onnx_path = ctx.work / f"{name}_{form}.onnx"
             t0 = time.perf_counter()
             try:
-                with quiet():
+                with silenced():
                     export_onnx(dep, onnx_path, torch.zeros(1, 3, 224, 224), ["logits"])
                     simplify_onnx(onnx_path)
                 r["onnx_s"] = time.perf_counter() - t0
                 r["onnx_ops"] = onnx_op_counts(onnx_path)
-                sess = ort_session(onnx_path, 1)
-                feed = {sess.get_inputs()[0].name: x.numpy()}
-                calls["ort"][form] = lambda sess=sess, feed=feed: sess.run(None, feed)
+                calls["ort"][form], _ = engine_call(onnx_path, x.numpy(), threads=1, engine="onnxruntime")
             except Exception as e:  # noqa: BLE001
                 notes.append(f"{pretty(name)} {form} -> ONNX: {short_error(e)}")
             tfl_path = ctx.work / f"{name}_{form}.tflite"
             t0 = time.perf_counter()
             try:
-                with quiet():
+                with silenced():
                     export_tflite(dep, tfl_path, torch.zeros(1, 224, 224, 3))
                 r["tflite_s"] = time.perf_counter() - t0
                 r["tflite_ops"] = tflite_op_counts(tfl_path)
-                r["tflite_diff"] = float(np.abs(_tflite_out(tfl_path, x_nhwc.numpy()) - ref).max())
-                calls["litert"][form] = _tflite_call(tfl_path, x_nhwc.numpy())
+                r["tflite_diff"] = float(np.abs(run_float(tfl_path, x_nhwc.numpy()) - ref).max())
+                calls["litert"][form], _ = engine_call(tfl_path, x_nhwc.numpy(), threads=1, engine="litert")
             except Exception as e:  # noqa: BLE001
                 r["tflite_s"] = time.perf_counter() - t0
                 notes.append(f"{pretty(name)} {form} -> TFLite failed after {r['tflite_s']:.0f} s: {short_error(e)}")
@@ -101,38 +102,15 @@ def run(ctx: Ctx) -> Section:
         vrows.append([pretty(name)] + [f(v[k], 2, "x") for k in ("eager", "ort", "litert")])
     sec.tables.append(Table("slicing time / split_cat time (> 1: split_cat is faster)",
                             ["model", "PyTorch eager", "ONNX Runtime", "LiteRT fp32"], vrows,
-                            f"fnx's choice (fnx/exporter/pipeline.py PCONV_FORM): {PCONV_FORM}."))
+                            f"fnx's choice (each format's pconv_form): { {n: fm.pconv_form for n, fm in FORMATS.items()} }."))
     sec.intro = ("The slicing form writes the conv's output into a copy of the input (`x[:, :c] = conv(x[:, :c])`); "
                  "split_cat splits the channels, convolves the first part and concatenates. Both compute the same "
                  "function (max |diff| column). Same lively random weights as `models`; each engine times the two "
                  "forms in alternating blocks of 10 runs.")
     sec.notes = notes
-    sec.headline = {"ratio": verdict, "choice": dict(PCONV_FORM),
+    sec.headline = {"ratio": verdict, "choice": {name: fmt.pconv_form for name, fmt in FORMATS.items()},
                     "ops": {f"{k[0]}/{k[1]}": {"onnx": v.get("onnx_ops"), "tflite": v.get("tflite_ops")} for k, v in res.items()}}
     return sec
-
-
-def _tflite_call(path, x_nhwc: np.ndarray):
-    from benchmarks.common import tflite_interpreter
-
-    it = tflite_interpreter(path, 1)
-    i_idx, o_idx = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def call():
-        it.set_tensor(i_idx, x_nhwc)
-        it.invoke()
-        return it.get_tensor(o_idx)
-
-    return call
-
-
-def _tflite_out(path, x_nhwc: np.ndarray) -> np.ndarray:
-    from benchmarks.common import tflite_interpreter
-
-    it = tflite_interpreter(path, 1)
-    it.set_tensor(it.get_input_details()[0]["index"], x_nhwc)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
 
 
 def _ops(counts: Counter | None, other: Counter | None) -> str:

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (REPO, Ctx, Section, Table, artifacts, checkpoint, f, pretty, quantize_input,
-                               short_error, stats, time_tflite, tflite_interpreter)
+from benchmarks.context import REPO, Ctx, artifacts, checkpoint
+from benchmarks.report import Section, Table, f, pretty, short_error
+from benchmarks.timing import run_float, stats, time_engine
+from fnx.parity import cosine_per_sample
 
 NAME = "peers"
 TITLE = "Peer converter: ONNX -> onnx2tf -> TFLite"
@@ -53,34 +55,21 @@ def ensure_venv(ctx: Ctx) -> tuple[Path | None, str]:
 
 
 def run_tflite(path: Path, x_nhwc: np.ndarray) -> np.ndarray:
-    """Float outputs of a TFLite file for a batch, one image at a time (int8 I/O quantized/dequantized)."""
-    it = tflite_interpreter(path, 1)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    outs = []
-    for img in x_nhwc:
-        xi = img[None].astype(np.float32)
-        it.set_tensor(inp["index"], quantize_input(xi, inp) if inp["dtype"] != np.float32 else xi)
-        it.invoke()
-        o = it.get_tensor(out["index"])
-        if out["dtype"] != np.float32:
-            scale, zp = out["quantization"]
-            o = (o.astype(np.float32) - zp) * scale
-        outs.append(o.reshape(1, -1))
-    return np.concatenate(outs)
+    """Float outputs of a TFLite file for a batch, one image at a time (int8 I/O handled by fnx's Session)."""
+    return np.concatenate([run_float(path, img[None].astype(np.float32)).reshape(1, -1) for img in x_nhwc])
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    return float(np.min((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
+    return float(cosine_per_sample(a, b).min())
 
 
 def run(ctx: Ctx) -> Section:
     import torch
 
     from fnx.calibration.data import load_calibration
-    from fnx.exporter.tflite_export import tflite_op_counts
+    from fnx.exporter.formats.tflite import tflite_op_counts
+    from fnx.manifest import Preprocessing
     from fnx.models import create_model
-    from fnx.models.variants import default_preprocessing
 
     sec = Section(NAME, TITLE)
     exe, how = ensure_venv(ctx)
@@ -89,7 +78,7 @@ def run(ctx: Ctx) -> Section:
         return sec
     warmup, runs = 10, (50 if ctx.quick else 200)
     names = ["fasternet_t0"] if ctx.quick else ["fasternet_t0", "fasternet_t2"]
-    cal = load_calibration("synthetic", default_preprocessing(224), size=32, held_out=8)
+    cal = load_calibration("synthetic", Preprocessing.for_size(224), size=32, held_out=8)
     rows, fid_rows, notes, head = [], [], [], {}
     for name in names:
         fp32, int8 = artifacts(ctx, name, "fp32"), artifacts(ctx, name, "int8", ("tflite",))
@@ -129,7 +118,7 @@ def run(ctx: Ctx) -> Section:
                 if isinstance(path, Exception) or not Path(path).exists():
                     rows.append([pretty(name), prec, who, "—", "—", "—", "—", "not produced"])
                     continue
-                ms = stats(time_tflite(Path(path), x1, warmup, runs))["median_ms"]
+                ms = stats(time_engine(Path(path), x1, warmup, runs, engine="litert"))["median_ms"]
                 ops = tflite_op_counts(Path(path))
                 outs = run_tflite(Path(path), cal.held_out)
                 fid = (f"max |diff| {np.abs(outs - ref).max():.1e}" if prec == "fp32" else f"cosine {cosine(outs, ref):.4f}")

@@ -1,6 +1,7 @@
-"""fnx's runtime Session.run against the bare engine call on the same engine object.
+"""fnx's runtime Session.run against the bare engine call on the same engine.
 
-Bare calls: LiteRT `set_tensor / invoke / get_tensor`; ONNX Runtime `InferenceSession.run`. The two are
+Bare calls: the registry engine's own run (LiteRT `set_tensor / invoke / get_tensor`; ONNX Runtime
+`InferenceSession.run`). The two are
 interleaved call by call (alternating which goes first) so drift and other load hit both alike.
 """
 
@@ -10,32 +11,20 @@ import time
 
 import numpy as np
 
-from benchmarks.common import Ctx, Section, Table, artifacts, f, pretty, short_error
+from benchmarks.context import Ctx, artifacts
+from benchmarks.report import Section, Table, f, pretty, short_error
+from benchmarks.timing import engine_call
 
 NAME = "session_overhead"
 TITLE = "fnx Session overhead"
 
 
 def bare_call(session):
-    """Return a zero-argument callable that runs the session's engine directly on a fixed input, and that input."""
-    eng = session.engine
+    """Return a zero-argument callable that runs the same engine directly (fnx.runtime's Engine.run, no Session work)
+    on a fixed input, and that input."""
     shape = tuple(d or 1 for d in session.input_shape)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    if eng.format == "tflite":
-        it = eng.interpreter
-        i_idx = it.get_input_details()[0]["index"]
-        o_idx = it.get_output_details()[0]["index"]
-
-        def call():
-            it.set_tensor(i_idx, x)
-            it.invoke()
-            return it.get_tensor(o_idx)
-    else:
-        sess = eng.session
-        feed = {sess.get_inputs()[0].name: x}
-
-        def call():
-            return sess.run(None, feed)
+    call, _ = engine_call(session.path, x, threads=1, engine=session.engine_name)
     return call, x
 
 
@@ -76,7 +65,7 @@ def run(ctx: Ctx) -> Section:
         ["model", "engine", "bare median ms", "Session median ms", "median paired difference µs", "overhead"], rows,
         "Overhead = median over pairs of (Session - bare) / bare median. fnx's goal: <= 5%."))
     sec.intro = ("What fnx's runtime adds on top of the engine: input checks, dtype/layout handling, output copy and "
-                 "dequantization. Both sides use the same engine object, same input, same thread count.")
+                 "dequantization. Both sides use the same engine, same input, same thread count.")
     sec.notes = notes
     sec.headline = {"overhead": overhead}
     return sec

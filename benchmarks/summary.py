@@ -5,7 +5,7 @@ Every sentence is conditional on what was measured: if a number flips, the wordi
 
 from __future__ import annotations
 
-from benchmarks.common import PAPER_CPU_MS, act_name, pretty
+from benchmarks.report import PAPER_CPU_MS, act_name, pretty
 
 
 def _x(v, d: int = 1) -> str:

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGENET = {"interpolation": "bicubic", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+# Used only without a manifest: fnx's defaults (fnx.manifest.Preprocessing, timm's FasterNet eval transform).
+IMAGENET = {"interpolation": "bicubic", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+            "crop_pct": 0.9}
+MANIFEST_SCHEMA = "fnx.manifest/2"
 
 
 class Error(Exception):
@@ -121,6 +124,9 @@ def main(argv=None) -> int:
     try:
         mpath = args.model.with_suffix(".json")
         manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        if manifest and manifest.get("schema") != MANIFEST_SCHEMA:
+            raise Error(f"{mpath} has manifest schema {manifest.get('schema')!r}; this script reads {MANIFEST_SCHEMA}: "
+                        f"re-export the model with the current fnx, or use the classify.py that came with it")
         t0 = time.perf_counter()
         try:
             model = Model(args.model, args.threads)
@@ -129,11 +135,11 @@ def main(argv=None) -> int:
         except Exception as e:  # the engines raise RuntimeError/ValueError with C++ messages
             raise Error(f"cannot load {args.model} ({str(e).strip()[:200]}): corrupt, truncated or not a model?") from None
         t1 = time.perf_counter()
-        layout = manifest.get("input", {}).get("layout") or ("NCHW" if model.onnx else "NHWC")
+        layout = (manifest.get("inputs") or [{}])[0].get("layout") or ("NCHW" if model.onnx else "NHWC")
         spec = manifest.get("preprocessing")
         if not spec:  # no manifest: ImageNet defaults at the model's input size
             size = model.shape[2] if layout == "NCHW" else model.shape[1]
-            spec = {**IMAGENET, "crop": size, "resize_short": int(size / 0.9)}
+            spec = {**IMAGENET, "crop": size, "resize_short": int(size / IMAGENET["crop_pct"])}
         if args.input_npy is not None:
             batch, sources = np.load(args.input_npy).astype(np.float32, copy=False), None
         else:

@@ -10,7 +10,6 @@ from fnx.errors import FnxError
 from fnx.progress import Steps
 from fnx.runtime.preprocess import list_images, preprocess, to_layout
 
-ARTIFACT_SUFFIXES = (".tflite", ".onnx")
 
 
 def labelled_images(data: Path, labels: list[str] | None) -> list[tuple[Path, int]]:
@@ -32,14 +31,14 @@ class _TorchPredictor:
         import torch
 
         from fnx.models import create_model
-        from fnx.models.factory import read_sidecar
+        from fnx.models.sidecar import read_sidecar
 
         side = read_sidecar(path)
-        if "model" not in side:
+        if side is None:
             raise FnxError(f"{path} has no sidecar naming its model ({path.with_suffix('.json')}); evaluate an export of it instead")
         self.torch = torch
-        self.model = create_model(side["model"], weights=str(path))
-        self.labels, self.spec, self.layout, self.kind = side.get("labels"), side["preprocessing"], "NCHW", "pytorch fp32"
+        self.model = create_model(side.model, weights=str(path))
+        self.labels, self.spec, self.layout, self.kind = side.labels, side.preprocessing, "NCHW", "pytorch fp32"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self.torch.no_grad():
@@ -53,8 +52,8 @@ class _SessionPredictor:
         self.session = load(path, device="cpu", threads=threads)
         m = self.session.manifest
         self.labels, self.spec, self.layout = self.session.labels, self.session.preprocessing, self.session.layout
-        art = m.get("artifact", {})
-        self.kind = f"{art.get('format', path.suffix[1:])} {art.get('precision', '?')} ({self.session.engine_name})"
+        fmt, precision = (m.artifact.format, m.artifact.precision) if m else (path.suffix[1:], "unknown precision")
+        self.kind = f"{fmt} {precision} ({self.session.engine_name})"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(batch)[0]
@@ -67,7 +66,10 @@ def evaluate(target: str | Path, data: str | Path, limit: int | None = None, thr
     target = Path(target)
     if not target.is_file():
         raise FnxError(f"{target} does not exist")
-    predictor = _SessionPredictor(target, threads) if target.suffix in ARTIFACT_SUFFIXES else _TorchPredictor(target)
+    from fnx.formats import FILE_FORMATS
+
+    artifact = target.suffix.lower() in {f.suffix for f in FILE_FORMATS.values()}
+    predictor = _SessionPredictor(target, threads) if artifact else _TorchPredictor(target)
     items = labelled_images(Path(data), predictor.labels)
     if limit:
         items = items[:: max(1, len(items) // limit)][:limit]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ import torch
 from torch import nn
 
 from fnx.errors import FnxError
-from fnx.fileio import atomic_path, write_text_atomic
+from fnx.fileio import atomic_path
+from fnx.manifest import Preprocessing
 from fnx.models import check_img_size, create_model, get_variant
-from fnx.models.factory import sidecar_path
-from fnx.models.variants import default_preprocessing
+from fnx.models.sidecar import Sidecar, write_sidecar
 from fnx.progress import Steps
 from fnx.runtime.preprocess import list_images, load_image, preprocess
 
@@ -62,9 +61,9 @@ def splits(data: Path, seed: int = 0) -> tuple[list[str], list, list]:
     return classes, items[n_val:], items[:n_val]
 
 
-def _load(items, spec: dict, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _load(items, spec: Preprocessing, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (NCHW images, labels): resized (not cropped, for training's random crops) or center-cropped."""
-    s = dict(spec) if center else {**spec, "crop": spec["resize_short"]}
+    s = spec if center else replace(spec, crop=spec.resize_short)
     x = np.stack([preprocess(load_image(p), s) for p, _ in items]).transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([y for _, y in items])
 
@@ -96,7 +95,7 @@ def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | N
     torch.manual_seed(opts.seed)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     variant = get_variant(name)
-    spec = default_preprocessing(opts.img_size)
+    spec = variant.preprocessing(opts.img_size)
     classes, train_items, val_items = splits(Path(data), opts.seed)
     with steps.step(f"load {len(train_items)} train / {len(val_items)} val images ({len(classes)} classes)"):
         xtr, ytr = _load(train_items, spec, center=False)
@@ -137,16 +136,15 @@ def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | N
         steps.info(f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}, val top-1 {100 * val_acc:.2f}%")
         if xva is None or val_acc > best:
             best = val_acc
-            sidecar = {"model": variant.name, "num_classes": len(classes), "labels": classes, "img_size": opts.img_size,
-                       "preprocessing": spec, "val_acc": val_acc, "epoch": epoch + 1, "train_images": len(xtr),
-                       "options": {k: v for k, v in vars(opts).items()}}
+            sidecar = Sidecar(variant.name, len(classes), opts.img_size, spec, classes, val_acc, epoch + 1, len(xtr),
+                              {k: v for k, v in vars(opts).items()})
             save_checkpoint(model, out, sidecar)
-    sidecar["history"] = history
-    write_text_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+    sidecar.history = history
+    write_sidecar(out, sidecar)
     return sidecar
 
 
-def save_checkpoint(model: nn.Module, out: Path, sidecar: dict, half: bool = False) -> None:
+def save_checkpoint(model: nn.Module, out: Path, sidecar: Sidecar, half: bool = False) -> None:
     """Save model's state_dict (official key layout) atomically to out (.pth or .safetensors) with its sidecar."""
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if half:
@@ -158,4 +156,4 @@ def save_checkpoint(model: nn.Module, out: Path, sidecar: dict, half: bool = Fal
             save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
         else:
             torch.save(sd, tmp)
-    write_text_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+    write_sidecar(out, sidecar)

@@ -10,7 +10,7 @@ import torch
 
 warnings.filterwarnings("ignore", message=".*random weights.*")
 
-from fnx.models.init import lively, randomize_bn  # noqa: E402  (re-exported for the tests)
+from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture
@@ -44,20 +44,16 @@ def rng():
 @pytest.fixture(scope="session")
 def t0_ckpt(tmp_path_factory):
     """A FasterNet-T0 checkpoint (10 classes) with O(1) logits and non-default BN statistics."""
-    from fnx.models import create_model
+    from fnx.dev import write_lively_checkpoint
 
-    torch.manual_seed(0)
-    model = lively(create_model("fasternet_t0", num_classes=10))
-    path = tmp_path_factory.mktemp("ckpt") / "t0_lively.pth"
-    torch.save(model.state_dict(), path)
-    return path
+    return write_lively_checkpoint("fasternet_t0", tmp_path_factory.mktemp("ckpt") / "t0_lively.pth", num_classes=10)
 
 
 @pytest.fixture(scope="session")
 def t0_exports(t0_ckpt, tmp_path_factory):
     """fp32 ONNX and TFLite exports of t0_ckpt at 64x64, made once per session."""
-    from fnx.exporter.pipeline import ExportOptions, export_model
+    from fnx.exporter import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("exports")
     results = export_model("t0", ExportOptions(formats=("onnx", "tflite"), weights=str(t0_ckpt), img_size=64, out_dir=out))
-    return {r.manifest["artifact"]["format"]: r for r in results}
+    return {r.manifest.artifact.format: r for r in results}

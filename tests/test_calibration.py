@@ -8,11 +8,11 @@ from PIL import Image
 from fnx.calibration.data import FewCalibrationImagesWarning, load_calibration
 from fnx.calibration.synthetic import synthetic_images
 from fnx.errors import FnxError
-from fnx.exporter.pipeline import ExportOptions, export_model
-from fnx.models.variants import default_preprocessing
+from fnx.exporter import ExportOptions, Int8Options, export_model
+from fnx.manifest import Preprocessing
 from fnx.runtime import load
 
-SPEC = default_preprocessing(64)
+SPEC = Preprocessing.for_size(64)
 
 
 def _folder(root, n_per_class=6):
@@ -51,9 +51,9 @@ def test_reader_errors(tmp_path):
 
 
 def _int8(fmt, ckpt, tmp_path, **cal):
-    calibration = {"data": "synthetic", "size": 32, "min_cosine": 0.95, **cal}
+    int8 = Int8Options(**{"data": "synthetic", "size": 32, "min_cosine": 0.95, **cal})
     (res,) = export_model("t0", ExportOptions(formats=(fmt,), precision="int8", weights=str(ckpt), img_size=64,
-                                              out_dir=tmp_path, calibration=calibration))
+                                              out_dir=tmp_path, int8=int8))
     return res
 
 
@@ -62,13 +62,13 @@ def test_onnx_int8_qdq_per_channel_with_report(t0_ckpt, tmp_path):
     graph = onnx.load(str(res.artifact)).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("QuantizeLinear") > 40 and ops.count("DequantizeLinear") > 80
-    cal = res.manifest["calibration"]
-    assert cal["source"] == "synthetic" and cal["calibration_images"] == 32 and cal["held_out_images"] == 64
-    rep = cal["report"]
-    assert rep["held_out"] == 64 and rep["cosine_min"] >= 0.95 and 0 <= rep["top1_agreement"] <= 1
-    assert len(rep["layer_errors"]) == 10 and rep["layer_errors"][0]["rel_error"] >= rep["layer_errors"][-1]["rel_error"]
-    assert rep["float_ops"].get("Gelu") == 14  # ONNX Runtime has no int8 GELU: the report names it
-    assert "GELU variant" in cal["notes"][0]
+    cal = res.manifest.calibration
+    assert cal.source == "synthetic" and cal.calibration_images == 32 and cal.held_out_images == 64
+    rep = cal.report
+    assert rep.held_out == 64 and rep.cosine_min >= 0.95 and 0 <= rep.top1_agreement <= 1
+    assert len(rep.layer_errors) == 10 and rep.layer_errors[0].rel_error >= rep.layer_errors[-1].rel_error
+    assert rep.float_ops.get("Gelu") == 14  # ONNX Runtime has no int8 GELU: the report names it
+    assert "GELU variant" in cal.notes[0]
     # per-channel weights: weight DequantizeLinear nodes carry per-output-channel scales
     inits = {i.name: i for i in graph.initializer}
     scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
@@ -90,9 +90,9 @@ def test_guard_needs_labels_for_top1_drop(t0_ckpt, tmp_path):
 def test_tflite_int8_has_int8_io(t0_ckpt, tmp_path):
     res = _int8("tflite", t0_ckpt, tmp_path)
     m = res.manifest
-    assert m["input"]["dtype"] == "int8" and m["input"]["quantization"]["scale"] > 0
-    assert m["outputs"][0]["dtype"] == "int8"
-    float_ops = m["calibration"]["report"]["float_ops"]
+    assert m.input.dtype == "int8" and m.input.quantization.scale > 0
+    assert m.outputs[0].dtype == "int8"
+    float_ops = m.calibration.report.float_ops
     assert set(float_ops) <= {"GELU", "MEAN"}, float_ops  # only what the report names stays float
     session = load(res.artifact)
     assert session.inputs[0].dtype == np.int8
@@ -116,7 +116,8 @@ def test_quantize_existing_onnx_export_torch_free(t0_exports, tmp_path):
     src.with_suffix(".json").write_text(t0_exports["onnx"].artifact.with_suffix(".json").read_text())
     code = (
         "import sys, json; from pathlib import Path; from fnx.calibration.quantize import quantize_artifact;"
-        f"p, m = quantize_artifact(Path({str(src)!r}), 'synthetic', size=24, min_cosine=0.9);"
+        "from fnx.calibration.options import Int8Options;"
+        f"p, m = quantize_artifact(Path({str(src)!r}), Int8Options('synthetic', 24, min_cosine=0.9));"
         "print(json.dumps({'path': str(p), 'torch': 'torch' in sys.modules}))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -143,37 +144,30 @@ def test_quantize_cli_errors(cli, t0_exports, tmp_path):
 
 @pytest.fixture(scope="module")
 def t2_ckpt(tmp_path_factory):
-    import torch
+    from fnx.dev import write_lively_checkpoint
 
-    from fnx.models import create_model
-    from fnx.models.init import lively
-
-    torch.manual_seed(0)
-    ckpt = tmp_path_factory.mktemp("t2") / "t2.pth"
-    torch.save(lively(create_model("t2", num_classes=10)).state_dict(), ckpt)
-    return ckpt
+    return write_lively_checkpoint("t2", tmp_path_factory.mktemp("t2") / "t2.pth", num_classes=10)
 
 
 def _t2_int8(ckpt, out, min_cosine):
     (res,) = export_model("t2", ExportOptions(formats=("onnx",), precision="int8", weights=str(ckpt), img_size=64,
-                                              out_dir=out, calibration={"data": "synthetic", "size": 16,
-                                                                        "min_cosine": min_cosine}))
+                                              out_dir=out, int8=Int8Options("synthetic", 16, min_cosine=min_cosine)))
     return res
 
 
 def test_onnx_int8_relu_variant_ranks_fused_conv_relu(t2_ckpt, tmp_path):
     """T2 (ReLU): the quantizer fuses Conv+ReLU; per-layer errors must still cover every conv."""
     res = _t2_int8(t2_ckpt, tmp_path, 0.9)
-    rep = res.manifest["calibration"]["report"]
-    assert len(rep["layer_errors"]) == 10 and "Gelu" not in rep["float_ops"]
-    assert res.manifest["calibration"]["notes"] == []
+    rep = res.manifest.calibration.report
+    assert len(rep.layer_errors) == 10 and "Gelu" not in rep.float_ops
+    assert res.manifest.calibration.notes == []
 
 
 def test_min_cosine_reaches_the_export_parity_check(t2_ckpt, tmp_path):
     """`--min-cosine` is the bound of both the guard and the export-time parity check (not the 0.99 default)."""
     res = _t2_int8(t2_ckpt, tmp_path, 0.95)
     assert res.parity.bounds["min_cosine"] == 0.95 and res.parity.passed
-    assert res.manifest["parity"]["bounds"]["min_cosine"] == 0.95
+    assert res.manifest.parity.bounds["min_cosine"] == 0.95
 
 
 def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_path):
@@ -183,4 +177,4 @@ def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_p
         assert "0.99999" in str(e) or "guard failed" in str(e)
         assert list(tmp_path.iterdir()) == []
     else:
-        assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest["calibration"]["kept_float"]
+        assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest.calibration.kept_float

@@ -7,7 +7,7 @@ import pytest
 from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.evaluate import evaluate
-from fnx.exporter.pipeline import ExportOptions, export_model
+from fnx.exporter import ExportOptions, Int8Options, export_model
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def test_training_learns_and_round_trips_through_export(cli, digits, tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
     assert m["labels"] == side["labels"] and m["model"]["img_size"] == 32 and m["model"]["num_classes"] == 10
-    assert m["input"]["shape"] == [1, 3, 32, 32] and m["preprocessing"]["crop"] == 32
+    assert m["inputs"][0]["shape"] == [1, 3, 32, 32] and m["preprocessing"]["crop"] == 32
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +41,9 @@ def demo_exports(digits, tmp_path_factory):
     results = {}
     for precision in ("fp32", "int8"):
         opts = ExportOptions(formats=("tflite", "onnx"), precision=precision, weights=str(DEMO_CHECKPOINT), out_dir=out,
-                             data=digits / "test", calibration={"data": str(digits / "train"), "size": 256, "max_top1_drop": 1.0})
+                             data=digits / "test", int8=Int8Options(str(digits / "train"), 256, max_top1_drop=1.0))
         for r in export_model("fasternet_t0", opts):
-            results[(r.manifest["artifact"]["format"], precision)] = r
+            results[(r.manifest.artifact.format, precision)] = r
     return results
 
 
@@ -64,9 +64,9 @@ def test_eval_agrees_between_pytorch_and_fp32_artifacts(digits, demo_exports, cl
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_int8_accuracy_on_trained_model(digits, demo_exports, fmt):
     res = demo_exports[(fmt, "int8")]
-    rep = res.manifest["calibration"]["report"]
-    assert res.manifest["calibration"]["source"].endswith("train")
-    assert rep["top1_drop_points"] <= 1.0 and rep["top1_agreement"] >= 0.98
+    rep = res.manifest.calibration.report
+    assert res.manifest.calibration.source.endswith("train")
+    assert rep.top1_drop_points <= 1.0 and rep.top1_agreement >= 0.98
     fp32 = evaluate(demo_exports[(fmt, "fp32")].artifact, digits / "test")["top1"]
     int8 = evaluate(res.artifact, digits / "test")["top1"]
     assert 100 * (fp32 - int8) <= 1.0

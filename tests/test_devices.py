@@ -97,13 +97,13 @@ def test_profiles_are_complete_and_consistent():
         assert p.arch in ("aarch64", "x86_64", "armv7l")
         assert p.precision in ("int8", "fp16", "fp32")
         assert (p.format, p.engine) in (("tflite", "litert"), ("onnx", "onnxruntime"))
-        assert p.providers and p.providers[-1] == "CPUExecutionProvider"
+        assert p.accelerator in ("cpu", "cuda", "tensorrt")
         assert p.threads is None or p.threads >= 1
-        assert p.to_dict()["name"] == name and isinstance(p.to_dict()["providers"], list)
+        assert p.to_dict()["name"] == name and p.to_dict()["accelerator"] == p.accelerator
     assert (PROFILES["rpi4"].cores, PROFILES["rpi4"].threads, PROFILES["rpi4"].precision) == (4, 4, "int8")
     assert PROFILES["x86"].format == "tflite" and PROFILES["x86"].precision == "int8"
     for gpu in ("jetson-orin", "cuda"):
-        assert PROFILES[gpu].precision == "fp16" and "CUDAExecutionProvider" in PROFILES[gpu].providers
+        assert PROFILES[gpu].precision == "fp16" and PROFILES[gpu].accelerator == "tensorrt"
     with pytest.raises(AttributeError):
         PROFILES["rpi4"].threads = 2  # frozen
 

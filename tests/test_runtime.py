@@ -51,11 +51,11 @@ def test_batch_larger_than_model_batch(t0_exports):
 def test_int8_io_quantized_inside(t0_ckpt, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from fnx.exporter.pipeline import ExportOptions, export_model
+    from fnx.exporter import ExportOptions, Int8Options, export_model
 
     (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
                                               out_dir=tmp_path, verify=False,
-                                              calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))
+                                              int8=Int8Options("synthetic", 16, min_cosine=0.9)))
     x = np.random.default_rng(3).standard_normal((1, 64, 64, 3)).astype(np.float32)
     it = Interpreter(model_path=str(res.artifact))
     it.allocate_tensors()
@@ -148,16 +148,11 @@ def test_bad_images_and_shapes(t0_exports, tmp_path, cli):
 
 
 def test_missing_engine_is_a_clear_error(monkeypatch, t0_exports):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
-
-    def no_tflite(name, *a, **kw):
-        if name.startswith(("ai_edge_litert", "tflite_runtime", "tensorflow")):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_tflite)
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
+                 "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # import of it raises ImportError, as when not installed
     with pytest.raises(FnxError, match="pip install ai-edge-litert"):
         load(t0_exports["tflite"].artifact)
 
@@ -184,16 +179,22 @@ def test_cuda_session(t0_exports):
     assert np.abs(gpu.run(x)[0] - cpu).max() <= 1e-3 * max(1, np.abs(cpu).max())
 
 
-def test_device_profiles_drive_threads_and_providers(t0_exports):
-    from fnx.runtime.session import resolve_device
+def test_device_resolves_to_a_neutral_placement(t0_exports):
+    from fnx.runtime import Placement, resolve_placement
+    from fnx.runtime.engines.onnxruntime import PROVIDERS
 
-    assert resolve_device("rpi4", None) == (["CPUExecutionProvider"], 4)
-    assert resolve_device("rpi4", 2)[1] == 2
-    assert resolve_device("cpu", None) == (["CPUExecutionProvider"], None)
-    assert resolve_device("cuda", None)[0][0] == "CUDAExecutionProvider"
-    providers, _ = resolve_device("auto", None)
-    assert "CPUExecutionProvider" in providers
+    assert resolve_placement("rpi4", None) == Placement("cpu", 4, strict=True)
+    assert resolve_placement("rpi4", 2).threads == 2
+    assert resolve_placement("cpu", None) == Placement("cpu", None)
+    assert resolve_placement("cuda", None) == Placement("cuda", None)
+    assert PROVIDERS["cuda"][0] == "CUDAExecutionProvider"  # ONNX Runtime's own mapping of the kind
+    auto = resolve_placement("auto", None)
+    assert auto.strict is False and auto.kind in ("cpu", "cuda", "tensorrt")
     with pytest.raises(FnxError, match="unknown device 'tpu'"):
-        resolve_device("tpu", None)
+        resolve_placement("tpu", None)
+    with pytest.raises(FnxError, match="at least 1"):
+        resolve_placement("cpu", 0)
+    with pytest.raises(FnxError, match="no engine runs tflite artifacts on cuda"):
+        load(t0_exports["tflite"].artifact, device="cuda")
     s = load(t0_exports["tflite"].artifact, device="rpi5")
     assert s.threads == 4

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fnx.exporter.pipeline import ExportOptions, export_model
+from fnx.exporter import ExportOptions, Int8Options, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_run_and_bench_fp32_and_int8(runtime_env, t0_ckpt, tmp_path):
     arts = [r.artifact for r in export_model("t0", ExportOptions(formats=("tflite",), weights=str(t0_ckpt), img_size=64, out_dir=tmp_path))]
     arts += [r.artifact for r in export_model("t0", ExportOptions(
         formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64, out_dir=tmp_path, verify=False,
-        calibration={"data": "synthetic", "size": 16, "min_cosine": 0.9}))]
+        int8=Int8Options("synthetic", 16, min_cosine=0.9)))]
     img = tmp_path / "frame.png"
     Image.fromarray(synthetic_images(1, size=80, seed=3)[0]).save(img)
     fnx = str(runtime_env / "fnx")

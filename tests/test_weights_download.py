@@ -97,3 +97,29 @@ def test_offline_names_weights_path(monkeypatch, tmp_path):
     monkeypatch.setenv("FNX_OFFICIAL_URL_BASE", "http://127.0.0.1:9/none")  # discard port: refused
     with pytest.raises(FnxError, match="--weights PATH"):
         create_model("t0", weights="official")
+
+
+def test_no_weights_offline_is_an_error_with_the_fix_and_writes_nothing(monkeypatch, tmp_path, cli):
+    """The default-weights policy (official, else an error) is the same for the CLI and the Python API."""
+    from fnx.exporter import ExportOptions, export_model
+
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FNX_OFFICIAL_URL_BASE", "http://127.0.0.1:9/none")  # discard port: refused
+    r = cli("export", "fasternet-t2", "--format", "tflite", "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "--weights random" in r.output and "--weights PATH|URL|official" in r.output
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(FnxError, match="--weights random"):
+        export_model("t2", ExportOptions(out_dir=tmp_path / "api"))
+    assert not (tmp_path / "api").exists()
+
+
+def test_no_weights_uses_the_official_ones_when_they_can_be_had(server, tmp_path):
+    from fnx.exporter import ExportOptions, export_model
+
+    sd = create_model("t0", num_classes=1000).state_dict()
+    buf = tmp_path / "w.pth"
+    torch.save(sd, buf)
+    _Handler.files[get_variant("t0").official_file] = buf.read_bytes()
+    (res,) = export_model("t0", ExportOptions(formats=("onnx",), img_size=64, out_dir=tmp_path / "o"))
+    assert res.manifest.weights.kind == "official" and res.manifest.weights.url.startswith("http://127.0.0.1")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.manifest import Preprocessing
 from fnx.runtime.preprocess import list_images, load_image, preprocess
 
 MIN_RECOMMENDED = 100
@@ -35,12 +36,8 @@ class CalibrationSet:
     skipped: list[str] = field(default_factory=list)
     class_names: list[str] | None = None
 
-    def summary(self) -> dict:
-        return {"source": self.source, "images_found": self.found, "calibration_images": int(len(self.calib)),
-                "held_out_images": int(len(self.held_out)), "skipped": len(self.skipped), "skipped_files": self.skipped[:20]}
 
-
-def load_calibration(data: str | Path | None, spec: dict, size: int = 256, held_out: int = 64, seed: int = 0,
+def load_calibration(data: str | Path | None, spec: Preprocessing, size: int = 256, held_out: int = 64, seed: int = 0,
                      progress=None) -> CalibrationSet:
     """Return a CalibrationSet of `size` seeded images from a folder (or "synthetic"), plus held-out images.
 
@@ -53,7 +50,7 @@ def load_calibration(data: str | Path | None, spec: dict, size: int = 256, held_
     if str(data) == SYNTHETIC:
         from fnx.calibration.synthetic import synthetic_images
 
-        images = synthetic_images(size + held_out, size=spec["resize_short"], seed=seed)
+        images = synthetic_images(size + held_out, size=spec.resize_short, seed=seed)
         arr = np.stack([preprocess(im, spec) for im in images])
         return CalibrationSet(arr[:size], arr[size:], [None] * held_out, SYNTHETIC, len(images))
     folder = Path(data)
@@ -79,7 +76,10 @@ def load_calibration(data: str | Path | None, spec: dict, size: int = 256, held_
             bar.update(task, advance=1)
     if not kept:
         raise FnxError(f"none of the {len(paths)} image files under {folder} could be decoded; check the folder")
-    n_held = min(held_out, len(kept) // 4)
+    if len(kept) < 2:
+        raise FnxError(f"only {len(kept)} of the image files under {folder} could be decoded: calibration needs at least "
+                       f"2 (some to calibrate on, some held out to check the result; {MIN_RECOMMENDED}+ recommended)")
+    n_held = max(1, min(held_out, len(kept) // 4))
     n_cal = len(kept) - n_held
     if n_cal < MIN_RECOMMENDED:
         warnings.warn(f"only {n_cal} usable calibration images in {folder} (>= {MIN_RECOMMENDED} recommended): int8 "

@@ -9,81 +9,86 @@ from typing import Callable
 import numpy as np
 
 from fnx.calibration.data import CalibrationSet
+from fnx.calibration.quantizer import Quantizer
 from fnx.errors import FnxError
-from fnx.parity import check
+from fnx.manifest import FallbackCost, GuardBounds, Int8Report, LayerError
+from fnx.parity import bounds_for, check
 from fnx.progress import Steps
 
 GUARD_STEP = 4  # layers returned to float per step
 GUARD_MAX_STEPS = 3
 
 
-def held_out_report(outs: np.ndarray, refs: np.ndarray, data: CalibrationSet, min_cosine: float,
-                    max_drop: float | None) -> dict:
+def guard_bounds(min_cosine: float | None, max_top1_drop: float | None) -> GuardBounds:
+    """Return the guard's bounds: the user's, else the int8 defaults of fnx.parity."""
+    return GuardBounds(bounds_for("int8", min_cosine)["min_cosine"], max_top1_drop)
+
+
+def held_out_report(outs: np.ndarray, refs: np.ndarray, data: CalibrationSet, bounds: GuardBounds) -> Int8Report:
     """Return int8-vs-fp32 figures on the held-out images, with the guard's failures (empty when it holds)."""
-    rep = check([refs], [outs], "int8", ["logits"], bounds={"min_cosine": min_cosine}, reference="fp32 (held-out)")
+    rep = check([refs], [outs], "int8", ["logits"], bounds={"min_cosine": bounds.min_cosine}, reference="fp32 (held-out)")
     o = rep.outputs[0]
-    result = {"held_out": o.n, "cosine_min": o.cosine, "top1_agreement": o.top1_agreement, "max_abs": o.max_abs,
-              "failures": list(rep.failures)}
+    report = Int8Report(held_out=o.n, cosine_min=o.cosine, top1_agreement=o.top1_agreement, max_abs=o.max_abs,
+                        failures=list(rep.failures))
     labels = data.held_out_labels
-    if labels and all(l is not None for l in labels):
+    if labels and all(label is not None for label in labels):
         y = np.array(labels)
-        fp32_acc, int8_acc = float((refs.argmax(1) == y).mean()), float((outs.argmax(1) == y).mean())
-        drop = 100 * (fp32_acc - int8_acc)
-        result.update(fp32_top1=fp32_acc, int8_top1=int8_acc, top1_drop_points=drop)
-        if max_drop is not None and drop > max_drop:
-            result["failures"].append(f"top-1 drop {drop:.2f} points exceeds {max_drop}")
-    elif max_drop is not None:
-        result["failures"].append("--max-top1-drop needs labelled calibration data (class subfolders)")
-    result["passed"] = not result["failures"]
-    return result
+        report.fp32_top1, report.int8_top1 = float((refs.argmax(1) == y).mean()), float((outs.argmax(1) == y).mean())
+        report.top1_drop_points = 100 * (report.fp32_top1 - report.int8_top1)
+        if bounds.max_top1_drop is not None and report.top1_drop_points > bounds.max_top1_drop:
+            report.failures.append(f"top-1 drop {report.top1_drop_points:.2f} points exceeds {bounds.max_top1_drop}")
+    elif bounds.max_top1_drop is not None:
+        report.failures.append("--max-top1-drop needs labelled calibration data (class subfolders)")
+    report.passed = not report.failures
+    return report
 
 
-def run_guarded(quantize: Callable[[list[str]], None], outputs: Callable[[], np.ndarray], rank: Callable[[], list[dict]],
-                artifact: Path, refs: np.ndarray, data: CalibrationSet, min_cosine: float, max_drop: float | None,
-                steps: Steps, label: str) -> tuple[dict, list[str], list[dict]]:
+def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], np.ndarray], refs: np.ndarray,
+                data: CalibrationSet, bounds: GuardBounds, steps: Steps,
+                label: str) -> tuple[Int8Report, list[str], list[LayerError]]:
     """Return (report, layers kept in float, layer ranking) once the guard holds; FnxError if it never does.
 
-    quantize(keep_float) writes the artifact; outputs() runs it on the held-out images; rank() lists
-    layers by int8 error, worst first. Each failed step returns the next GUARD_STEP layers to float.
+    outputs() runs the artifact on the held-out images. Each failed step returns the next
+    GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float.
     """
     keep: list[str] = []
-    ranking: list[dict] | None = None
+    ranking: list[LayerError] | None = None
     first_copy = artifact.with_name(artifact.stem + ".allint8" + artifact.suffix)
     try:
         for attempt in range(GUARD_MAX_STEPS + 1):
             with steps.step(f"quantize to int8 {label}" + (f" ({len(keep)} layers float)" if keep else "")):
-                quantize(keep)
+                quantizer.quantize(artifact, keep)
             with steps.step("held-out report (int8 vs fp32)"):
-                report = held_out_report(outputs(), refs, data, min_cosine, max_drop)
+                report = held_out_report(outputs(), refs, data, bounds)
             if ranking is None:
                 with steps.step("rank layers by int8 error"):
-                    ranking = rank()
-            if report["passed"] or attempt == GUARD_MAX_STEPS:
+                    ranking = quantizer.layer_errors(artifact, data.held_out[:8])
+            if report.passed or attempt == GUARD_MAX_STEPS:
                 break
             if attempt == 0:
                 shutil.copyfile(artifact, first_copy)
-            more = [r["layer"] for r in ranking if r["layer"] not in keep][:GUARD_STEP]
+            more = [r.layer for r in ranking if r.layer not in keep][:GUARD_STEP]
             if not more:
                 break
             keep += more
-            steps.info(f"[yellow]guard:[/] {'; '.join(report['failures'])} -> keeping {', '.join(more)} in float")
-        report["guard_steps"] = attempt
-        if not report["passed"]:
+            steps.info(f"[yellow]guard:[/] {'; '.join(report.failures)} -> keeping {', '.join(more)} in float")
+        report.guard_steps = attempt
+        if not report.passed:
             raise FnxError(f"int8 accuracy guard failed after {len(keep)} layers were returned to float: "
-                           f"{'; '.join(report['failures'])}. Use more or more representative --calib-data, another "
-                           f"--calib-method, or fp16")
+                           f"{'; '.join(report.failures)}. Use more or more representative --calib-data, another "
+                           f"--calib-method, a lower --min-cosine, or fp16")
         if keep:
-            report["float_fallback_cost"] = _speed_cost(first_copy, artifact)
+            report.float_fallback_cost = _speed_cost(first_copy, artifact)
         return report, keep, ranking or []
     finally:
         first_copy.unlink(missing_ok=True)
 
 
-def _speed_cost(all_int8: Path, final: Path) -> dict:
+def _speed_cost(all_int8: Path, final: Path) -> FallbackCost:
     """Return the latency (1 thread, ms) of the all-int8 model and of the guarded one."""
     from fnx.runtime import load
     from fnx.runtime.bench import bench_session
 
     a = bench_session(load(all_int8, device="cpu", threads=1), warmup=3, runs=20)["mean_ms"]
     b = bench_session(load(final, device="cpu", threads=1), warmup=3, runs=20)["mean_ms"]
-    return {"all_int8_ms": a, "guarded_ms": b, "slowdown": b / a}
+    return FallbackCost(a, b, b / a)

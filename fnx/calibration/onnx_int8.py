@@ -1,6 +1,7 @@
 """ONNX int8 with ONNX Runtime's quantize_static (QDQ, per-channel weights); torch-free.
 
-Used by `fnx export --precision int8` and by `fnx quantize ARTIFACT.onnx`.
+`OrtQdqQuantizer` is the ONNX format's Quantizer: used by `fnx export --format onnx --precision
+int8` and by `fnx quantize ARTIFACT.onnx`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,34 @@ import numpy as np
 
 from fnx.calibration.data import CalibrationSet
 from fnx.errors import FnxError
+from fnx.calibration.options import CALIBRATION_METHODS as METHODS
+from fnx.manifest import LayerError
 
-METHODS = ("minmax", "percentile", "entropy")
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
+
+
+class OrtQdqQuantizer:
+    """ONNX Runtime static QDQ int8 of an fp32 ONNX file (the Quantizer protocol of fnx.calibration)."""
+
+    def __init__(self, fp32: Path, data: CalibrationSet, method: str = "minmax", batch: int = 1, owns_fp32: bool = False):
+        self.fp32, self.data, self.method, self.batch, self.owns_fp32 = Path(fp32), data, method, batch, owns_fp32
+        self.scheme, self.io = method, "float"  # a QDQ model takes and gives float tensors; the int8 work is inside
+
+    def __enter__(self) -> "OrtQdqQuantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.owns_fp32:
+            self.fp32.unlink(missing_ok=True)
+
+    def quantize(self, out: Path, keep_float: list[str]) -> None:
+        quantize_file(self.fp32, out, self.data, self.method, keep_float, self.batch)
+
+    def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
+        return layer_errors(self.fp32, out, probe_nhwc)
+
+    def float_ops(self, out: Path) -> dict[str, int]:
+        return float_ops(out)
 
 
 class _Reader:
@@ -76,8 +102,8 @@ def _layer_outputs(path: Path, names: list[str], nchw: np.ndarray) -> list[dict[
     return [dict(zip(out_names, sess.run(None, {inp: nchw[i : i + 1]}))) for i in range(len(nchw))]
 
 
-def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[dict]:
-    """Return [{layer, node, rel_error, snr_db}] for every Conv/Gemm: int8 model's output vs fp32's, worst first.
+def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
+    """Return every Conv/Gemm's error: the int8 model's output vs fp32's, worst first.
 
     Layers are matched by node name, and compared on the int8 node's output tensor: the quantizer fuses
     Conv+ReLU, so that tensor is the ReLU's output, which the fp32 model has under the same name.
@@ -98,9 +124,8 @@ def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[dict]:
                 for f, q in zip(f_runs, q_runs) if name in q and name in f]
         if errs:
             rel = float(np.mean(errs))
-            rows.append({"layer": module_path(node), "node": node, "rel_error": rel,
-                         "snr_db": float(-20 * np.log10(max(rel, 1e-12)))})
-    return sorted(rows, key=lambda r: -r["rel_error"])
+            rows.append(LayerError(module_path(node), rel, float(-20 * np.log10(max(rel, 1e-12))), node))
+    return sorted(rows, key=lambda r: -r.rel_error)
 
 
 # Ops that ONNX Runtime's CPU provider fuses with their Q/DQ neighbours into int8 kernels (or, for data

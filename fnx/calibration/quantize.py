@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fnx.calibration import onnx_int8
 from fnx.calibration.data import load_calibration
-from fnx.calibration.guard import run_guarded
-from fnx.calibration.report import record
+from fnx.calibration.guard import guard_bounds, run_guarded
+from fnx.calibration.onnx_int8 import OrtQdqQuantizer
+from fnx.calibration.options import Int8Options
+from fnx.calibration.report import calibration_record, record_io_quantization
 from fnx.errors import FnxError
 from fnx.fileio import atomic_path, sha256_file
-from fnx.manifest import embed_in_onnx, read_manifest, write_manifest
-from fnx.parity import BOUNDS
+from fnx.manifest import Manifest, finish_artifact, read_manifest
+from fnx.parity import check
 from fnx.progress import Steps
 
 
@@ -25,9 +26,8 @@ def int8_name(artifact: Path) -> Path:
     return artifact.with_name(stem + artifact.suffix)
 
 
-def quantize_artifact(artifact: Path, calib_data: str | None, size: int = 256, method: str = "minmax",
-                      min_cosine: float | None = None, max_top1_drop: float | None = None, out: Path | None = None,
-                      steps: Steps | None = None) -> tuple[Path, dict]:
+def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = None,
+                      steps: Steps | None = None) -> tuple[Path, Manifest]:
     """Write the guarded int8 model of an fp32 ONNX export beside it; returns (path, manifest)."""
     from fnx.runtime import load
 
@@ -42,29 +42,27 @@ def quantize_artifact(artifact: Path, calib_data: str | None, size: int = 256, m
     if manifest is None:
         raise FnxError(f"{artifact} has no manifest beside it ({artifact.with_suffix('.json').name}): fnx quantize reads "
                        f"its preprocessing from there; re-export with fnx export --format onnx")
-    if manifest["artifact"].get("precision") != "fp32":
-        raise FnxError(f"{artifact.name} is {manifest['artifact'].get('precision')}, not fp32: quantize an fp32 export")
+    if manifest.artifact.precision != "fp32":
+        raise FnxError(f"{artifact.name} is {manifest.artifact.precision}, not fp32: quantize an fp32 export")
     bar, task = steps.progress("reading calibration images", None)
     with bar:
-        data = load_calibration(calib_data, manifest["preprocessing"], size=size, progress=(bar, task))
+        data = load_calibration(options.data, manifest.preprocessing, size=options.size, progress=(bar, task))
     steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out")
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)[0]
     final = out or int8_name(artifact)
-    min_cosine = min_cosine or BOUNDS["int8"]["min_cosine"]
+    bounds = guard_bounds(options.min_cosine, options.max_top1_drop)
     new = copy.deepcopy(manifest)
-    with atomic_path(final) as tmp:
-        report, keep, ranking = run_guarded(
-            lambda keep: onnx_int8.quantize_file(artifact, tmp, data, method, keep),
-            lambda: load(tmp, device="cpu").run(held)[0],
-            lambda: onnx_int8.layer_errors(artifact, tmp, data.held_out[:8]),
-            tmp, refs, data, min_cosine, max_top1_drop, steps, "onnx")
-        new["artifact"].update(precision="int8", quantized_from={"file": artifact.name, "sha256": sha256_file(artifact)})
-        record(new, tmp, "onnx", data, method, "float", keep, report, ranking, min_cosine, max_top1_drop)
-        new["parity"] = {"reference": "fp32 artifact (held-out images)", "passed": report["passed"],
-                         "outputs": [{"name": "logits", "cosine": report["cosine_min"], "max_abs": report["max_abs"],
-                                      "top1_agreement": report["top1_agreement"], "n": report["held_out"]}]}
-        embed_in_onnx(tmp, new)
-        new["artifact"].update(file=final.name, sha256=sha256_file(tmp), size_bytes=tmp.stat().st_size)
-        write_manifest(final, new)
+    new.artifact.precision = "int8"
+    new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
+    with atomic_path(final) as tmp, OrtQdqQuantizer(artifact, data, options.method) as quantizer:
+        outputs = lambda: load(tmp, device="cpu").run(held)[0]  # noqa: E731
+        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx")
+        new.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
+                                             quantizer.float_ops(tmp))
+        record_io_quantization(new, tmp)
+        # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
+        new.parity = check([refs], [outputs()], "int8", [o.name for o in new.outputs], bounds={"min_cosine": bounds.min_cosine},
+                           reference="fp32 artifact", inputs=f"{len(held)} held-out calibration images")
+        finish_artifact(new, tmp, final)
     return final, new

@@ -1,9 +1,15 @@
-"""Per-layer int8 error: each conv/linear output of a PT2E fake-quantized model against the fp32 one."""
+"""PT2E int8 (litert-torch's quantizer): a quantizer that can keep layers in float, and per-layer int8 errors.
+
+Each conv/linear output of the PT2E fake-quantized model is compared with the fp32 one. Takes the
+NHWC-input module the TFLite format converts; imports nothing from fnx.exporter.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from fnx.manifest import LayerError
 
 LAYER_OPS = ("conv2d", "linear")
 
@@ -65,11 +71,9 @@ def quantized_graph(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, keep_float
     return float_gm, convert_pt2e(prepared, fold_quantize=False)
 
 
-def layer_errors(deployed: torch.nn.Module, calib_nhwc: np.ndarray, probe_nhwc: np.ndarray) -> list[dict]:
-    """Return [{layer, rel_error, snr_db}] for every conv/linear, largest int8 error first."""
-    from fnx.exporter.tflite_export import channel_last
-
-    float_gm, quant_gm = quantized_graph(channel_last(deployed, features=False), calib_nhwc)
+def layer_errors(wrapped_nhwc: torch.nn.Module, calib_nhwc: np.ndarray, probe_nhwc: np.ndarray) -> list[LayerError]:
+    """Return every conv/linear layer's int8 error (PT2E fake-quant vs fp32) on the probe images, worst first."""
+    float_gm, quant_gm = quantized_graph(wrapped_nhwc, calib_nhwc)
     f_cap, q_cap = _Capture(float_gm), _Capture(quant_gm)
     errs: dict[str, list[float]] = {}
     with torch.no_grad():
@@ -84,5 +88,5 @@ def layer_errors(deployed: torch.nn.Module, calib_nhwc: np.ndarray, probe_nhwc: 
     rows = []
     for name, e in errs.items():
         rel = float(np.mean(e))
-        rows.append({"layer": f_cap.layers[name], "rel_error": rel, "snr_db": float(-20 * np.log10(max(rel, 1e-12)))})
-    return sorted(rows, key=lambda r: -r["rel_error"])
+        rows.append(LayerError(f_cap.layers[name], rel, float(-20 * np.log10(max(rel, 1e-12)))))
+    return sorted(rows, key=lambda r: -r.rel_error)

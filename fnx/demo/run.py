@@ -11,7 +11,9 @@ from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.errors import FnxError
 from fnx.evaluate import evaluate
-from fnx.exporter.pipeline import ExportOptions, export_model
+from fnx.calibration.options import Int8Options
+from fnx.exporter.options import ExportOptions
+from fnx.exporter.pipeline import export_model
 from fnx.progress import Steps
 from fnx.runtime import load
 from fnx.runtime.bench import bench_session
@@ -28,7 +30,7 @@ def run_demo(out: Path, console: Console, err_console: Console) -> list[dict]:
     for precision in ("fp32", "int8"):
         opts = ExportOptions(formats=("tflite", "onnx"), precision=precision, weights=str(DEMO_CHECKPOINT),
                              out_dir=out / "artifacts", data=digits / "test",
-                             calibration={"data": str(digits / "train"), "size": 256, "max_top1_drop": 1.0})
+                             int8=Int8Options(str(digits / "train"), 256, max_top1_drop=1.0))
         results += export_model("fasternet_t0", opts, steps)
     samples = sorted((digits / "test").rglob("*.png"))[::90][:4]
     session = load(results[-2].artifact, device="cpu", threads=1)

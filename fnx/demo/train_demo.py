@@ -35,17 +35,15 @@ def main() -> None:
     sidecar = train("fasternet_t0", data, full, opts, Steps())
     from fnx.models import create_model
     from fnx.train import _load, image_folder
-    from fnx.models.variants import default_preprocessing
 
     model = create_model("fasternet_t0", weights=str(full))
     _, test_items = image_folder(data / "test")
-    xte, yte = _load(test_items, default_preprocessing(64), center=True)
-    sidecar["test_acc"] = accuracy(model, xte, yte)
-    sidecar["train_seconds"] = round(time.time() - t0, 1)
-    sidecar["stored_as"] = "float16 (loads as float32)"
+    xte, yte = _load(test_items, sidecar.preprocessing, center=True)
+    sidecar.extra = {"test_acc": accuracy(model, xte, yte), "train_seconds": round(time.time() - t0, 1),
+                     "stored_as": "float16 (loads as float32)"}
     full.unlink()  # its sidecar (same stem) is rewritten below for the final file
     save_checkpoint(model, args.out, sidecar, half=True)
-    print(json.dumps({k: sidecar[k] for k in ("val_acc", "test_acc", "train_seconds", "epoch")}, indent=1))
+    print(json.dumps({"val_acc": sidecar.val_acc, "epoch": sidecar.epoch, **sidecar.extra}, indent=1))
 
 
 if __name__ == "__main__":

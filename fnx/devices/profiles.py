@@ -12,13 +12,12 @@ Format = Literal["tflite", "onnx"]
 Precision = Literal["int8", "fp16", "fp32"]
 Engine = Literal["litert", "onnxruntime"]
 
-CPU_ONLY: tuple[str, ...] = ("CPUExecutionProvider",)
-GPU_FIRST: tuple[str, ...] = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+Accelerator = Literal["cpu", "cuda", "tensorrt"]  # a fnx.runtime.Placement kind; each engine maps it itself
 
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """One target device: what to export (format, precision) and how to run it (engine, threads, providers)."""
+    """One target device: what to export (format, precision) and how to run it (engine, threads, accelerator)."""
 
     name: str
     description: str
@@ -28,14 +27,12 @@ class DeviceProfile:
     precision: Precision
     engine: Engine
     threads: int | None = None  # None: use every core this process may run on
-    providers: tuple[str, ...] = CPU_ONLY  # ONNX Runtime execution providers, most preferred first
+    accelerator: Accelerator = "cpu"  # where the engine runs (TensorRT falls back to CUDA, then CPU, under auto)
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the profile as a JSON-ready dict (providers as a list)."""
-        d = asdict(self)
-        d["providers"] = list(self.providers)
-        return d
+        """Return the profile as a JSON-ready dict."""
+        return asdict(self)
 
 
 def _int8_cpu(name: str, description: str, arch: Arch, cores: int | None, notes: str) -> DeviceProfile:
@@ -51,7 +48,7 @@ PROFILES: dict[str, DeviceProfile] = {
                   "The A76 has dot-product instructions, which int8 kernels use."),
         DeviceProfile(
             "jetson-orin", "NVIDIA Jetson Orin (Ampere GPU, JetPack)", "aarch64", None, "onnx", "fp16",
-            "onnxruntime", threads=None, providers=GPU_FIRST,
+            "onnxruntime", threads=None, accelerator="tensorrt",
             notes="Needs the JetPack onnxruntime-gpu wheel; TensorRT builds an engine on first run.",
         ),
         _int8_cpu("aarch64", "Generic ARM64 Linux CPU", "aarch64", None,
@@ -60,7 +57,7 @@ PROFILES: dict[str, DeviceProfile] = {
                   "LiteRT int8 measured 3.6x faster than fp32 for FasterNet-T2 on x86."),
         DeviceProfile(
             "cuda", "NVIDIA GPU server (CUDA)", "x86_64", None, "onnx", "fp16", "onnxruntime",
-            threads=None, providers=GPU_FIRST,
+            threads=None, accelerator="tensorrt",
             notes="Needs onnxruntime-gpu matching the installed CUDA; TensorRT is used only if installed.",
         ),
     )

@@ -1,5 +1,26 @@
-"""Export stage: deploy form (BN folded), ONNX and TFLite artifacts, manifests and parity checks."""
+"""Export stage: deploy form (BN folded), the FORMATS registry, verified artifacts with their manifests.
 
-from fnx.exporter.fold import deploy_form, fold_bn
+Importing `fnx.exporter` (and its FORMATS registry) is torch-free; `export_model` and friends load
+torch when first used.
+"""
 
-__all__ = ["deploy_form", "fold_bn"]
+from __future__ import annotations
+
+from typing import Any
+
+from fnx.exporter.formats import FORMATS, ArtifactFormat, get_format, register_format
+from fnx.exporter.options import ExportOptions, Int8Options
+
+_LAZY = {"export_model": "fnx.exporter.pipeline", "ExportResult": "fnx.exporter.pipeline",
+         "ParityError": "fnx.exporter.pipeline", "verify_artifact": "fnx.exporter.verify",
+         "deploy_form": "fnx.exporter.fold", "fold_bn": "fnx.exporter.fold"}
+
+__all__ = ["FORMATS", "ArtifactFormat", "ExportOptions", "Int8Options", "get_format", "register_format", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fnx.exporter' has no attribute {name!r}")

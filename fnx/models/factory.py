@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 from torch import nn
 
-from fnx.errors import FnxError
 from fnx.models import checkpoint, weights as weights_mod
 from fnx.models.fasternet import FasterNet
+from fnx.models.sidecar import read_sidecar
 from fnx.models.variants import get_variant
 
 
@@ -18,27 +16,9 @@ class RandomWeightsWarning(UserWarning):
     """Raised (as a warning) when a model is built with random weights."""
 
 
-def sidecar_path(ckpt: Path) -> Path:
-    """Return the JSON beside a checkpoint that holds its labels and preprocessing (`X.pth` -> `X.json`)."""
-    return ckpt.with_suffix(".json")
-
-
-def read_sidecar(ckpt: Path | None) -> dict:
-    """Return the sidecar of a checkpoint written by `fnx train`, or {} if it has none."""
-    if ckpt is None:
-        return {}
-    p = sidecar_path(ckpt)
-    if not p.is_file():
-        return {}
-    try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise FnxError(f"the checkpoint sidecar {p} is not valid JSON ({e}); fix or delete it") from e
-
-
 def create_model(
     name: str,
-    weights: str = "random",
+    weights: str | None = "random",
     num_classes: int | None = None,
     in_chans: int = 3,
     features_only: bool = False,
@@ -48,13 +28,15 @@ def create_model(
 ) -> nn.Module:
     """Return a FasterNet in eval mode with weights from "random", "official", a URL or a path.
 
-    num_classes=None takes it from the checkpoint (or its sidecar), else 1000. `source_out`, if
-    given, receives {"weights": WeightSource, "sidecar": dict, "num_classes": int}.
+    weights=None applies the default-weights policy (fnx.models.weights.resolve_or_default): the
+    official weights, or an error saying how to proceed. num_classes=None takes it from the
+    checkpoint, else 1000. `source_out`, if given, receives {"weights": WeightSource,
+    "sidecar": Sidecar | None, "num_classes": int}.
     """
     variant = get_variant(name)
-    src = weights_mod.resolve(weights, variant)
+    src = weights_mod.resolve_or_default(weights, variant)
     sd = checkpoint.read_state_dict(src.path) if src.path else None
-    sidecar = read_sidecar(src.path) if src.kind == "path" else {}
+    sidecar = read_sidecar(src.path) if src.kind == "path" else None
     if num_classes is None:
         num_classes = checkpoint.infer_config(sd).get("num_classes", 1000) if sd is not None else 1000
     model = FasterNet(variant, num_classes=num_classes, in_chans=in_chans, features_only=features_only,

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fnx.errors import FnxError
+from fnx.manifest import TensorSpec
 from fnx.models.variants import Variant
 
 PCONV_MODES = ("split_cat", "slicing")
@@ -148,6 +149,10 @@ class FasterNet(nn.Module):
                 stages.append(PatchMerging(dim, variant.merge_size))
         self.stages = nn.Sequential(*stages)
         self.out_indices = (0, 2, 4, 6)
+        # The backbone's outputs, as timm describes them: name, channels, reduction (stride), module.
+        self.feature_info = [{"name": f"stage{i + 1}", "num_chs": dim, "reduction": variant.patch_size * variant.merge_size**i,
+                              "module": f"norm{idx}"}
+                             for i, (idx, dim) in enumerate(zip(self.out_indices, variant.stage_dims))]
         if features_only:
             for idx, dim in zip(self.out_indices, variant.stage_dims):
                 self.add_module(f"norm{idx}", nn.BatchNorm2d(dim))
@@ -167,6 +172,16 @@ class FasterNet(nn.Module):
             if isinstance(m, PartialConv):
                 m.mode = mode
         return self
+
+    def output_specs(self, img_size: int, batch: int | None = 1) -> list[TensorSpec]:
+        """Return what forward() gives for a batch of img_size inputs, in order (NCHW feature maps, or logits)."""
+        if self.features_only:
+            return [TensorSpec(f["name"], [batch, f["num_chs"], img_size // f["reduction"], img_size // f["reduction"]],
+                               layout="NCHW", kind="feature_map", channels=f["num_chs"], reduction=f["reduction"])
+                    for f in self.feature_info]
+        width = self.num_classes or self.num_features
+        kind = "logits" if self.num_classes else "pooled_features"
+        return [TensorSpec("logits" if self.num_classes else "features", [batch, width], kind=kind, channels=width)]
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_chans:

@@ -1,16 +1,13 @@
-"""The FasterNet variant table (the paper's T0..L) and preprocessing defaults; torch-free."""
+"""The FasterNet variant table (the paper's T0..L), each carrying its preprocessing (timm's manner); torch-free."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 from fnx.errors import FnxError
+from fnx.manifest import DEFAULT_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 OFFICIAL_RELEASE = "https://github.com/JierunChen/FasterNet/releases/download/v1.0/"
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,17 @@ class Variant:
     merge_size: int = 2
     layer_scale_init: float = 0.0
     default_img_size: int = 224
+    # The evaluation transform the weights were trained for (timm's pretrained cfg for FasterNet).
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = DEFAULT_CROP_PCT
+    interpolation: str = "bicubic"
     extra: dict = field(default_factory=dict, compare=False)
+
+    def preprocessing(self, img_size: int | None = None) -> Preprocessing:
+        """Return this variant's evaluation transform at img_size (default: its own input size)."""
+        return Preprocessing.for_size(img_size or self.default_img_size, self.mean, self.std, self.crop_pct,
+                                      self.interpolation)
 
     @property
     def official_url(self) -> str:
@@ -43,7 +50,8 @@ class Variant:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
-        d["depths"] = list(self.depths)
+        for key in ("depths", "mean", "std"):
+            d[key] = list(d[key])
         return d
 
 
@@ -89,17 +97,3 @@ def check_img_size(img_size: int) -> int:
             f"downsample by 32 in all); use {lower} or {upper}"
         )
     return img_size
-
-
-def default_preprocessing(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct: float = 0.9) -> dict:
-    """Return timm's FasterNet test transform for img_size, as the manifest stores it."""
-    return {
-        "resize_short": int(math.floor(img_size / crop_pct)),  # timm: floor(size / crop_pct)
-        "crop": img_size,
-        "crop_pct": crop_pct,
-        "interpolation": "bicubic",
-        "scale": 1 / 255,
-        "mean": list(mean),
-        "std": list(std),
-        "channel_order": "RGB",
-    }

@@ -13,6 +13,7 @@ from typing import Callable
 
 from fnx.errors import FnxError
 from fnx.fileio import ensure_dir, sha256_file, write_text_atomic
+from fnx.manifest import WeightsInfo
 from fnx.models.variants import Variant
 
 CACHE_ENV = "FNX_CACHE_DIR"
@@ -28,8 +29,9 @@ class WeightSource:
     url: str | None = None
     sha256: str | None = None
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path) if self.path else None, "url": self.url, "sha256": self.sha256}
+    def info(self) -> WeightsInfo:
+        """Return the manifest's record of this source."""
+        return WeightsInfo(self.kind, str(self.path) if self.path else None, self.url, self.sha256)
 
 
 def cache_dir() -> Path:
@@ -59,6 +61,22 @@ def resolve(spec: str, variant: Variant, progress: Callable[[int, int | None], N
     if not path.is_file():
         raise FnxError(f"weights file {spec!r} does not exist; pass a checkpoint path, a URL, 'official' or 'random'")
     return WeightSource("path", path=path.resolve(), sha256=sha256_file(path))
+
+
+def resolve_or_default(spec: str | None, variant: Variant,
+                       progress: Callable[[int, int | None], None] | None = None) -> WeightSource:
+    """Return resolve(spec); with no spec, the default policy: the official weights, or an error saying how to proceed.
+
+    The same for `fnx export` and the Python API: an untrained model is never made silently.
+    """
+    if spec is not None:
+        return resolve(spec, variant, progress)
+    try:
+        return resolve("official", variant, progress)
+    except FnxError as e:
+        raise FnxError(f"no weights given and the official {variant.name} weights cannot be had ({e}). Pass "
+                       f"--weights PATH|URL|official (weights= in Python), or --weights random for an untrained "
+                       f"model on purpose") from e
 
 
 def download(url: str, progress: Callable[[int, int | None], None] | None = None, hint: str = "file") -> Path:

@@ -28,10 +28,10 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
         t0 = time.perf_counter()
         session.run(x)
         times[i] = (time.perf_counter() - t0) * 1e3
-    flops = (session.manifest.get("model") or {}).get("flops")
+    flops = session.flops
     mean = float(times.mean())
     return {
-        "artifact": session.path.name, "engine": f"{session.engine_name} {session.engine.version}",
+        "artifact": session.path.name, "engine": session.engine_label,
         "threads": session.threads, "batch": batch, "runs": runs, "mean_ms": mean,
         "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
         "p99_ms": float(np.percentile(times, 99)), "throughput_ips": 1e3 * batch / mean,
@@ -41,6 +41,6 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
 
 
 def bench(path: str | Path, threads: int | None = None, batch: int = 1, warmup: int = 10, runs: int = 100,
-          device: str = "cpu") -> dict:
+          device: str = "cpu", engine: str | None = None) -> dict:
     """Return bench_session's figures for the artifact at path."""
-    return bench_session(Session(path, device=device, threads=threads), batch, warmup, runs)
+    return bench_session(Session(path, device=device, threads=threads, engine=engine), batch, warmup, runs)

@@ -7,13 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.manifest import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-DEFAULT_SPEC = {
-    "resize_short": 248, "crop": 224, "crop_pct": 0.9, "interpolation": "bicubic",
-    "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "channel_order": "RGB",
-}
+RESAMPLING = ("bicubic", "bilinear", "nearest")
 
 
 def _pil():
@@ -36,13 +33,13 @@ def load_image(path: str | Path):
         raise FnxError(f"cannot decode image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from e
 
 
-def preprocess(image, spec: dict | None = None) -> np.ndarray:
+def preprocess(image, spec: Preprocessing | None = None) -> np.ndarray:
     """Return an HWC float32 array: short side resized, center-cropped, scaled and normalized per spec.
 
     `image` is a PIL image, a path, or an HWC uint8 RGB array.
     """
     Image = _pil()
-    spec = spec or DEFAULT_SPEC
+    spec = spec or Preprocessing()
     if isinstance(image, (str, Path)):
         image = load_image(image)
     elif isinstance(image, np.ndarray):
@@ -53,19 +50,21 @@ def preprocess(image, spec: dict | None = None) -> np.ndarray:
         image = Image.fromarray(image)
     elif image.mode != "RGB":
         image = image.convert("RGB")
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.get("interpolation", "bicubic")]
+    if spec.interpolation not in RESAMPLING:
+        raise FnxError(f"unknown interpolation {spec.interpolation!r} in the preprocessing; use one of {', '.join(RESAMPLING)}")
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.interpolation]
     w, h = image.size
-    short = int(spec["resize_short"])
+    short = int(spec.resize_short)
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     if size != (w, h):
         image = image.resize(size, resample)
-    crop = int(spec["crop"])
+    crop = int(spec.crop)
     w, h = image.size
     left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
     image = image.crop((left, top, left + crop, top + crop))
-    arr = np.asarray(image, dtype=np.float32) * np.float32(spec.get("scale", 1 / 255))
-    mean = np.asarray(spec.get("mean", [0, 0, 0]), dtype=np.float32)
-    std = np.asarray(spec.get("std", [1, 1, 1]), dtype=np.float32)
+    arr = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
     return (arr - mean) / std
 
 

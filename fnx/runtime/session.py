@@ -9,9 +9,12 @@ from typing import Sequence
 import numpy as np
 
 from fnx.errors import FnxError
-from fnx.manifest import read_manifest
-from fnx.runtime.engines import TensorInfo, open_engine
-from fnx.runtime.preprocess import DEFAULT_SPEC, preprocess, to_layout
+from fnx.fileio import sha256_file
+from fnx.formats import detect_format
+from fnx.manifest import Manifest, Preprocessing, read_manifest
+from fnx.runtime.engines import Engine, TensorInfo, open_engine
+from fnx.runtime.placement import resolve_placement
+from fnx.runtime.preprocess import preprocess, to_layout
 
 
 @dataclass
@@ -33,25 +36,40 @@ class Session:
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None):
         self.path = Path(path)
-        self.manifest = read_manifest(self.path) or {}
+        self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
-        providers, threads = resolve_device(device, threads)
-        self.engine = open_engine(self.path, threads=threads, providers=providers, engine=engine)
-        self.threads = threads
+        self.placement = resolve_placement(device, threads)
+        self.engine: Engine = open_engine(self.path, self.placement, engine)
+        self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
         self.outputs: list[TensorInfo] = self.engine.outputs
-        inp = self.manifest.get("input", {})
-        self.layout = inp.get("layout") or _guess_layout(self.inputs[0].shape)
-        self.preprocessing = self.manifest.get("preprocessing") or _default_spec(self.inputs[0].shape, self.layout)
-        self.labels: list[str] | None = self.manifest.get("labels")
+        if self.manifest is not None:
+            check_manifest_fits(self.manifest, self.path, self.inputs[0])
+            self.layout = self.manifest.input.layout or detect_format(self.path).layout
+            self.preprocessing = self.manifest.preprocessing
+            self.labels: list[str] | None = self.manifest.labels
+        else:
+            self.layout = detect_format(self.path).layout
+            size = self.inputs[0].shape[2] if self.layout == "NCHW" else self.inputs[0].shape[1]
+            self.preprocessing = Preprocessing.for_size(int(size)) if size else Preprocessing()
+            self.labels = None
 
     @property
     def engine_name(self) -> str:
         return self.engine.name
 
     @property
+    def engine_label(self) -> str:
+        """The engine, its version and where it runs (e.g. "onnxruntime 1.23.2 (CPU)")."""
+        return self.engine.describe()
+
+    @property
     def input_shape(self) -> tuple:
         return self.inputs[0].shape
+
+    @property
+    def flops(self) -> int | None:
+        return self.manifest.model.flops if self.manifest is not None else None
 
     def run(self, array: np.ndarray) -> list[np.ndarray]:
         """Return the float32 outputs for a batch in the artifact's input layout (int8 I/O handled inside)."""
@@ -63,17 +81,16 @@ class Session:
         if array.ndim != 4 or tuple(array.shape[1:]) != expected:
             raise FnxError(f"input of shape {tuple(array.shape)} does not fit this model: it takes (N, "
                            f"{', '.join(map(str, expected))}) in {self.layout} layout")
-        if info.quantized:
-            q = np.round(array.astype(np.float32) / info.scale) + info.zero_point
-            lo, hi = np.iinfo(info.dtype).min, np.iinfo(info.dtype).max
-            feed = np.clip(q, lo, hi).astype(info.dtype)
-        else:
-            feed = np.ascontiguousarray(array, dtype=info.dtype)
+        feed = info.encode(array)
         n, fixed = feed.shape[0], info.shape[0]
-        if fixed and n % fixed:  # pad to the artifact's fixed batch, then drop the padding
-            feed = np.concatenate([feed, np.repeat(feed[-1:], fixed - n % fixed, axis=0)])
-        raw = self.engine.run([feed])
-        return [_dequantize(r[:n], o) for r, o in zip(raw, self.outputs)]
+        if not fixed or n == fixed:
+            raw = self.engine.run([feed])
+        else:  # a fixed-batch graph: run it in chunks of its own batch (the last one padded), then stack
+            if n % fixed:
+                feed = np.concatenate([feed, np.repeat(feed[-1:], fixed - n % fixed, axis=0)])
+            parts = [self.engine.run([feed[i : i + fixed]]) for i in range(0, len(feed), fixed)]
+            raw = [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
+        return [o.decode(r[:n]) for r, o in zip(raw, self.outputs)]
 
     def preprocess(self, images: Sequence) -> np.ndarray:
         """Return the model-ready batch for images (paths, PIL images or HWC uint8 arrays)."""
@@ -104,55 +121,24 @@ class Session:
 
 
 def load(path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None) -> Session:
-    """Return a Session for a .tflite or .onnx artifact (its manifest, if beside it, is read too)."""
+    """Return a Session for an artifact (its manifest, if beside it, is read and checked against the file)."""
     return Session(path, device=device, threads=threads, engine=engine)
 
 
-def resolve_device(device: str, threads: int | None) -> tuple[list[str], int | None]:
-    """Return (ONNX Runtime providers, threads) for --device: cpu, cuda, tensorrt, auto or a profile name.
-
-    "auto" detects the machine (fnx.devices) and takes its profile's providers and thread count.
-    """
-    from fnx.devices import PROFILES, detect, get_profile
-
-    device = (device or "auto").lower()
-    if device == "cpu":
-        return ["CPUExecutionProvider"], threads
-    if device == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], threads
-    if device == "tensorrt":
-        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], threads
-    if device == "auto":
-        profile = detect()
-    elif device.replace("_", "-") in PROFILES:
-        profile = get_profile(device)
-    else:
-        raise FnxError(f"unknown device {device!r}; use auto, cpu, cuda, tensorrt or a profile: {', '.join(PROFILES)}")
-    providers = list(profile.providers)
-    if device == "auto":  # only what this machine offers; an explicit profile insists (and errors clearly)
-        from fnx.devices.detect import onnxruntime_providers
-
-        available = onnxruntime_providers()
-        providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-    return providers, threads if threads is not None else profile.threads
-
-
-def _guess_layout(shape: tuple) -> str:
-    return "NCHW" if len(shape) == 4 and shape[1] in (1, 3) and shape[-1] not in (1, 3) else "NHWC"
-
-
-def _default_spec(shape: tuple, layout: str) -> dict:
-    size = shape[2] if layout == "NCHW" else shape[1]
-    spec = dict(DEFAULT_SPEC)
-    if size:
-        spec.update(crop=int(size), resize_short=int(size / 0.9))
-    return spec
-
-
-def _dequantize(arr: np.ndarray, info: TensorInfo) -> np.ndarray:
-    if info.quantized:
-        return (arr.astype(np.float32) - info.zero_point) * np.float32(info.scale)
-    return arr.astype(np.float32, copy=False)
+def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo) -> None:
+    """Refuse a manifest that describes another file: other sha256, other format or other input shape."""
+    where = f"the manifest beside {path.name} ({path.with_suffix('.json').name})"
+    fmt = detect_format(path).name
+    if manifest.artifact.format != fmt:
+        raise FnxError(f"{where} describes a {manifest.artifact.format} artifact, but {path.name} is {fmt}: it belongs to "
+                       f"another export; move it aside or re-export")
+    if manifest.artifact.sha256 and manifest.artifact.sha256 != sha256_file(path):
+        raise FnxError(f"{where} describes another file (its sha256 differs from {path.name}'s): the artifact was "
+                       f"replaced or the manifest is stale; re-export, or move the manifest aside to run without it")
+    want = tuple(manifest.input.shape[1:])
+    if tuple(engine_input.shape[1:]) != want:
+        raise FnxError(f"{where} says the input is {want} but {path.name} takes {tuple(engine_input.shape[1:])}: "
+                       f"they come from different exports; re-export")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

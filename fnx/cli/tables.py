@@ -1,4 +1,4 @@
-"""`fnx export` and `fnx verify` commands' presentation: parity and summary tables."""
+"""Presentation of `fnx export`, `fnx quantize` and `fnx verify`: parity, summary and quantization tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from fnx.manifest import Manifest
 from fnx.parity import ParityReport
 
 
@@ -33,11 +34,11 @@ def summary_table(results, total_s: float) -> Table:
         table.add_column(col, no_wrap=col != "artifact", overflow="fold")
     for r in results:
         m = r.manifest
-        inp = m["input"]
-        shape = "x".join("N" if d is None else str(d) for d in inp["shape"])
+        inp = m.input
+        shape = "x".join("N" if d is None else str(d) for d in inp.shape)
         verdict = "skipped" if r.parity is None else ("[green]pass[/]" if r.parity.passed else "[red]FAIL[/]")
-        table.add_row(Path(r.artifact).name, f"{shape} {inp['layout']} {inp['dtype']}", _size(m["artifact"]["size_bytes"]),
-                      m["artifact"]["sha256"][:12], verdict)
+        table.add_row(Path(r.artifact).name, f"{shape} {inp.layout} {inp.dtype}", _size(m.artifact.size_bytes),
+                      m.artifact.sha256[:12], verdict)
     return table
 
 
@@ -52,17 +53,18 @@ def print_results(console: Console, results, total_s: float) -> None:
     console.print(summary_table(results, total_s))
 
 
-def quant_report_table(rows: list[tuple[str, dict]]) -> Table:
+def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:
     """Return the int8 quantization report: held-out figures, what stayed float, the worst layers."""
     table = Table(title="int8 quantization report (held-out images, int8 vs fp32)")
     for col in ("artifact", "calibration", "cosine", "top-1 agree", "top-1 drop", "max abs", "kept float", "float ops", "worst layers"):
         table.add_column(col, overflow="fold")
     for name, m in rows:
-        c = m["calibration"]
-        r = c["report"]
-        drop = "-" if "top1_drop_points" not in r else f"{r['top1_drop_points']:.2f} pt"
-        worst = ", ".join(f"{e['layer']} ({e['rel_error']:.3f})" for e in r["layer_errors"][:3])
-        table.add_row(name, f"{c['calibration_images']} imgs, {c['method']}", f"{r['cosine_min']:.5f}",
-                      f"{100 * r['top1_agreement']:.1f}%", drop, f"{r['max_abs']:.3g}", str(len(c["kept_float"])),
-                      ", ".join(f"{k} x{v}" for k, v in r["float_ops"].items()) or "none", worst)
+        c = m.calibration
+        r = c.report
+        drop = "-" if r.top1_drop_points is None else f"{r.top1_drop_points:.2f} pt"
+        agree = "-" if r.top1_agreement is None else f"{100 * r.top1_agreement:.1f}%"
+        worst = ", ".join(f"{e.layer} ({e.rel_error:.3f})" for e in r.layer_errors[:3])
+        table.add_row(name, f"{c.calibration_images} imgs, {c.method}", f"{r.cosine_min:.5f}", agree, drop,
+                      f"{r.max_abs:.3g}", str(len(c.kept_float)),
+                      ", ".join(f"{k} x{v}" for k, v in r.float_ops.items()) or "none", worst)
     return table

@@ -1,0 +1,35 @@
+"""int8 calibration options, typed and checked when made (the CLI's `--calib-*`, `--io`, guard flags). Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fnx.errors import FnxError
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+INT8_IO = ("int8", "float")
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """int8 calibration: where the images come from, how many, the method, the I/O type and the guard's bounds."""
+
+    data: str | Path | None = None  # an image folder, or "synthetic"
+    size: int = 256
+    method: str = "minmax"
+    io: str = "int8"
+    min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
+    max_top1_drop: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise FnxError(f"--calib-size must be at least 1, got {self.size}")
+        if self.method not in CALIBRATION_METHODS:
+            raise FnxError(f"unknown --calib-method {self.method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+        if self.io not in INT8_IO:
+            raise FnxError(f"unknown --io {self.io!r}; use one of {', '.join(INT8_IO)}")
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise FnxError(f"--min-cosine is a cosine similarity between -1 and 1, got {self.min_cosine}")
+        if self.max_top1_drop is not None and self.max_top1_drop < 0:
+            raise FnxError(f"--max-top1-drop is in points and cannot be negative, got {self.max_top1_drop}")

@@ -1,0 +1,33 @@
+"""The one interface between a format's int8 converter and the calibration library (guard, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from fnx.manifest import LayerError
+
+
+class Quantizer(Protocol):
+    """Writes an int8 artifact from calibration data, with some layers kept in float; explains its errors.
+
+    Used as a context manager: temporary files (an fp32 intermediate) live until it exits.
+    """
+
+    scheme: str  # recorded in the manifest, e.g. "minmax" or "minmax (PT2E observers)"
+    io: str  # the artifact's input/output type: "int8" or "float" (QDQ keeps float I/O)
+
+    def __enter__(self) -> "Quantizer": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def quantize(self, out: Path, keep_float: list[str]) -> None:
+        """Write the int8 artifact to out; layers named in keep_float (module paths) stay float."""
+
+    def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
+        """Return every conv/linear layer's int8 error on the probe images, worst first."""
+
+    def float_ops(self, out: Path) -> dict[str, int]:
+        """Return {op type: count} of the compute ops that run in float in the int8 artifact at out."""

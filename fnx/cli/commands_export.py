@@ -1,0 +1,116 @@
+"""`fnx export`, `fnx quantize` and `fnx verify`: make artifacts and prove they compute what PyTorch does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fnx.cli.app import app
+from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, FormatChoice, Int8IO, MaxTop1Drop,
+                            MinCosine, PrecisionChoice, command, console, err_console, need_file, print_json)
+from fnx.errors import FnxError
+
+
+def formats_of(fmt: str) -> tuple[str, ...]:
+    """Return the format names for --format ("all": every registered format)."""
+    from fnx.exporter.formats import FORMATS
+
+    return tuple(FORMATS) if fmt == "all" else (fmt,)
+
+
+@command(app, "export")
+def export_cmd(
+    model: str = typer.Argument(..., help="fasternet-t0 ... fasternet-l (fasternet_t0 and t0 also accepted)."),
+    fmt: FormatChoice = typer.Option(FormatChoice("tflite"), "--format", "-f", help="Artifact format (all: every one).", case_sensitive=False),
+    precision: PrecisionChoice = typer.Option(PrecisionChoice("fp32"), "--precision", "-p", help="int8 needs --calib-data.", case_sensitive=False),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="PATH, URL, official or random (default: official; an error if it cannot be had)."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=0, help="Classifier size (default: from the checkpoint, else 1000)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size, a multiple of 32 (default: the checkpoint's, else 224)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Static batch size."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: make the batch axis dynamic."),
+    opset: int = typer.Option(20, "--opset", help="ONNX opset (>= 20 keeps GELU one op)."),
+    out: Path = typer.Option(Path("exports"), "--out", "-o", help="Output directory."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Images for the parity check (default: 16 synthetic images)."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (the manifest says so)."),
+    features: bool = typer.Option(False, "--features", help="Export the backbone: its four stage feature maps."),
+    calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
+    calib_method: CalibMethodOpt = CalibMethod("minmax"),
+    io: Int8IO = typer.Option(Int8IO("int8"), "--io", help="int8: input/output tensor type (TFLite: int8 only).", case_sensitive=False),
+    min_cosine: MinCosine = None,
+    max_top1_drop: MaxTop1Drop = None,
+    as_json: AsJson = False,
+) -> None:
+    """Export a FasterNet, verified against PyTorch, with a manifest beside each file."""
+    from fnx.calibration.options import Int8Options
+    from fnx.cli.tables import parity_table, print_results, quant_report_table
+    from fnx.exporter.options import ExportOptions
+    from fnx.exporter.pipeline import ParityError, export_model
+    from fnx.progress import Steps
+
+    steps = Steps(quiet=as_json, console=err_console)
+    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop)
+    opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
+                         num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
+                         opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8)
+    try:
+        results = export_model(model, opts, steps)
+    except ParityError as e:
+        err_console.print(parity_table([("(rejected)", e.report)], title="Parity check FAILED"))
+        raise
+    if as_json:
+        manifests = [r.manifest.to_dict() for r in results]
+        print_json(manifests if len(manifests) > 1 else manifests[0])
+        return
+    print_results(console, results, steps.total)
+    int8_rows = [(r.artifact.name, r.manifest) for r in results if r.manifest.calibration is not None]
+    if int8_rows:
+        console.print(quant_report_table(int8_rows))
+
+
+@command(app, "quantize")
+def quantize_cmd(
+    artifact: Path = typer.Argument(..., help="An fp32 .onnx export with its manifest beside it."),
+    calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
+    calib_method: CalibMethodOpt = CalibMethod("minmax"),
+    min_cosine: MinCosine = None,
+    max_top1_drop: MaxTop1Drop = None,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: the artifact's name with int8)."),
+    as_json: AsJson = False,
+) -> None:
+    """Quantize an existing fp32 ONNX export to int8 (QDQ) through its manifest, with the report and guard."""
+    from fnx.calibration.options import Int8Options
+    from fnx.calibration.quantize import quantize_artifact
+    from fnx.cli.tables import quant_report_table
+    from fnx.progress import Steps
+
+    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop)
+    path, manifest = quantize_artifact(artifact, options, out, Steps(quiet=as_json, console=err_console))
+    if as_json:
+        print_json(manifest.to_dict())
+        return
+    console.print(quant_report_table([(path.name, manifest)]))
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+@command(app, "verify")
+def verify_cmd(
+    artifact: Path = typer.Argument(..., help="An exported artifact with its manifest."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The PyTorch weights to compare against (default: the manifest's source)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Images (default: 16 synthetic images)."),
+    as_json: AsJson = False,
+) -> None:
+    """Re-run the export's parity check on an existing artifact against PyTorch (needs the export extra)."""
+    from fnx.cli.tables import parity_table
+    from fnx.exporter.verify import verify_artifact
+
+    report = verify_artifact(need_file(artifact, "artifact"), weights=weights, data=data)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        console.print(parity_table([(artifact.name, report)]))
+    if not report.passed:
+        raise FnxError(f"{artifact.name} broke its parity bounds: {'; '.join(report.failures)}")

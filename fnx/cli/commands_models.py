@@ -1,0 +1,63 @@
+"""`fnx models` and `fnx devices`: what fnx can export, and where it can run."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.table import Table
+
+from fnx.cli.app import app
+from fnx.cli.common import AsJson, command, console, print_json
+
+import typer
+
+
+@command(app, "models")
+def models_cmd(
+    img_size: int = typer.Option(224, "--img-size", help="Input size for the FLOPs figure (multiple of 32)."),
+    as_json: AsJson = False,
+) -> None:
+    """List the FasterNet variants: params, GFLOPs, activation and the paper's ImageNet top-1."""
+    from fnx.models import VARIANTS, check_img_size, describe
+
+    check_img_size(img_size)
+    rows = [describe(name, img_size) for name in VARIANTS]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"FasterNet variants (FLOPs = multiply-accumulates at {img_size}x{img_size})")
+    for col in ("model", "params (M)", f"GFLOPs @{img_size}", "act", "embed", "depths", "paper top-1"):
+        table.add_column(col, justify="left" if col in ("model", "act", "depths") else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"].replace("_", "-"), f"{r['params'] / 1e6:.3f}", f"{r['flops'] / 1e9:.3f}",
+                      r["act"].upper(), str(r["embed_dim"]), "-".join(map(str, r["depths"])), f"{r['paper_top1']:.1f}")
+    console.print(table)
+
+
+@command(app, "devices")
+def devices_cmd(as_json: AsJson = False) -> None:
+    """List the device profiles and the engines installed here, and mark the profile detected on this machine."""
+    from fnx.devices import PROFILES, detection_report
+    from fnx.runtime.engines import ENGINES
+
+    det = detection_report()
+    engines = [{"name": e.name, "formats": list(e.formats), "devices": list(e.devices), "installed": e.available(),
+                "version": e.version() if e.available() else None} for e in ENGINES.values()]
+    if as_json:
+        print_json({"detected": det, "profiles": [p.to_dict() for p in PROFILES.values()], "engines": engines})
+        return
+    table = Table(title="Device profiles", caption=f"* detected here: {det['profile']} ({det['reason']})",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("", "profile", "arch", "export", "engine on", "thr"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", min_width=16, ratio=1, overflow="fold")
+    for p in PROFILES.values():
+        table.add_row("*" if p.name == det["profile"] else "", p.name, p.arch, f"{p.format} {p.precision}",
+                      f"{p.engine} {p.accelerator}", str(p.threads or "all"), p.description)
+    console.print(table)
+    et = Table(title="Engines, in order of preference", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("engine", "formats", "devices", "installed"):
+        et.add_column(col)
+    for e in engines:
+        et.add_row(e["name"], ", ".join(e["formats"]), ", ".join(e["devices"]),
+                   f"[green]{e['version']}[/]" if e["installed"] else "[dim]no[/]")
+    console.print(et)

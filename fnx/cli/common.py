@@ -1,0 +1,125 @@
+"""What every command shares: the consoles, the error wrapper, JSON output, option aliases and registry choices."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from fnx.errors import FnxError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _choices(name: str, values) -> type[Enum]:
+    """Return a str Enum of values (typer lists its members in --help and rejects others)."""
+    return Enum(name, {v.replace(".", "_").replace("-", "_"): v for v in values}, type=str)  # type: ignore[return-value]
+
+
+def format_choices() -> type[Enum]:
+    from fnx.exporter.formats import FORMATS
+
+    return _choices("FormatChoice", [*FORMATS, "all"])
+
+
+def engine_choices() -> type[Enum]:
+    from fnx.runtime.engines import ENGINES
+
+    return _choices("EngineChoice", ENGINES)
+
+
+def device_choices() -> type[Enum]:
+    from fnx.devices import PROFILES
+    from fnx.runtime.placement import KINDS
+
+    return _choices("DeviceChoice", ["auto", *KINDS, *PROFILES])
+
+
+def _precisions() -> type[Enum]:
+    from fnx.formats import PRECISIONS
+
+    return _choices("PrecisionChoice", PRECISIONS)
+
+
+def _methods() -> type[Enum]:
+    from fnx.calibration.options import CALIBRATION_METHODS, INT8_IO
+
+    return _choices("CalibMethod", CALIBRATION_METHODS), _choices("Int8IO", INT8_IO)
+
+
+FormatChoice = format_choices()
+EngineChoice = engine_choices()
+DeviceChoice = device_choices()
+PrecisionChoice = _precisions()
+CalibMethod, Int8IO = _methods()
+
+# Option aliases shared by several commands.
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Engine threads (default: the engine's, or the device profile's).")]
+Device = Annotated[DeviceChoice, typer.Option("--device", help="Where to run: auto (this machine's profile), a kind, or a profile (fnx devices).", case_sensitive=False)]
+Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force an engine (default: the first installed one for the artifact's format).", case_sensitive=False)]
+CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
+CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
+CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
+MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
+MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # fnx's own warnings speak to the user; third-party deprecation chatter does not.
+    if f"{os.sep}fnx{os.sep}" in str(filename) or category.__module__.startswith("fnx"):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True, markup=False)
+
+
+def command(app: typer.Typer, *args, **kwargs) -> Callable:
+    """Register a typer command whose FnxError is printed as one line, with exit code 1."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            previous = warnings.showwarning
+            warnings.showwarning = _show_warning
+            try:
+                return fn(*a, **kw)
+            except FnxError as e:
+                err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                err_console.print("[bold red]interrupted[/]: no partial files were left")
+                raise typer.Exit(130) from None
+            finally:
+                warnings.showwarning = previous
+
+        return app.command(*args, **kwargs)(wrapper)
+
+    return register
+
+
+def escape(text: str) -> str:
+    """Return text with rich markup escaped (error messages quote user paths and options in brackets)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def print_json(data) -> None:
+    """Print data as JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def need_file(path: Path, what: str) -> Path:
+    """Return path if it is a file; FnxError saying what is wrong otherwise."""
+    if path.is_dir():
+        raise FnxError(f"{what} {path} is a directory; pass the file itself")
+    if not path.is_file():
+        raise FnxError(f"{what} {path} does not exist")
+    return path

@@ -1,0 +1,63 @@
+"""The PyTorch side of an export: the eval model, its config, its outputs and where its weights came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from fnx.exporter.options import ExportOptions
+from fnx.manifest import ModelConfig, Preprocessing, TensorSpec, WeightsInfo
+from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant
+
+
+@dataclass
+class BuiltModel:
+    """A model ready to export: eval-mode module, input size, outputs (from the model), labels and preprocessing."""
+
+    name: str
+    model: torch.nn.Module
+    img_size: int
+    num_classes: int
+    weights: WeightsInfo
+    labels: list[str] | None
+    preprocessing: Preprocessing
+    cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
+
+    @property
+    def features_only(self) -> bool:
+        return bool(self.model.features_only)
+
+    def output_specs(self, batch: int | None = 1) -> list[TensorSpec]:
+        """Return the model's outputs (NCHW), as the model itself describes them."""
+        return self.model.output_specs(self.img_size, batch)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.output_specs()]
+
+    @property
+    def has_logits(self) -> bool:
+        return any(o.kind == "logits" for o in self.output_specs())
+
+    def config(self) -> ModelConfig:
+        return ModelConfig(self.name, get_variant(self.name).to_dict(), self.num_classes, self.model.in_chans,
+                           self.img_size, count_params(self.model), count_flops(self.model, self.img_size),
+                           features_only=self.features_only)
+
+
+def build(name: str, opts: ExportOptions) -> BuiltModel:
+    """Return the eval-mode PyTorch model for an export, with labels and preprocessing from its sidecar or variant."""
+    variant = get_variant(name)
+    info: dict = {}
+    model = create_model(variant.name, weights=opts.weights, num_classes=opts.num_classes,
+                         features_only=opts.features, source_out=info)
+    sidecar = info["sidecar"]
+    img_size = check_img_size(opts.img_size or (sidecar.img_size if sidecar else variant.default_img_size))
+    preprocessing = sidecar.preprocessing if sidecar else variant.preprocessing(img_size)
+    if preprocessing.crop != img_size:  # another input size than trained at: the same transform, resized
+        preprocessing = preprocessing.resized(img_size)
+    labels = sidecar.labels if sidecar else None
+    if labels and (opts.features or len(labels) != info["num_classes"]):
+        labels = None
+    return BuiltModel(variant.name, model, img_size, info["num_classes"], info["weights"].info(), labels, preprocessing)

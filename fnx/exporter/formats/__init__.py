@@ -1,0 +1,67 @@
+"""Export formats behind one protocol, in the FORMATS registry (importing this is torch-free).
+
+A format converts the deploy-form PyTorch model to its file (fp32/fp16), and gives the int8
+calibration library a Quantizer for its int8 path. Its file facts (suffix, layout, how a file is
+recognised) live in `fnx.formats`, shared with the runtime. To add a format: register its
+FileFormat, write a class with the `ArtifactFormat` members, decorate it with `register_format`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from fnx.errors import FnxError
+from fnx.formats import FileFormat
+
+if TYPE_CHECKING:
+    import torch
+
+    from fnx.calibration.data import CalibrationSet
+    from fnx.calibration.quantizer import Quantizer
+    from fnx.exporter.build import BuiltModel
+    from fnx.exporter.options import ExportOptions
+
+
+class ArtifactFormat(Protocol):
+    """How fnx writes one artifact format."""
+
+    name: ClassVar[str]
+    file: ClassVar[FileFormat]
+    pconv_form: ClassVar[str]  # the PConv form that converts best to this format (benchmarks/pconv_forms.py)
+    converters: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
+    gelu_note: ClassVar[str | None]  # what int8 means for the GELU variants on this format's engines
+
+    def check(self, opts: ExportOptions) -> None:
+        """Refuse options this format cannot honour, with what to use instead."""
+
+    def export_float(self, model: torch.nn.Module, path: Path, built: BuiltModel, opts: ExportOptions) -> None:
+        """Write model (deploy form, NCHW) to path at opts.precision (fp32 or fp16)."""
+
+    def int8_quantizer(self, model: torch.nn.Module, built: BuiltModel, opts: ExportOptions, data: CalibrationSet,
+                       work: Path) -> Quantizer:
+        """Return the calibration library's Quantizer for this format (a context manager owning its temp files)."""
+
+
+FORMATS: dict[str, ArtifactFormat] = {}
+
+
+def register_format(cls: type) -> type:
+    """Add a format class (instantiated once) to the registry; returns the class."""
+    FORMATS[cls.name] = cls()
+    return cls
+
+
+def get_format(name: str) -> ArtifactFormat:
+    """Return the registered format called name; FnxError listing them otherwise."""
+    _load_builtin()
+    if name not in FORMATS:
+        raise FnxError(f"unknown format {name!r}; use one of {', '.join(FORMATS)} (or all)")
+    return FORMATS[name]
+
+
+def _load_builtin() -> None:
+    from fnx.exporter.formats import onnx, tflite  # noqa: F401  (each registers itself)
+
+
+_load_builtin()

@@ -1,0 +1,160 @@
+"""TFLite: the deploy-form model traced by litert-torch with NHWC input and outputs (no Transpose ops).
+
+fp16 through ai-edge-quantizer (float16 weights); int8 through PT2E inside PyTorch (litert-torch's
+quantizer, per-channel symmetric weights, int8 I/O), with layers kept in float on the guard's word.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from fnx.errors import FnxError
+from fnx.exporter.formats import register_format
+from fnx.formats import FILE_FORMATS
+
+# litert-torch prints a progress tree and TF-style logs unless told not to.
+os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def litert_torch():
+    """Return the litert_torch module (FnxError naming the extra when it is missing)."""
+    import logging
+
+    # torchao logs missing optional CUDA kernels and torch logs pytree deprecations on import: noise here.
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import litert_torch as lt
+    except ImportError as e:
+        raise FnxError("TFLite export needs litert-torch: pip install 'fnx[export]'") from e
+    return lt
+
+
+def channel_last(model, n_outputs_nchw: int = 0):
+    """Return model wrapped to take NHWC input (and give its first n_outputs_nchw outputs as NHWC)."""
+    outputs = list(range(n_outputs_nchw)) or None
+    return litert_torch().to_channel_last_io(model, args=[0], outputs=outputs).eval()
+
+
+def export_tflite(model, path: Path, sample_nhwc, n_feature_maps: int = 0, quant_config=None) -> None:
+    """Write model (NCHW deploy form) to path as an NHWC TFLite flatbuffer."""
+    edge = litert_torch().convert(channel_last(model, n_feature_maps), (sample_nhwc,), quant_config=quant_config)
+    edge.export(str(path))
+
+
+def to_fp16(src: Path, dest: Path) -> None:
+    """Write src with float16 weights (dequantized to float at run time, or run in fp16 where the engine can)."""
+    from ai_edge_quantizer import qtyping, quantizer
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    from fnx.quiet import quiet
+
+    q = quantizer.Quantizer(str(src))
+    q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+                             algorithm_key=AlgorithmName.FLOAT_CASTING)
+    quiet(lambda: q.quantize().export_model(str(dest), overwrite=True))
+
+
+def _ops(path: Path):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    return it, it._get_ops_details()
+
+
+def tflite_op_counts(path: Path) -> Counter:
+    """Return the number of ops of each type in a TFLite file (before any delegate rewrites the graph)."""
+    return Counter(op["op_name"] for op in _ops(path)[1])
+
+
+def float_ops(path: Path) -> dict[str, int]:
+    """Return {op type: count} of the compute ops with a float input or output in an int8 TFLite file."""
+    it, ops = _ops(path)
+    dtypes = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
+    counts: Counter = Counter()
+    for op in ops:
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE") and any(
+                dtypes.get(i) == np.float32 for i in [*op["inputs"], *op["outputs"]] if i >= 0):
+            counts[op["op_name"]] += 1
+    return dict(counts)
+
+
+class Pt2eQuantizer:
+    """PT2E static int8 of the NHWC-wrapped model, converted by litert-torch (fnx.calibration's Quantizer)."""
+
+    scheme = "minmax (PT2E observers)"
+    io = "int8"  # litert-torch's PT2E path always emits int8 input and output tensors
+
+    def __init__(self, model, data, batch: int):
+        self.wrapped, self.data, self.batch = channel_last(model), data, batch
+
+    def __enter__(self) -> "Pt2eQuantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def quantize(self, out: Path, keep_float: list[str]) -> None:
+        import torch
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        from fnx.calibration.sensitivity import make_quantizer
+        from fnx.quiet import quiet
+
+        quantizer, calib, b = make_quantizer(keep_float), self.data.calib, self.batch
+        sample = torch.from_numpy(calib[:b].copy())
+        prepared = prepare_pt2e(torch.export.export(self.wrapped, (sample,)).module(), quantizer)
+        with torch.no_grad():
+            for i in range(0, len(calib) - b + 1, b):
+                prepared(torch.from_numpy(calib[i : i + b].copy()))
+        converted = convert_pt2e(prepared, fold_quantize=False)
+        quiet(lambda: litert_torch().convert(converted, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+              .export(str(out)))
+
+    def layer_errors(self, out: Path, probe_nhwc: np.ndarray):
+        from fnx.calibration.sensitivity import layer_errors
+
+        return layer_errors(self.wrapped, self.data.calib[:32], probe_nhwc)
+
+    def float_ops(self, out: Path) -> dict[str, int]:
+        return float_ops(out)
+
+
+@register_format
+class TFLiteFormat:
+    """TFLite artifacts, NHWC, for LiteRT / tflite-runtime (XNNPACK on ARM and x86)."""
+
+    name = "tflite"
+    file = FILE_FORMATS["tflite"]
+    pconv_form = "split_cat"  # slicing is at most 1% faster and adds TRANSPOSE ops (benchmarks/pconv_forms.py)
+    converters = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+    gelu_note = ("GELU variant: XNNPACK has no int8 GELU kernel, so the GELU ops run on TFLite's built-in int8 kernels "
+                 "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).")
+
+    def check(self, opts) -> None:
+        if opts.dynamic_batch:
+            raise FnxError("--dynamic-batch applies to ONNX only; fnx's runtime runs a TFLite artifact on any number of "
+                           "inputs in chunks of its batch")
+        if opts.precision == "int8" and opts.int8.io == "float":
+            raise FnxError("--io float is not available for TFLite: litert-torch's PT2E path always emits int8 input and "
+                           "output tensors. Use --io int8 (fnx's runtime and examples/classify.py quantize inputs for "
+                           "you) or --format onnx, whose QDQ model keeps float I/O")
+
+    def export_float(self, model, path: Path, built, opts) -> None:
+        import torch
+
+        size, chans = built.img_size, built.model.in_chans
+        n_maps = sum(o.kind == "feature_map" for o in built.output_specs())
+        export_tflite(model, path, torch.zeros(opts.batch, size, size, chans), n_feature_maps=n_maps)
+        if opts.precision == "fp16":
+            to_fp16(path, path)
+
+    def int8_quantizer(self, model, built, opts, data, work: Path) -> Pt2eQuantizer:
+        return Pt2eQuantizer(model, data, opts.batch)

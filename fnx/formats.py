@@ -1,0 +1,88 @@
+"""Artifact file formats: the facts every stage shares (name, suffix, tensor layout, how to recognise a file).
+
+Torch-free: the exporter (`fnx.exporter.FORMATS`, which converts) and the runtime
+(`fnx.runtime.ENGINES`, which runs) both name formats from this table. A new format registers
+its facts here, its converter in the exporter and an engine in the runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from fnx.errors import FnxError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """An artifact format: its name, file suffix, image layout, and a check of a file's first bytes."""
+
+    name: str
+    suffix: str
+    layout: str  # "NHWC" | "NCHW": the layout of the artifact's image input and feature-map outputs
+    description: str
+    sniff: Callable[[bytes], bool] | None = None  # recognises the first 16 bytes of a file of this format
+    embed: Callable[[Path, str], None] | None = None  # stores the manifest's JSON inside the file, where it can
+
+
+FILE_FORMATS: dict[str, FileFormat] = {}
+
+
+def register_file_format(fmt: FileFormat) -> FileFormat:
+    """Add (or replace) a file format; returns it."""
+    FILE_FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def _embed_in_onnx(path: Path, manifest_json: str) -> None:
+    """Store the manifest as the `fnx.manifest` metadata_props entry of an ONNX file (in place)."""
+    import onnx
+
+    from fnx import __version__
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "fnx.manifest", manifest_json
+    model.producer_name, model.producer_version = "fnx", __version__
+    onnx.save(model, str(path))
+
+
+register_file_format(FileFormat("tflite", ".tflite", "NHWC", "TFLite model (LiteRT flatbuffer)",
+                                sniff=lambda head: head[4:8] == b"TFL3"))
+register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", embed=_embed_in_onnx))
+
+
+def get_file_format(name: str) -> FileFormat:
+    """Return the format called name; FnxError listing the known ones otherwise."""
+    if name not in FILE_FORMATS:
+        raise FnxError(f"unknown format {name!r}; use one of {', '.join(FILE_FORMATS)}")
+    return FILE_FORMATS[name]
+
+
+def detect_format(path: str | Path) -> FileFormat:
+    """Return the format of a model file from its suffix and first bytes; FnxError for a missing or foreign file."""
+    path = Path(path)
+    if path.is_dir():
+        raise FnxError(f"{path} is a directory; pass the model file itself ({', '.join(f.suffix for f in FILE_FORMATS.values())})")
+    if not path.is_file():
+        raise FnxError(f"model file {path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise FnxError(f"model file {path} is empty; re-export it")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    by_suffix = next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
+    by_bytes = [f for f in FILE_FORMATS.values() if f.sniff is not None and f.sniff(head)]
+    if by_bytes and (by_suffix is None or by_suffix.sniff is not None):
+        return by_bytes[0]
+    if by_suffix is not None:
+        if by_suffix.sniff is not None:
+            raise FnxError(f"{path} is not a {by_suffix.description} (its first bytes do not match): the file is "
+                           f"truncated or corrupt; re-export it")
+        return by_suffix
+    suffixes = " or ".join(f.suffix for f in FILE_FORMATS.values())
+    raise FnxError(f"{path} is not a model fnx can run: expected a {suffixes} file")

@@ -1,0 +1,138 @@
+"""The Engine protocol, the ENGINES registry and `open_engine`: which engine runs which artifact where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from fnx.errors import FnxError
+from fnx.formats import detect_format
+from fnx.runtime.placement import Placement
+
+
+@dataclass
+class TensorInfo:
+    """An engine tensor: name, shape (None for a dynamic dim), dtype, and int8 scale/zero point if quantized."""
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Return float x as this tensor's engine dtype (quantized with its scale and zero point when int8)."""
+        if not self.quantized:
+            return np.ascontiguousarray(x, dtype=self.dtype)
+        q = np.round(np.asarray(x, dtype=np.float32) / self.scale) + self.zero_point
+        info = np.iinfo(self.dtype)
+        return np.clip(q, info.min, info.max).astype(self.dtype)
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        """Return an engine output of this tensor as float32 (dequantized when int8)."""
+        if self.quantized:
+            return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return raw.astype(np.float32, copy=False)
+
+
+class Engine(Protocol):
+    """An inference engine for one artifact. The class says what it can run; an instance runs one file.
+
+    `run` takes and gives the engine's raw tensors (its dtypes, its fixed batch): the Session
+    quantizes, pads and chunks around it.
+    """
+
+    name: ClassVar[str]  # registry key, e.g. "litert"
+    formats: ClassVar[tuple[str, ...]]  # fnx.formats names it runs
+    devices: ClassVar[tuple[str, ...]]  # placement kinds it serves ("cpu", "cuda", "tensorrt")
+    install: ClassVar[str]  # how to get it, for error messages
+    aliases: ClassVar[tuple[str, ...]]
+
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    @classmethod
+    def available(cls) -> bool: ...
+
+    @classmethod
+    def version(cls) -> str: ...
+
+    def __init__(self, path: Path, placement: Placement) -> None: ...
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def describe(self) -> str: ...
+
+
+ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(engine: type[Engine]) -> type[Engine]:
+    """Add an engine class to the registry (registration order is the order of preference); returns it."""
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def get_engine(name: str) -> type[Engine]:
+    """Return the engine class called name (or one of its aliases)."""
+    key = name.strip().lower()
+    for e in ENGINES.values():
+        if key == e.name or key in getattr(e, "aliases", ()):
+            return e
+    raise FnxError(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}")
+
+
+def dist_version(dist: str) -> str:
+    """Return an installed distribution's version, or "unknown"."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def engine_for(fmt: str, placement: Placement, name: str | None = None) -> type[Engine]:
+    """Return the engine class to run format fmt at placement: the named one, else the first available."""
+    if name:
+        engine = get_engine(name)
+        if fmt not in engine.formats:
+            raise FnxError(f"engine {engine.name} runs {', '.join(engine.formats)} artifacts, not {fmt}")
+        if not engine.available():
+            raise FnxError(f"engine {engine.name} is not installed here: {engine.install}")
+        return engine
+    candidates = [e for e in ENGINES.values() if fmt in e.formats]
+    if not candidates:
+        raise FnxError(f"no engine is registered for {fmt} artifacts")
+    placed = [e for e in candidates if placement.kind in e.devices] or ([] if placement.strict else candidates)
+    if not placed:
+        raise FnxError(f"no engine runs {fmt} artifacts on {placement.kind} ({', '.join(e.name for e in candidates)} "
+                       f"serve {', '.join(sorted({d for e in candidates for d in e.devices}))}): use --device cpu, or "
+                       f"export another format")
+    for engine in placed:
+        if engine.available():
+            return engine
+    hints = "; or ".join(e.install for e in placed)
+    raise FnxError(f"no engine for {fmt} artifacts is installed: {hints}")
+
+
+def open_engine(path: str | Path, placement: Placement | None = None, engine: str | None = None) -> Engine:
+    """Return an engine instance running the model file at path; FnxError for a missing, bad or unrunnable file."""
+    path = Path(path)
+    fmt = detect_format(path)
+    placement = placement or Placement()
+    cls = engine_for(fmt.name, placement, engine)
+    return cls(path, placement)
+
+
+def load_error(engine: str, path: Path, error: BaseException) -> FnxError:
+    """Return the FnxError for a file an engine could not load (its own message's first line kept)."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return FnxError(f"{engine} cannot load {path} ({first}): the file is corrupt, truncated or not a model of its "
+                    f"format; re-export it")

@@ -1,0 +1,56 @@
+"""Runs inside the aarch64 chroot (python 3.11, numpy 1 or 2): one process, every artifact of its job.
+
+argv[1] is the job's JSON. runner "session" uses fnx.runtime (the fnx wheel); runner "classify" imports
+examples/classify.py with no fnx on the path. Writes each artifact's raw outputs and a result JSON.
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+
+job = json.load(open(sys.argv[1]))
+res = {"machine": platform.machine(), "numpy": np.__version__, "items": []}
+if job["runner"] == "session":
+    import fnx
+    import fnx.runtime
+
+    res["fnx"] = fnx.__file__
+else:
+    res["fnx_on_path"] = importlib.util.find_spec("fnx") is not None
+    spec = importlib.util.spec_from_file_location("classify", job["classify"])
+    classify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(classify)
+for a in job["artifacts"]:
+    it, t = {"name": a["name"]}, time.time()
+    try:
+        if job["runner"] == "session":
+            s = fnx.runtime.load(a["model"], device="cpu", threads=1, engine=job.get("engine"))
+            np.save(a["out"], s.run(np.load(a["x"]))[0])
+            it["engine"] = s.engine_label
+        else:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                rc = classify.main([a["model"], "--input-npy", a["x"], "--raw-out", a["out"], "--threads", "1"])
+            text = buf.getvalue()
+            if rc:
+                raise RuntimeError(f"classify.py exited {rc}: {text.strip()[-400:]}")
+            it["engine"] = text.split(" on ", 1)[1].split(",", 1)[0]
+        it["ok"] = True
+    except BaseException as e:
+        it.update(ok=False, error=f"{type(e).__name__}: {e}"[:600])
+    it["seconds"] = round(time.time() - t, 1)
+    res["items"].append(it)
+if job.get("images"):  # classify.py's own preprocessing of image files, on aarch64 Pillow
+    x = np.stack([classify.preprocess(p, job["spec"]) for p in job["images"]])
+    np.save(job["pre_out"], x)
+leaked = {m.split(".")[0] for m in sys.modules} & {"torch", "tensorflow"}
+if job["runner"] != "session" and "fnx" in sys.modules:
+    leaked.add("fnx")
+res["leaked"] = sorted(leaked)
+json.dump(res, open(job["result"], "w"))

@@ -1,0 +1,103 @@
+"""The shape of the package: no import cycles, short modules, engines only in fnx.runtime, torch-free entry points."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "fnx"
+MAX_LINES = 300
+# Engine calls outside fnx/runtime that only inspect a graph (op types, intermediate tensors), never run inference:
+INSPECTION_ONLY = {"fnx/calibration/onnx_int8.py", "fnx/exporter/formats/tflite.py"}
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        rel = p.relative_to(PKG.parent).with_suffix("")
+        mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
+    return mods
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Return module -> fnx modules it imports (module-level and function-level imports alike)."""
+    mods = _modules()
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != m and t != "fnx" and not m.startswith(t + "."):
+                    edges[m].add(t)
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """Return one import cycle as a list of modules, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(v: str) -> list[str] | None:
+        state[v] = 1
+        stack.append(v)
+        for w in sorted(edges[v]):
+            if state.get(w) == 1:
+                return stack[stack.index(w):] + [w]
+            if w not in state and (found := visit(w)):
+                return found
+        state[v] = 2
+        stack.pop()
+        return None
+
+    for v in sorted(edges):
+        if v not in state and (found := visit(v)):
+            return found
+    return None
+
+
+def test_no_import_cycles_inside_fnx():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_calibration_imports_nothing_from_the_exporter():
+    edges = import_graph()
+    bad = {m: sorted(t for t in ts if t.startswith("fnx.exporter")) for m, ts in edges.items() if m.startswith("fnx.calibration")}
+    assert not {m: t for m, t in bad.items() if t}, bad
+
+
+def test_modules_are_short():
+    long = {str(p.relative_to(PKG.parent)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_engines_are_called_only_in_the_runtime():
+    calls = ("InferenceSession(", "Interpreter(", "tf.lite.")
+    outside = [str(p.relative_to(PKG.parent)) for p in PKG.rglob("*.py")
+               if not str(p.relative_to(PKG.parent)).startswith("fnx/runtime/")
+               and str(p.relative_to(PKG.parent)) not in INSPECTION_ONLY
+               and any(c in p.read_text() for c in calls)]
+    assert not outside, f"engine calls outside fnx/runtime: {outside}"
+
+
+@pytest.mark.parametrize("module", ["fnx.runtime", "fnx.cli", "fnx.manifest", "fnx.exporter", "fnx.calibration.quantize"])
+def test_entry_points_import_without_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

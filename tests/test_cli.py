@@ -1,0 +1,54 @@
+"""The CLI as a package: the root options, help that shows choices and defaults, one-line errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+
+def test_version_works_without_a_command(cli):
+    from fnx import __version__
+
+    r = cli("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"fnx {__version__}"
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("export", ["onnx|tflite|all", "fp32|fp16|int8", "minmax|percentile|entropy", "[default: tflite]", "[default: 256]"]),
+    ("run", ["litert|tflite-runtime|tf.lite|onnxruntime", "rpi4", "[default: auto]", "[default: 5]"]),
+    ("bench", ["[default: cpu]", "[default: 50]"]),
+])
+def test_help_lists_registry_choices_and_defaults(cli, command, shown):
+    r = cli(command, "--help", env={"COLUMNS": "250"})
+    squashed = re.sub(r"[\s│]+", "", r.output)
+    assert r.exit_code == 0
+    for s in shown:
+        assert s.replace(" ", "") in squashed, (s, r.output)
+
+
+def test_manifest_is_checked_against_the_file_beside_it(t0_exports, tmp_path, cli):
+    tfl, onx = t0_exports["tflite"].artifact, t0_exports["onnx"].artifact
+    stale = tmp_path / tfl.name
+    shutil.copy(tfl, stale)
+    shutil.copy(onx.with_suffix(".json"), stale.with_suffix(".json"))  # an ONNX manifest beside a TFLite file
+    r = cli("run", stale, tfl)  # any image path: the model is refused first
+    assert r.exit_code == 1 and "describes a onnx artifact" in r.output
+    shutil.copy(tfl.with_suffix(".json"), stale.with_suffix(".json"))
+    stale.write_bytes(tfl.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes: another file under the name
+    r = cli("bench", stale, "--runs", "1")
+    assert r.exit_code == 1 and "sha256 differs" in r.output
+
+
+def test_a_directory_as_the_model_says_so(cli, tmp_path):
+    r = cli("run", tmp_path, tmp_path / "x.jpg")
+    assert r.exit_code == 1 and "is a directory" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args", [["bench", "{m}", "--threads", "0"], ["bench", "{m}", "--runs", "0"],
+                                  ["run", "{m}", "x.jpg", "--topk", "-3"], ["run", "{m}", "x.jpg", "--threads", "0"]])
+def test_out_of_range_numbers_are_usage_errors(cli, t0_exports, args):
+    r = cli(*[a.format(m=t0_exports["tflite"].artifact) for a in args])
+    assert r.exit_code in (1, 2) and "Traceback" not in r.output
+    assert re.search(r"x>=1|at least 1|greater than or equal to 1", r.output)

@@ -1,0 +1,113 @@
+"""Formats and engines are registries: a toy format and a toy engine plug in with a few lines, and Session,
+`fnx bench`, `fnx run`, export and its parity check all run through them with no other file changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fnx.formats import FILE_FORMATS, FileFormat, register_file_format
+
+
+class TorchScriptFormat:
+    """Toy format: the deploy-form model traced to TorchScript (a .pt zip)."""
+
+    name, pconv_form, converters, gelu_note = "torchscript", "split_cat", ("torch",), None
+    file = FileFormat("torchscript", ".pt", "NCHW", "TorchScript module", sniff=lambda head: head[:2] == b"PK")
+
+    def check(self, opts):
+        pass
+
+    def export_float(self, model, path, built, opts):
+        import torch
+
+        x = torch.zeros(opts.batch, built.model.in_chans, built.img_size, built.img_size)
+        torch.jit.save(torch.jit.trace(model, x), str(path))
+
+    def int8_quantizer(self, model, built, opts, data, work):
+        raise NotImplementedError
+
+
+class TorchScriptEngine:
+    """Toy engine: torch.jit.load on the CPU."""
+
+    name, formats, devices, aliases, install = "torchscript", ("torchscript",), ("cpu",), (), "pip install torch"
+
+    @classmethod
+    def available(cls):
+        return True
+
+    @classmethod
+    def version(cls):
+        import torch
+
+        return torch.__version__
+
+    def __init__(self, path, placement):
+        import torch
+
+        from fnx.runtime import TensorInfo
+
+        self.module = torch.jit.load(str(path))
+        self.inputs = [TensorInfo("input", (1, 3, 64, 64), np.dtype(np.float32))]
+        self.outputs = [TensorInfo("logits", (1, 10), np.dtype(np.float32))]
+
+    def run(self, feeds):
+        import torch
+
+        with torch.no_grad():
+            return [self.module(torch.from_numpy(feeds[0])).numpy()]
+
+    def describe(self):
+        return f"{self.name} {self.version()}"
+
+
+@pytest.fixture
+def toys():
+    from fnx.exporter import FORMATS, register_format
+    from fnx.runtime import ENGINES, register_engine
+
+    register_file_format(TorchScriptFormat.file)
+    register_format(TorchScriptFormat)
+    register_engine(TorchScriptEngine)
+    yield
+    FORMATS.pop("torchscript"), ENGINES.pop("torchscript"), FILE_FORMATS.pop("torchscript")
+
+
+def test_toy_format_and_engine_run_export_parity_session_and_cli(toys, t0_ckpt, tmp_path, cli):
+    from fnx.exporter import ExportOptions, export_model
+    from fnx.runtime import load
+
+    (res,) = export_model("t0", ExportOptions(formats=("torchscript",), weights=str(t0_ckpt), img_size=64, out_dir=tmp_path))
+    assert res.artifact.name == "fasternet_t0_64_torchscript_fp32.pt"
+    assert res.parity.passed and res.parity.outputs[0].max_abs < 1e-4  # parity against PyTorch, through the toy engine
+    session = load(res.artifact, device="cpu")
+    assert session.engine_name == "torchscript" and session.layout == "NCHW"
+    assert session.predict(np.zeros((80, 80, 3), np.uint8), topk=3)[0].indices
+    r = cli("bench", res.artifact, "--runs", "3", "--warmup", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["engine"].startswith("torchscript")
+    r = cli("run", res.artifact, "--json", "--device", "cpu", str(_image(tmp_path)))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["engine"].startswith("torchscript")
+
+
+def test_unknown_engine_and_format_say_what_exists(toys):
+    from fnx.errors import FnxError
+    from fnx.exporter.formats import get_format
+    from fnx.runtime.engines import get_engine
+
+    with pytest.raises(FnxError, match="onnx, tflite, torchscript"):
+        get_format("coreml")
+    with pytest.raises(FnxError, match="litert, tflite-runtime, tf.lite, onnxruntime, torchscript"):
+        get_engine("ncnn")
+
+
+def _image(tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "x.png"
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(p)
+    return p
