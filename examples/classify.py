@@ -6,6 +6,7 @@ Needs numpy, Pillow and one engine, nothing else (no fnx, no torch):
     pip install numpy pillow onnxruntime          # .onnx
 Usage:
     python classify.py MODEL.tflite|MODEL.onnx IMAGE... [--topk 5] [--threads N] [--labels FILE]
+    python classify.py MODEL FOLDER/ video.mp4 --fast               # folders (recursive), videos (OpenCV), fast JPEG decode
     python classify.py MODEL --input-npy X.npy --raw-out OUT.npy    # parity: a preprocessed batch in, floats out
 The manifest beside the model (MODEL.json, written by `fnx export`) gives the preprocessing,
 layout and labels. A camera frame saved to a file is just another IMAGE.
@@ -23,6 +24,8 @@ import numpy as np
 IMAGENET = {"interpolation": "bicubic", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
             "crop_pct": 0.9}
 MANIFEST_SCHEMA = "fnx.manifest/2"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 class Error(Exception):
@@ -88,14 +91,34 @@ class Model:
         return out.astype(np.float32)
 
 
-def preprocess(path: str, spec: dict) -> np.ndarray:
-    """Return an HWC float32 image: short side resized, center-cropped, scaled and normalized as spec says."""
+def preprocess(path, spec: dict, fast: bool = False) -> np.ndarray:
+    """Return an HWC float32 image: short side resized, center-cropped, scaled and normalized as spec says.
+
+    path may be a file or an HWC uint8 RGB frame. fast: decode JPEGs at reduced size (>= 2x the resize target).
+    """
     from PIL import Image
+    if isinstance(path, np.ndarray):
+        return preprocess_image(Image.fromarray(path), spec)
     try:
         with Image.open(path) as im:
+            if fast and im.format == "JPEG" and min(im.size) > 2 * int(spec["resize_short"]):
+                scale = 2 * int(spec["resize_short"]) / min(im.size)
+                im.draft("RGB", (int(im.size[0] * scale + 1), int(im.size[1] * scale + 1)))
+            if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # 16-bit/float gray: scale, never clip, to 8 bits
+                arr = np.asarray(im, dtype=np.float64)
+                full = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else (
+                    1.0 if im.mode == "F" and arr.max(initial=0) <= 1 else 255.0)
+                im = Image.fromarray(np.clip(np.round(arr * (255.0 / full)), 0, 255).astype(np.uint8), "L")
             image = im.convert("RGB")
     except Exception as e:  # missing, truncated, not an image...
         raise Error(f"cannot read image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from None
+    return preprocess_image(image, spec)
+
+
+def preprocess_image(image, spec: dict) -> np.ndarray:
+    """The resize, crop and normalization of preprocess, on a decoded RGB PIL image."""
+    from PIL import Image
+    image = image.convert("RGB")
     resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.get("interpolation", "bicubic")]
     w, h = image.size
     short = int(spec["resize_short"])
@@ -109,10 +132,38 @@ def preprocess(path: str, spec: dict) -> np.ndarray:
     return (arr - np.asarray(spec.get("mean", [0, 0, 0]), np.float32)) / np.asarray(spec.get("std", [1, 1, 1]), np.float32)
 
 
+def inputs(items):
+    """Yield (name, path or frame) for image files, folders (recursive) and videos (OpenCV, frame by frame)."""
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            for p in sorted(q for q in path.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()):
+                yield str(p), p
+        elif path.suffix.lower() in VIDEO_SUFFIXES or item.startswith("camera:"):
+            try:
+                import cv2
+            except ImportError:
+                raise Error("video input needs OpenCV: pip install opencv-python-headless") from None
+            cap = cv2.VideoCapture(int(item[7:]) if item.startswith("camera:") else item)
+            if not cap.isOpened():
+                raise Error(f"cannot open video {item}")
+            n = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                yield f"{item}#{n}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                n += 1
+            cap.release()
+        else:
+            yield item, item
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Classify images with an fnx-exported FasterNet (.tflite or .onnx).")
     ap.add_argument("model", type=Path, help="MODEL.tflite or MODEL.onnx (its manifest MODEL.json beside it)")
-    ap.add_argument("images", nargs="*", help="image files (jpg, png, bmp, webp)")
+    ap.add_argument("images", nargs="*", help="image files (jpg, png, bmp, webp), folders, videos or camera:N")
+    ap.add_argument("--fast", action="store_true", help="decode JPEGs at reduced size (much faster on photos)")
     ap.add_argument("--topk", type=int, default=5)
     ap.add_argument("--threads", type=int, default=4, help="CPU threads (a Pi 4/5 has 4)")
     ap.add_argument("--labels", type=Path, help="a text file with one class name per line")
@@ -140,35 +191,49 @@ def main(argv=None) -> int:
         if not spec:  # no manifest: ImageNet defaults at the model's input size
             size = model.shape[2] if layout == "NCHW" else model.shape[1]
             spec = {**IMAGENET, "crop": size, "resize_short": int(size / IMAGENET["crop_pct"])}
-        if args.input_npy is not None:
-            batch, sources = np.load(args.input_npy).astype(np.float32, copy=False), None
-        else:
-            batch, sources = np.stack([preprocess(p, spec) for p in args.images]), args.images
-            if layout == "NCHW":
-                batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        t2 = time.perf_counter()
-        logits = model.run(batch)
-        t3 = time.perf_counter()
-        if args.labels:
-            labels = args.labels.read_text().splitlines()
-        else:
-            labels = manifest.get("labels") or []
+        labels = args.labels.read_text().splitlines() if args.labels else manifest.get("labels") or []
+        shape = (1, *model.shape[1:])
+        print(f"{args.model.name} on {model.engine}, {args.threads} thread(s), input {layout} {shape}")
+        if args.input_npy is not None:  # parity runs: one preprocessed batch in, raw floats out
+            pre = time.perf_counter()
+            logits = model.run(np.load(args.input_npy).astype(np.float32, copy=False))
+            inf = time.perf_counter() - pre
+            pre, n = 0.0, len(logits)
+            report(logits, [f"input[{i}]" for i in range(n)], labels, args.topk)
+        else:  # one image at a time, printed as it goes: memory stays flat on a folder or a video
+            pre = inf = 0.0
+            n, all_logits = 0, []
+            for name, item in inputs(args.images):
+                t = time.perf_counter()
+                x = preprocess(item, spec, fast=args.fast)[None]
+                x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "NCHW" else x
+                t2 = time.perf_counter()
+                logits = model.run(x)
+                pre, inf, n = pre + (t2 - t), inf + time.perf_counter() - t2, n + 1
+                report(logits, [name], labels, args.topk)
+                if args.raw_out:
+                    all_logits.append(logits)
+            logits = np.concatenate(all_logits) if all_logits else None
+        if args.raw_out and logits is not None:
+            np.save(args.raw_out, logits)
     except (Error, OSError, ValueError) as e:
         print(f"classify.py: error: {e}", file=sys.stderr)
         return 1
-    if args.raw_out:
-        np.save(args.raw_out, logits)
-    print(f"{args.model.name} on {model.engine}, {args.threads} thread(s), input {layout} {tuple(batch.shape)}")
-    if logits.ndim == 2:
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        probs = e / e.sum(1, keepdims=True)
-        for n, p in enumerate(probs):
-            print(sources[n] if sources else f"input[{n}]")
-            for i in np.argsort(-p)[:min(args.topk, p.size)]:
-                print(f"  {p[i]:7.2%}  {i:5d}  {labels[i] if i < len(labels) else ''}".rstrip())
-    print(f"time: load {(t1 - t0) * 1e3:.1f} ms, preprocess {(t2 - t1) * 1e3:.1f} ms, "
-          f"inference {(t3 - t2) * 1e3:.1f} ms ({(t3 - t2) * 1e3 / len(batch):.1f} ms/image)")
+    print(f"time: load {(t1 - t0) * 1e3:.1f} ms, preprocess {pre * 1e3:.1f} ms, "
+          f"inference {inf * 1e3:.1f} ms ({inf * 1e3 / max(n, 1):.1f} ms/image)")
     return 0
+
+
+def report(logits: np.ndarray, names: list, labels: list, topk: int) -> None:
+    """Print the top-k classes of each row of logits (nothing for backbone outputs)."""
+    if logits.ndim != 2:
+        return
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    probs = e / e.sum(1, keepdims=True)
+    for name, p in zip(names, probs):
+        print(name)
+        for i in np.argsort(-p)[:min(topk, p.size)]:
+            print(f"  {p[i]:7.2%}  {i:5d}  {labels[i] if i < len(labels) else ''}".rstrip())
 
 
 if __name__ == "__main__":

@@ -8,22 +8,19 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.progress import Steps
-from fnx.runtime.preprocess import list_images, preprocess, to_layout
+from fnx.imagefolder import image_folder
+from fnx.runtime.preprocess import preprocess, to_layout
 
 
 
 def labelled_images(data: Path, labels: list[str] | None) -> list[tuple[Path, int]]:
     """Return [(path, class index)] of a class-per-subfolder folder, indices taken from the model's labels."""
-    data = Path(data)
-    paths = list_images(data)
-    if not paths:
-        raise FnxError(f"{data} holds no images (jpg, jpeg, png, bmp, webp)")
-    folders = sorted({p.relative_to(data).parts[0] for p in paths if len(p.relative_to(data).parts) > 1})
-    labels = labels or folders
-    missing = [f for f in folders if f not in labels]
+    folder = image_folder(data, what="fnx eval (to classify unlabelled images use fnx run)")
+    labels = labels or folder.classes
+    missing = [c for c in folder.classes if c not in labels]
     if missing:
         raise FnxError(f"class folder {missing[0]!r} is not among the model's labels ({', '.join(labels[:10])}...)")
-    return [(p, labels.index(p.relative_to(data).parts[0])) for p in paths if len(p.relative_to(data).parts) > 1]
+    return [(p, labels.index(folder.classes[i])) for p, i in folder.items]
 
 
 class _TorchPredictor:
@@ -60,8 +57,13 @@ class _SessionPredictor:
 
 
 def evaluate(target: str | Path, data: str | Path, limit: int | None = None, threads: int | None = None,
-             steps: Steps | None = None, batch: int = 32) -> dict:
-    """Return {"top1", "top5", "n", "target", "kind"} of a checkpoint or artifact on a labelled folder."""
+             steps: Steps | None = None, batch: int = 32, mode: str = "exact") -> dict:
+    """Return {"top1", "top5", "n", "target", "kind", "errors"} of a checkpoint or artifact on a labelled folder.
+
+    mode "fast" scores both preprocessing modes on the same images: "modes" gives each one's top-1/top-5 and
+    "agreement" the share of images whose top-1 class is the same under both (what `fast` costs, on your data).
+    An image that cannot be read is reported in "errors" ([{"source", "error"}]) and left out of the scores.
+    """
     steps = steps or Steps(quiet=True)
     target = Path(target)
     if not target.is_file():
@@ -73,17 +75,38 @@ def evaluate(target: str | Path, data: str | Path, limit: int | None = None, thr
     items = labelled_images(Path(data), predictor.labels)
     if limit:
         items = items[:: max(1, len(items) // limit)][:limit]
-    top1 = top5 = 0
+    modes = ("exact", "fast") if mode == "fast" else (mode,)
+    scores = {m: {"top1": 0, "top5": 0} for m in modes}
+    first: dict[str, list[np.ndarray]] = {m: [] for m in modes}
+    n, errors = 0, []
     bar, task = steps.progress(f"eval {target.name}", len(items))
     with bar:
         for i in range(0, len(items), batch):
-            chunk = items[i : i + batch]
-            x = to_layout(np.stack([preprocess(p, predictor.spec) for p, _ in chunk]), predictor.layout)
-            logits = predictor(x)
-            y = np.array([c for _, c in chunk])
-            order = np.argsort(-logits, 1)
-            top1 += int((order[:, 0] == y).sum())
-            top5 += int((order[:, :5] == y[:, None]).any(1).sum())
-            bar.update(task, advance=len(chunk))
-    n = len(items)
-    return {"target": str(target), "kind": predictor.kind, "n": n, "top1": top1 / n, "top5": top5 / n}
+            arrays: dict[str, list] = {m: [] for m in modes}
+            labels = []
+            for p, c in items[i : i + batch]:
+                try:
+                    prepared = {m: preprocess(p, predictor.spec, mode=m) for m in modes}
+                except FnxError as e:
+                    errors.append({"source": str(p), "error": str(e)})
+                    continue
+                for m in modes:
+                    arrays[m].append(prepared[m])
+                labels.append(c)
+            if labels:
+                y = np.array(labels)
+                for m in modes:
+                    order = np.argsort(-predictor(to_layout(np.stack(arrays[m]), predictor.layout)), 1)
+                    scores[m]["top1"] += int((order[:, 0] == y).sum())
+                    scores[m]["top5"] += int((order[:, :5] == y[:, None]).any(1).sum())
+                    first[m].append(order[:, 0])
+                n += len(labels)
+            bar.update(task, advance=len(items[i : i + batch]))
+    if n == 0:
+        raise FnxError(f"none of the {len(items)} images under {data} could be read; check the folder")
+    per_mode = {m: {"top1": v["top1"] / n, "top5": v["top5"] / n} for m, v in scores.items()}
+    out = {"target": str(target), "kind": predictor.kind, "n": n, **per_mode[mode], "preprocess": mode, "errors": errors}
+    if len(modes) > 1:
+        out["modes"] = per_mode
+        out["agreement"] = float((np.concatenate(first["exact"]) == np.concatenate(first["fast"])).mean())
+    return out

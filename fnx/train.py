@@ -14,11 +14,12 @@ from torch import nn
 
 from fnx.errors import FnxError
 from fnx.fileio import atomic_path
+from fnx.imagefolder import image_folder as read_folder
 from fnx.manifest import Preprocessing
 from fnx.models import check_img_size, create_model, get_variant
 from fnx.models.sidecar import Sidecar, write_sidecar
 from fnx.progress import Steps
-from fnx.runtime.preprocess import list_images, load_image, preprocess
+from fnx.runtime.preprocess import load_image, preprocess
 
 
 @dataclass
@@ -35,14 +36,9 @@ class TrainOptions:
 
 
 def image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Return (class names, [(path, class index)]) of a class-per-subfolder image folder."""
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if not classes:
-        raise FnxError(f"{root} has no class subfolders: expected {root}/<class>/<image>")
-    items = [(p, classes.index(p.relative_to(root).parts[0])) for p in list_images(root)]
-    if not items:
-        raise FnxError(f"{root} holds no images (jpg, jpeg, png, bmp, webp)")
-    return classes, items
+    """Return (class names, [(path, class index)]) of a class-per-subfolder image folder (at least 2 classes)."""
+    folder = read_folder(root, min_classes=2, what="training")
+    return folder.classes, folder.items
 
 
 def splits(data: Path, seed: int = 0) -> tuple[list[str], list, list]:
@@ -53,8 +49,10 @@ def splits(data: Path, seed: int = 0) -> tuple[list[str], list, list]:
     if (data / "train").is_dir():
         classes, train = image_folder(data / "train")
         val_dir = data / "val"
-        val = image_folder(val_dir)[1] if val_dir.is_dir() else []
-        return classes, train, val
+        val = image_folder(val_dir) if val_dir.is_dir() else (classes, [])
+        if val[0] != classes:
+            raise FnxError(f"{val_dir} has other classes ({', '.join(val[0])}) than {data / 'train'} ({', '.join(classes)})")
+        return classes, train, val[1]
     classes, items = image_folder(data)
     random.Random(seed).shuffle(items)
     n_val = max(1, len(items) // 10)

@@ -47,9 +47,11 @@ def demo_exports(digits, tmp_path_factory):
     return results
 
 
-def test_shipped_demo_model_accuracy(digits):
+def test_shipped_demo_model_accuracy(digits, cli):
     r = evaluate(DEMO_CHECKPOINT, digits / "test")
-    assert r["n"] == 360 and r["top1"] >= 0.97
+    assert r["n"] == 360 and r["top1"] >= 0.97 and r["errors"] == []
+    out = cli("eval", DEMO_CHECKPOINT, "--data", digits / "test", "--limit", "20")
+    assert out.exit_code == 0 and "[pytorch fp32, exact]" in out.output  # the label survives rich markup
 
 
 def test_eval_agrees_between_pytorch_and_fp32_artifacts(digits, demo_exports, cli):

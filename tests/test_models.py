@@ -28,6 +28,27 @@ def test_params_and_flops_match_official_code(name):
     assert abs(d["flops"] - flops) <= 0.00051e9
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_table_arithmetic_equals_counting_the_built_model(name):
+    """describe() computes params/FLOPs from the variant table (torch-free); they equal hooks on the real network."""
+    from fnx.models import count_flops, count_params
+
+    for num_classes, size in ((1000, 224), (10, 96), (0, 64)):
+        model = create_model(name, num_classes=num_classes)
+        d = describe(name, size, num_classes)
+        assert (d["params"], d["flops"]) == (count_params(model), count_flops(model, size))
+
+
+def test_models_command_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from fnx.cli import app;"
+            "r = CliRunner().invoke(app, ['models']); print(r.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
+
+
 def test_flops_scale_with_input_size():
     assert describe("t0", img_size=448)["flops"] == pytest.approx(4 * describe("t0")["flops"], rel=0.01)
 

@@ -60,3 +60,20 @@ def test_run_and_bench_fp32_and_int8(runtime_env, t0_ckpt, tmp_path):
 def test_onnx_without_onnxruntime_says_what_to_install(runtime_env, t0_exports):
     r = subprocess.run([str(runtime_env / "fnx"), "run", str(t0_exports["onnx"].artifact), "x.png"], capture_output=True, text=True)
     assert r.returncode == 1 and "pip install onnxruntime" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, ok", [
+    (["models"], True),  # the variant table is torch-free
+    (["export", "fasternet-t2", "--weights", "random"], False),
+    (["verify", "{art}"], False),
+    (["train", "fasternet-t0", "--data", "."], False),
+    (["demo"], False),
+])
+def test_torch_commands_name_the_extra(runtime_env, t0_exports, args, ok):
+    args = [a.format(art=t0_exports["tflite"].artifact) for a in args]
+    r = subprocess.run([str(runtime_env / "fnx"), *args], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in r.stderr
+    if ok:
+        assert r.returncode == 0 and "fasternet-t2" in r.stdout
+    else:
+        assert r.returncode == 1 and "pip install 'fnx[export]'" in r.stderr and len(r.stderr.strip().splitlines()) <= 3

@@ -57,12 +57,12 @@ def test_official_download_is_cached_with_sha256(server, tmp_path):
     handler.files[fname] = data
     info: dict = {}
     m = create_model("fasternet-t0", weights="official", source_out=info)
-    cached = cache_dir() / fname
-    assert cached.read_bytes() == data
+    cached = info["weights"].path
+    assert cached.read_bytes() == data and cached.name == fname and cached.is_relative_to(cache_dir())
     import hashlib
 
     digest = hashlib.sha256(data).hexdigest()
-    assert (cache_dir() / (fname + ".sha256")).read_text().split()[0] == digest
+    assert cached.with_name(fname + ".sha256").read_text().split()[0] == digest
     assert info["weights"].sha256 == digest and info["weights"].kind == "official"
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -80,7 +80,9 @@ def test_truncated_download_leaves_nothing_in_cache(server, tmp_path):
     handler.truncate.add(fname)
     with pytest.raises(FnxError, match="truncated|broke off"):
         create_model("t0", weights="official")
-    assert not any(cache_dir().iterdir())
+    assert not [p for p in cache_dir().rglob("*") if p.is_file()]
+    handler.truncate.clear()  # the server recovers: the next call downloads it (nothing bad was kept)
+    create_model("t0", weights="official")
 
 
 def test_url_weights_and_404(server, tmp_path):
@@ -123,3 +125,49 @@ def test_no_weights_uses_the_official_ones_when_they_can_be_had(server, tmp_path
     _Handler.files[get_variant("t0").official_file] = buf.read_bytes()
     (res,) = export_model("t0", ExportOptions(formats=("onnx",), img_size=64, out_dir=tmp_path / "o"))
     assert res.manifest.weights.kind == "official" and res.manifest.weights.url.startswith("http://127.0.0.1")
+
+
+def test_same_file_name_under_two_urls_is_two_cache_entries(server, tmp_path):
+    handler, base = server
+    a, model_a = _checkpoint_bytes(tmp_path)
+    torch.manual_seed(4)
+    b_model = create_model("t0")
+    torch.save(b_model.state_dict(), tmp_path / "b.pth")
+    handler.files["w.pth"] = a
+    ia, ib = {}, {}
+    create_model("t0", weights=f"{base}/a/w.pth", source_out=ia)
+    handler.files["w.pth"] = (tmp_path / "b.pth").read_bytes()
+    mb = create_model("t0", weights=f"{base}/b/w.pth", source_out=ib)
+    assert ia["weights"].path != ib["weights"].path and ia["weights"].sha256 != ib["weights"].sha256
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(mb(x), b_model(x))
+
+
+def test_corrupt_cached_download_is_detected_and_fetched_again(server, tmp_path):
+    handler, base = server
+    good, _ = _checkpoint_bytes(tmp_path)
+    handler.files["w.pth"] = good[: len(good) // 2]  # served whole, but the file itself is damaged
+    handler.truncate.clear()
+    with pytest.raises(FnxError, match="removed from the cache: run again"):
+        create_model("t0", weights=f"{base}/w.pth")
+    handler.files["w.pth"] = good
+    create_model("t0", weights=f"{base}/w.pth")  # fetched afresh, not the damaged copy
+
+
+def test_pinned_sha256(server, tmp_path):
+    import hashlib
+
+    handler, base = server
+    data, _ = _checkpoint_bytes(tmp_path)
+    handler.files["w.pth"] = data
+    digest = hashlib.sha256(data).hexdigest()
+    info = {}
+    create_model("t0", weights=f"{base}/w.pth#sha256={digest}", source_out=info)
+    assert info["weights"].sha256 == digest
+    before = sorted(cache_dir().rglob("*"))
+    with pytest.raises(FnxError, match="not the pinned"):
+        create_model("t0", weights=f"{base}/other/w.pth#sha256={'0' * 64}")
+    assert {p for p in cache_dir().rglob("*") if p.is_file()} == {p for p in before if p.is_file()}
+    with pytest.raises(FnxError, match="#sha256="):
+        create_model("t0", weights=f"{base}/w.pth#md5=abc")

@@ -79,11 +79,13 @@ def load_calibration(data: str | Path | None, spec: Preprocessing, size: int = 2
     if len(kept) < 2:
         raise FnxError(f"only {len(kept)} of the image files under {folder} could be decoded: calibration needs at least "
                        f"2 (some to calibrate on, some held out to check the result; {MIN_RECOMMENDED}+ recommended)")
-    n_held = max(1, min(held_out, len(kept) // 4))
-    n_cal = len(kept) - n_held
+    # as asked when the folder has enough images; else three quarters to calibrate on, a quarter held out
+    n_held = held_out if len(kept) >= size + held_out else max(1, min(held_out, len(kept) // 4))
+    n_cal = min(size, len(kept) - n_held)
     if n_cal < MIN_RECOMMENDED:
         warnings.warn(f"only {n_cal} usable calibration images in {folder} (>= {MIN_RECOMMENDED} recommended): int8 "
                       f"ranges may not cover real inputs", FewCalibrationImagesWarning, stacklevel=2)
     arr = np.stack(kept)
     # held-out images come first in the shuffled order's tail: never part of the calibration sample
-    return CalibrationSet(arr[:n_cal], arr[n_cal:], labels[n_cal:], str(folder), len(paths), skipped, classes)
+    held = slice(n_cal, n_cal + n_held)
+    return CalibrationSet(arr[:n_cal], arr[held], labels[held], str(folder), len(paths), skipped, classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Optional
@@ -10,46 +11,95 @@ import typer
 from rich.table import Table
 
 from fnx.cli.app import app
-from fnx.cli.common import AsJson, Device, DeviceChoice, Engine, Threads, command, console, err_console, need_file, print_json
+from fnx.cli.common import (AsJson, Device, DeviceChoice, Engine, PreprocessChoice, SkipCheck, Threads, command, console,
+                            err_console, need_file, print_json, report_failures)
 from fnx.errors import FnxError
 
 
 @command(app, "run")
 def run_cmd(
     artifact: Path = typer.Argument(..., help="An exported artifact (its manifest, if beside it, is used)."),
-    images: list[Path] = typer.Argument(..., help="Image files (a camera frame saved as a file works too)."),
+    inputs: list[str] = typer.Argument(..., help="Images, folders (recursive), globs, @list.txt files of paths, videos, camera:N."),
     topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per image."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="A text file with one label per line (overrides the manifest's)."),
     device: Device = DeviceChoice("auto"),
     threads: Threads = None,
     engine: Engine = None,
+    preprocess: PreprocessChoice = typer.Option(PreprocessChoice("fast"), "--preprocess", help="fast: JPEGs decoded at reduced size (2x the resize target kept); exact: the evaluation transform.", case_sensitive=False),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per engine call."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding and preprocessing ahead of the engine (0: none)."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Write one JSON line per input as it is done."),
+    as_csv: bool = typer.Option(False, "--csv", help="Write one CSV row per input (top-1) as it is done."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write --jsonl / --csv records to this file instead of stdout."),
+    skip_manifest_check: SkipCheck = False,
     as_json: AsJson = False,
 ) -> None:
-    """Classify images with an exported artifact (torch-free: needs numpy, Pillow and one engine)."""
+    """Classify images, folders and videos with an artifact, streaming (torch-free: numpy, Pillow and one engine)."""
+    from fnx.cli.run_output import Writer
     from fnx.runtime import load
 
+    if sum((jsonl, as_csv, as_json)) > 1:
+        raise FnxError("choose one of --json, --jsonl and --csv")
     t0 = time.perf_counter()
     session = load(need_file(artifact, "model file"), device=device.value, threads=threads,
-                   engine=engine.value if engine else None)
+                   engine=engine.value if engine else None, check_manifest=not skip_manifest_check)
     if labels is not None:
-        session.labels = [line.strip() for line in need_file(labels, "labels file").read_text().splitlines() if line.strip()]
+        set_labels(session, labels)
     load_ms = (time.perf_counter() - t0) * 1e3
-    t1 = time.perf_counter()
-    preds = session.predict([str(p) for p in images], topk=topk)
-    run_ms = (time.perf_counter() - t1) * 1e3
-    if as_json:
-        print_json({"artifact": str(artifact), "engine": session.engine_label, "load_ms": load_ms, "predict_ms": run_ms,
-                    "predictions": [p.to_dict() for p in preds]})
-        return
-    for p in preds:
-        table = Table(title=p.source, title_justify="left")
-        table.add_column("rank", justify="right")
-        table.add_column("label")
-        table.add_column("score", justify="right")
-        for r, (lab, sc) in enumerate(zip(p.labels, p.scores), 1):
-            table.add_row(str(r), lab, f"{sc:.4f}")
-        console.print(table)
-    console.print(f"[dim]{session.engine_label}: load {load_ms:.0f} ms, {len(preds)} image(s) in {run_ms:.1f} ms[/]")
+    if session.manifest is not None and session.manifest.weights.kind == "random":
+        err_console.print("[yellow]warning:[/] this artifact was exported from RANDOM weights (--weights random): "
+                          "its predictions mean nothing", highlight=False, soft_wrap=True)
+    fmt = "jsonl" if jsonl else "csv" if as_csv else "json" if as_json else "table"
+    sink = open(out, "w", newline="") if out else None
+    writer = Writer(console, fmt, sink)
+    errors, n, t1 = [], 0, time.perf_counter()
+    try:
+        with progress(fmt) as (bar, task):
+            for r in session.stream(inputs, batch_size=batch_size, workers=workers, topk=topk, mode=preprocess.value):
+                n += 1
+                writer.add(r)
+                if r.error is not None:
+                    errors.append({"source": r.source, "error": r.error})
+                bar.update(task, advance=1, description=f"{n} input(s), {n / (time.perf_counter() - t1):.1f} img/s")
+    finally:
+        writer.close()
+        if sink:
+            sink.close()
+    secs = time.perf_counter() - t1
+    summary = {"artifact": str(artifact), "engine": session.engine_label, "inputs": n, "failed": len(errors),
+               "seconds": secs, "images_per_s": (n - len(errors)) / secs if secs else None, "load_ms": load_ms,
+               "preprocess": preprocess.value, "batch_size": batch_size, "workers": workers}
+    if fmt == "json":
+        print_json({**summary, "predictions": [r.prediction.to_dict() for r in writer.buffer if r.prediction],
+                    "errors": errors})
+    else:
+        err_console.print(f"[dim]{n} input(s), {len(errors)} failed, {secs:.2f} s ({summary['images_per_s'] or 0:.1f} "
+                          f"img/s) on {session.engine_label}; preprocess {preprocess.value}, batch {batch_size}, "
+                          f"{workers} worker(s); model load {load_ms:.0f} ms[/]", highlight=False)
+    if n == 0:
+        raise FnxError("no inputs: pass image files, folders, globs, @list.txt files, videos or camera:N")
+    report_failures(errors, n)
+
+
+def set_labels(session, labels: Path) -> None:
+    """Replace the session's labels with a file's (one per line, as many as the model has classes)."""
+    names = [line.strip() for line in need_file(labels, "labels file").read_text().splitlines() if line.strip()]
+    classes = session.outputs[0].shape[-1]
+    if len(names) != classes:
+        raise FnxError(f"labels file {labels} has {len(names)} labels but the model has {classes} classes; give one "
+                       f"label per line, in class order")
+    session.labels = names
+
+
+@contextlib.contextmanager
+def progress(fmt: str):
+    """A live count and rate on stderr (only where stderr is a terminal; records and tables go to stdout)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                   transient=True, disable=not err_console.is_terminal)
+    with bar:
+        yield bar, bar.add_task("starting", total=None)
 
 
 @command(app, "bench")
@@ -62,10 +112,18 @@ def bench_cmd(
     paper_protocol: bool = typer.Option(False, "--paper-protocol", help="The paper's protocol: batch 1, one thread, 10 warm-up, 200 timed runs, mean."),
     device: Device = DeviceChoice("cpu"),
     engine: Engine = None,
+    e2e_folder: Optional[Path] = typer.Option(None, "--e2e", help="Also time file -> label on this image folder: decode, preprocess, invoke, post-process, sequential and pipelined."),
+    e2e_limit: Optional[int] = typer.Option(None, "--e2e-limit", min=2, help="Use at most N images of the --e2e folder."),
+    workers: int = typer.Option(2, "--workers", min=0, help="--e2e: decode threads of the pipelined run."),
+    skip_manifest_check: SkipCheck = False,
     as_json: AsJson = False,
 ) -> None:
-    """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count."""
+    """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count; --e2e: file -> label."""
     from fnx.runtime.bench import bench
+
+    if e2e_folder is not None:
+        return e2e_cmd(artifacts, e2e_folder, threads, e2e_limit, workers, device.value, engine, skip_manifest_check,
+                       as_json)
 
     if paper_protocol:
         threads, batch, warmup, runs = "1", 1, 10, 200
@@ -81,16 +139,44 @@ def bench_cmd(
         for t in counts:
             with err_console.status(f"bench {a.name}, {t} thread(s)"):
                 rows.append(bench(a, threads=t, batch=batch, warmup=warmup, runs=runs, device=device.value,
-                                  engine=engine.value if engine else None))
+                                  engine=engine.value if engine else None, check_manifest=not skip_manifest_check))
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs)")
-    for col in ("artifact", "engine", "thr", "mean ms", "p50", "p90", "p99", "img/s", "GFLOPS", "RSS MB", "file MB"):
-        table.add_column(col, justify="left" if col in ("artifact", "engine") else "right", overflow="fold")
+    table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs; ms)",
+                  caption="all figures, p99 and peak RSS included: --json")
+    table.add_column("artifact / engine", overflow="fold", ratio=1)
+    for col in ("thr", "mean", "p50", "p90", "img/s", "GFLOPS", "MB"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         gf = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
-        table.add_row(r["artifact"], r["engine"], str(r["threads"]), f"{r['mean_ms']:.2f}", f"{r['p50_ms']:.2f}",
-                      f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['throughput_ips']:.1f}", gf,
-                      f"{r['peak_rss_mb']:.0f}", f"{r['file_mb']:.2f}")
+        table.add_row(f"{r['artifact']}\n[dim]{r['engine']}[/]", str(r["threads"]), f"{r['mean_ms']:.2f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_ips']:.1f}", gf, f"{r['file_mb']:.1f}")
     console.print(table)
+
+
+def e2e_cmd(artifacts: list[Path], folder: Path, threads: str, limit: int | None, workers: int, device: str, engine,
+            skip_manifest_check: bool, as_json: bool) -> None:
+    """`fnx bench --e2e FOLDER`: where the time from file to label goes, per preprocessing mode."""
+    from fnx.runtime import load
+    from fnx.runtime.e2e import e2e
+
+    reports = []
+    for a in artifacts:
+        s = load(need_file(a, "model file"), device=device, threads=int(threads.split(",")[0]),
+                 engine=engine.value if engine else None, check_manifest=not skip_manifest_check)
+        with err_console.status(f"end to end: {a.name} on {folder}"):
+            reports.append({"artifact": a.name, **e2e(s, folder, workers=workers, limit=limit)})
+    if as_json:
+        print_json(reports)
+        return
+    for rep in reports:
+        table = Table(title=f"{rep['artifact']}: file -> label on {rep['images']} images (ms per image, median)",
+                      caption=f"{rep['engine']}; engine alone {rep['invoke_only_ips']:.0f} img/s; pipelined: "
+                              f"{rep['workers']} decode worker(s), batch {rep['batch_size']}")
+        for col in ("mode", "decode", "preprocess", "invoke", "post", "img/s seq", "img/s piped"):
+            table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
+        for r in rep["rows"]:
+            table.add_row(r["mode"], f"{r['decode_ms']:.2f}", f"{r['preprocess_ms']:.2f}", f"{r['invoke_ms']:.2f}",
+                          f"{r['post_ms']:.3f}", f"{r['sequential_ips']:.1f}", f"{r['pipelined_ips']:.1f}")
+        console.print(table)

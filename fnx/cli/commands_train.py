@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from fnx.cli.app import app
-from fnx.cli.common import AsJson, Threads, command, console, err_console, escape, print_json
+from fnx.cli.common import (AsJson, PreprocessChoice, Threads, command, console, err_console, escape, print_json,
+                            report_failures)
 
 
 @command(app, "train")
@@ -38,18 +39,25 @@ def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Labelled image folder (one subfolder per class)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate an evenly spaced subset of N images."),
     threads: Threads = None,
+    preprocess: PreprocessChoice = typer.Option(PreprocessChoice("exact"), "--preprocess", help="fast: also score the fast preprocessing and say how often it agrees with exact.", case_sensitive=False),
     as_json: AsJson = False,
 ) -> None:
     """Top-1 / top-5 accuracy over an image folder, through the runtime's preprocessing."""
     from fnx.evaluate import evaluate
     from fnx.progress import Steps
 
-    r = evaluate(target, data, limit=limit, threads=threads, steps=Steps(quiet=as_json, console=err_console))
+    r = evaluate(target, data, limit=limit, threads=threads, steps=Steps(quiet=as_json, console=err_console),
+                 mode=preprocess.value)
     if as_json:
         print_json(r)
     else:
-        console.print(f"{escape(target.name)} \\[{escape(r['kind'])}]: top-1 {100 * r['top1']:.2f}%, "
-                      f"top-5 {100 * r['top5']:.2f}% on {r['n']} images")
+        for mode, figures in (r.get("modes") or {r["preprocess"]: r}).items():
+            console.print(f"{escape(target.name)} \\[{escape(r['kind'])}, {mode}]: top-1 {100 * figures['top1']:.2f}%, "
+                          f"top-5 {100 * figures['top5']:.2f}% on {r['n']} images")
+        if "agreement" in r:
+            console.print(f"fast and exact preprocessing agree on the top-1 class of {100 * r['agreement']:.2f}% of "
+                          f"the images")
+    report_failures(r["errors"], r["n"] + len(r["errors"]))
 
 
 @command(app, "demo")

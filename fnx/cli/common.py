@@ -15,9 +15,16 @@ import typer
 from rich.console import Console
 
 from fnx.errors import FnxError
+from fnx.runtime.preprocess import PREPROCESS_MODES
 
 console = Console()
 err_console = Console(stderr=True)
+
+# What to install when a command meets a missing optional module (the runtime-only install has none of these).
+EXTRA_OF = {m: "pip install 'fnx[export]'" for m in ("torch", "torchao", "litert_torch", "onnx", "onnxslim", "safetensors",
+                                                     "ai_edge_quantizer", "onnxruntime")}
+EXTRA_OF.update(PIL="pip install 'fnx[runtime]'", ai_edge_litert="pip install 'fnx[runtime]'",
+                sklearn="pip install scikit-learn (the demo's digits data set)")
 
 
 def _choices(name: str, values) -> type[Enum]:
@@ -56,6 +63,7 @@ def _methods() -> type[Enum]:
     return _choices("CalibMethod", CALIBRATION_METHODS), _choices("Int8IO", INT8_IO)
 
 
+PreprocessChoice = _choices("PreprocessChoice", PREPROCESS_MODES)
 FormatChoice = format_choices()
 EngineChoice = engine_choices()
 DeviceChoice = device_choices()
@@ -67,6 +75,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout inste
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Engine threads (default: the engine's, or the device profile's).")]
 Device = Annotated[DeviceChoice, typer.Option("--device", help="Where to run: auto (this machine's profile), a kind, or a profile (fnx devices).", case_sensitive=False)]
 Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force an engine (default: the first installed one for the artifact's format).", case_sensitive=False)]
+SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the manifest beside the artifact even if it describes another file (sha256, shape).")]
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
@@ -77,7 +86,7 @@ MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # fnx's own warnings speak to the user; third-party deprecation chatter does not.
     if f"{os.sep}fnx{os.sep}" in str(filename) or category.__module__.startswith("fnx"):
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True, markup=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def command(app: typer.Typer, *args, **kwargs) -> Callable:
@@ -92,6 +101,13 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
                 return fn(*a, **kw)
             except FnxError as e:
                 err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            except ModuleNotFoundError as e:
+                extra = EXTRA_OF.get((e.name or "").split(".")[0])
+                if extra is None:
+                    raise
+                err_console.print(f"[bold red]error:[/] this command needs {e.name}, which is not installed here: "
+                                  f"{escape(extra)}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 err_console.print("[bold red]interrupted[/]: no partial files were left")
@@ -123,3 +139,11 @@ def need_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise FnxError(f"{what} {path} does not exist")
     return path
+
+
+def report_failures(errors: list[dict], total: int) -> None:
+    """Print one line per input that failed (after the others were processed); FnxError (exit 1) if any did."""
+    for e in errors:
+        err_console.print(f"[bold red]failed:[/] {escape(e['error'])}", highlight=False, soft_wrap=True)
+    if errors:
+        raise FnxError(f"{len(errors)} of {total} input(s) could not be processed (listed above); the others were")

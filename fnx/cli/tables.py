@@ -54,17 +54,26 @@ def print_results(console: Console, results, total_s: float) -> None:
 
 
 def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:
-    """Return the int8 quantization report: held-out figures, what stayed float, the worst layers."""
-    table = Table(title="int8 quantization report (held-out images, int8 vs fp32)")
-    for col in ("artifact", "calibration", "cosine", "top-1 agree", "top-1 drop", "max abs", "kept float", "float ops", "worst layers"):
-        table.add_column(col, overflow="fold")
-    for name, m in rows:
+    """Return the int8 quantization report, one block of lines per artifact (fits 80 columns)."""
+    table = Table(title="int8 quantization report (held-out images, int8 vs fp32)", show_header=False)
+    table.add_column("what", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold", ratio=1)
+    for i, (name, m) in enumerate(rows):
         c = m.calibration
         r = c.report
-        drop = "-" if r.top1_drop_points is None else f"{r.top1_drop_points:.2f} pt"
+        drop = "-" if r.top1_drop_points is None else f"{r.top1_drop_points:.2f} points"
         agree = "-" if r.top1_agreement is None else f"{100 * r.top1_agreement:.1f}%"
-        worst = ", ".join(f"{e.layer} ({e.rel_error:.3f})" for e in r.layer_errors[:3])
-        table.add_row(name, f"{c.calibration_images} imgs, {c.method}", f"{r.cosine_min:.5f}", agree, drop,
-                      f"{r.max_abs:.3g}", str(len(c.kept_float)),
-                      ", ".join(f"{k} x{v}" for k, v in r.float_ops.items()) or "none", worst)
+        cost = r.float_fallback_cost
+        kept = (f"{len(c.kept_float)} layer(s): {', '.join(c.kept_float)}" + (f" ({cost.slowdown:.2f}x the all-int8 "
+                f"latency)" if cost else "")) if c.kept_float else "none"
+        for what, value in (("artifact", name), ("calibration", f"{c.calibration_images} images from {c.source}, "
+                            f"{c.method}, {c.held_out_images} held out"),
+                            ("cosine (min)", f"{r.cosine_min:.5f} (bound {c.guard.min_cosine:g})"),
+                            ("top-1 agreement", agree), ("top-1 drop", drop), ("max abs", f"{r.max_abs:.3g}"),
+                            ("kept in float", kept),
+                            ("float ops", ", ".join(f"{k} x{v}" for k, v in r.float_ops.items()) or "none"),
+                            ("worst layers", ", ".join(f"{e.layer} ({e.rel_error:.3f})" for e in r.layer_errors[:3]))):
+            table.add_row(what, value)
+        if i < len(rows) - 1:
+            table.add_section()
     return table

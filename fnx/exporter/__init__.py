@@ -6,8 +6,7 @@ torch when first used.
 
 from __future__ import annotations
 
-from typing import Any
-
+from fnx.lazy import lazy_getattr
 from fnx.exporter.formats import FORMATS, ArtifactFormat, get_format, register_format
 from fnx.exporter.options import ExportOptions, Int8Options
 
@@ -18,9 +17,4 @@ _LAZY = {"export_model": "fnx.exporter.pipeline", "ExportResult": "fnx.exporter.
 __all__ = ["FORMATS", "ArtifactFormat", "ExportOptions", "Int8Options", "get_format", "register_format", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'fnx.exporter' has no attribute {name!r}")
+__getattr__ = lazy_getattr("fnx.exporter", _LAZY)

@@ -53,7 +53,8 @@ def build(name: str, opts: ExportOptions) -> BuiltModel:
     model = create_model(variant.name, weights=opts.weights, num_classes=opts.num_classes,
                          features_only=opts.features, source_out=info)
     sidecar = info["sidecar"]
-    img_size = check_img_size(opts.img_size or (sidecar.img_size if sidecar else variant.default_img_size))
+    img_size = check_img_size(opts.img_size if opts.img_size is not None else
+                              (sidecar.img_size if sidecar else variant.default_img_size))
     preprocessing = sidecar.preprocessing if sidecar else variant.preprocessing(img_size)
     if preprocessing.crop != img_size:  # another input size than trained at: the same transform, resized
         preprocessing = preprocessing.resized(img_size)

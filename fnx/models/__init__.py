@@ -1,11 +1,20 @@
-"""FasterNet models: the variant table, the network, checkpoints, weights and complexity."""
+"""FasterNet models: the variant table, the network, checkpoints, weights and complexity.
 
+The variant table and `describe` are torch-free; the network and everything that builds it load
+torch when first used (so `fnx models` and the runtime never import it).
+"""
+
+from __future__ import annotations
+
+from fnx.lazy import lazy_getattr
+from fnx.models.costs import describe
 from fnx.models.variants import VARIANTS, Variant, canonical_name, check_img_size, get_variant
-from fnx.models.fasternet import FasterNet, PartialConv
-from fnx.models.factory import RandomWeightsWarning, create_model
-from fnx.models.complexity import count_flops, count_params, describe
 
-__all__ = [
-    "VARIANTS", "Variant", "canonical_name", "check_img_size", "get_variant", "FasterNet", "PartialConv",
-    "RandomWeightsWarning", "create_model", "count_flops", "count_params", "describe",
-]
+_LAZY = {"FasterNet": "fnx.models.fasternet", "PartialConv": "fnx.models.fasternet",
+         "RandomWeightsWarning": "fnx.models.factory", "create_model": "fnx.models.factory",
+         "count_flops": "fnx.models.complexity", "count_params": "fnx.models.complexity"}
+
+__all__ = ["VARIANTS", "Variant", "canonical_name", "check_img_size", "describe", "get_variant", *_LAZY]
+
+
+__getattr__ = lazy_getattr("fnx.models", _LAZY)

@@ -37,17 +37,34 @@ def _read_file(path: Path) -> dict:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise FnxError(f"could not read {path} as safetensors ({e}); the file is truncated or corrupt: download it again") from e
+            raise FnxError(f"could not read {path} as safetensors ({str(e)[:200]}); the file is truncated or corrupt") from e
+    if path.suffix.lower() in (".onnx", ".tflite"):
+        raise FnxError(f"{path} is an exported artifact, not a PyTorch checkpoint: pass the .pth/.pt/.safetensors "
+                       f"file it was exported from")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e):  # not a pickle of code, just not a pickle of tensors
+            raise FnxError(f"could not read {path} as a PyTorch checkpoint ({torch_reason(e)}): the file is truncated "
+                           f"or corrupt, or not a checkpoint of tensors (.pth/.pt/.safetensors)") from e
         raise FnxError(
             f"refused to load {path}: it contains pickled Python objects that could run code "
-            f"(weights_only loading rejected it: {str(e).splitlines()[0][:200]}). Re-save it as a plain "
-            f"state_dict of tensors or as .safetensors"
+            f"({torch_reason(e)}). Re-save it as a plain state_dict of tensors or as .safetensors"
         ) from e
     except Exception as e:  # torch raises many types for a damaged file (RuntimeError, EOFError, IndexError...)
-        raise FnxError(f"could not read checkpoint {path} ({str(e).splitlines()[0][:200]}); the file is truncated or corrupt: download it again") from e
+        raise FnxError(f"could not read checkpoint {path} ({torch_reason(e)}); the file is truncated or corrupt") from e
+
+
+def torch_reason(error: BaseException) -> str:
+    """Return the part of a torch.load error that says what is wrong, without torch's advice to unpickle anyway.
+
+    fnx never suggests `weights_only=False`: that would run whatever code the file carries.
+    """
+    sentences = [s.strip() for line in str(error).splitlines() for s in line.split(". ") if s.strip()]
+    advice = ("weights_only", "trusted source", "documentation", "PyTorch 2.6", "arbitrary code", "Weights only load",
+              "file an issue")
+    kept = [s for s in sentences if not any(a in s for a in advice)]
+    return (kept[0] if kept else type(error).__name__).rstrip(".")[:200]
 
 
 def unwrap(obj, source: str | Path = "checkpoint") -> dict[str, torch.Tensor]:

@@ -43,23 +43,3 @@ def count_flops(model: nn.Module, img_size: int | tuple[int, int] = 224) -> int:
         for hk in hooks:
             hk.remove()
     return total
-
-
-def describe(name: str, img_size: int = 224, num_classes: int = 1000) -> dict:
-    """Return {name, params, flops, ...} for a variant, built on the meta device (no allocation)."""
-    from fnx.models.fasternet import FasterNet
-    from fnx.models.variants import get_variant
-
-    variant = get_variant(name)
-    with torch.device("meta"):
-        model = FasterNet(variant, num_classes=num_classes).eval()
-    return {
-        "name": variant.name,
-        "params": count_params(model),
-        "flops": count_flops(model, img_size),
-        "img_size": img_size,
-        "act": variant.act,
-        "embed_dim": variant.embed_dim,
-        "depths": list(variant.depths),
-        "paper_top1": variant.paper_top1,
-    }

@@ -6,6 +6,8 @@ import warnings
 
 from torch import nn
 
+from fnx.errors import FnxError
+
 from fnx.models import checkpoint, weights as weights_mod
 from fnx.models.fasternet import FasterNet
 from fnx.models.sidecar import read_sidecar
@@ -35,7 +37,7 @@ def create_model(
     """
     variant = get_variant(name)
     src = weights_mod.resolve_or_default(weights, variant)
-    sd = checkpoint.read_state_dict(src.path) if src.path else None
+    sd = _read(src) if src.path else None
     sidecar = read_sidecar(src.path) if src.kind == "path" else None
     if num_classes is None:
         num_classes = checkpoint.infer_config(sd).get("num_classes", 1000) if sd is not None else 1000
@@ -50,6 +52,17 @@ def create_model(
     if source_out is not None:
         source_out.update(weights=src, sidecar=sidecar, num_classes=num_classes)
     return model.eval()
+
+
+def _read(src: weights_mod.WeightSource) -> dict:
+    """Return the source's state dict; an unreadable cached download is evicted, so the next run fetches it again."""
+    try:
+        return checkpoint.read_state_dict(src.path)
+    except FnxError as e:
+        if src.kind in ("url", "official"):
+            weights_mod.evict(src.path)
+            raise FnxError(f"{e}; the downloaded copy was removed from the cache: run again to download it afresh") from e
+        raise
 
 
 def _classifier_to_backbone(sd: dict, model: FasterNet) -> dict:

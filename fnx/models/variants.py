@@ -90,7 +90,10 @@ def get_variant(name: str) -> Variant:
 
 def check_img_size(img_size: int) -> int:
     """Return img_size if FasterNet can take it (a positive multiple of 32), else raise FnxError."""
-    if img_size <= 0 or img_size % 32:
+    if img_size < 32:
+        raise FnxError(f"input size {img_size} is too small: FasterNet takes a positive multiple of 32 (the stem and "
+                       f"three merging layers downsample by 32 in all); use 224 (the default) or another multiple of 32")
+    if img_size % 32:
         lower, upper = max(32, img_size // 32 * 32), (img_size // 32 + 1) * 32
         raise FnxError(
             f"input size {img_size} is not a multiple of 32 (the stem and three merging layers "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import tempfile
@@ -46,8 +47,19 @@ def official_url(variant: Variant) -> str:
     return (base.rstrip("/") + "/" + variant.official_file) if base else variant.official_url
 
 
+def split_pin(spec: str) -> tuple[str, str | None]:
+    """Return (url, pinned sha256 or None) of a URL that may end in `#sha256=HEX` (pip's hash fragment)."""
+    url, _, fragment = spec.partition("#")
+    if not fragment:
+        return url, None
+    key, _, value = fragment.partition("=")
+    if key != "sha256" or len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+        raise FnxError(f"unknown URL fragment #{fragment!r}: pin a download with #sha256=<64 hex digits>")
+    return url, value.lower()
+
+
 def resolve(spec: str, variant: Variant, progress: Callable[[int, int | None], None] | None = None) -> WeightSource:
-    """Turn a --weights value ("random", "official", a URL or a path) into a local WeightSource."""
+    """Turn a --weights value ("random", "official", a URL[#sha256=...] or a path) into a local WeightSource."""
     if spec == "random":
         return WeightSource("random")
     if spec == "official":
@@ -55,9 +67,12 @@ def resolve(spec: str, variant: Variant, progress: Callable[[int, int | None], N
         path = download(url, progress=progress, hint="official weights")
         return WeightSource("official", path=path, url=url, sha256=sha256_file(path))
     if spec.startswith(("http://", "https://")):
-        path = download(spec, progress=progress, hint="weights")
-        return WeightSource("url", path=path, url=spec, sha256=sha256_file(path))
+        url, pinned = split_pin(spec)
+        path = download(url, pinned=pinned, progress=progress, hint="weights")
+        return WeightSource("url", path=path, url=url, sha256=sha256_file(path))
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise FnxError(f"weights {spec!r} is a directory; pass the checkpoint file itself")
     if not path.is_file():
         raise FnxError(f"weights file {spec!r} does not exist; pass a checkpoint path, a URL, 'official' or 'random'")
     return WeightSource("path", path=path.resolve(), sha256=sha256_file(path))
@@ -79,50 +94,68 @@ def resolve_or_default(spec: str | None, variant: Variant,
                        f"model on purpose") from e
 
 
-def download(url: str, progress: Callable[[int, int | None], None] | None = None, hint: str = "file") -> Path:
+def cache_path(url: str) -> Path:
+    """Return where url is cached: a folder per URL (two URLs ending in the same file name never share a file)."""
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+    return cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def evict(path: Path) -> None:
+    """Remove a cached download and its record (it turned out unreadable): the next use fetches it again."""
+    for p in (path, path.with_name(path.name + ".sha256")):
+        p.unlink(missing_ok=True)
+
+
+def download(url: str, pinned: str | None = None, progress: Callable[[int, int | None], None] | None = None,
+             hint: str = "file") -> Path:
     """Return the cached copy of url, downloading it atomically (temp file, size check, rename) if absent.
 
-    The sha256 of each download is stored beside it (`NAME.sha256`) and checked on every reuse.
+    The sha256 of each download is stored beside it (`NAME.sha256`) and checked on every reuse; a copy that
+    no longer matches it (or the pinned sha256) is fetched again. A failed or truncated download is never kept.
     """
-    dest_dir = cache_dir()
-    name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
-    dest = dest_dir / name
-    record = dest.with_name(name + ".sha256")
+    dest = cache_path(url)
+    record = dest.with_name(dest.name + ".sha256")
     if dest.is_file() and record.is_file():
-        if sha256_file(dest) == record.read_text().split()[0]:
+        digest = sha256_file(dest)
+        if digest == record.read_text().split()[0] and pinned in (None, digest):
             return dest
-        dest.unlink()  # corrupted since it was cached: fetch again
-    ensure_dir(dest_dir)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
+        evict(dest)  # changed since it was cached, or pinned to other content: fetch again
+    ensure_dir(dest.parent)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                resp = urllib.request.urlopen(url, timeout=30)
-            except (urllib.error.URLError, OSError) as e:
-                raise FnxError(
-                    f"could not download {hint} from {url} ({getattr(e, 'reason', e)}). If this machine is offline, "
-                    f"download the file elsewhere and pass --weights PATH"
-                ) from e
-            with resp:
-                expected = resp.headers.get("Content-Length")
-                expected = int(expected) if expected else None
-                done = 0
-                try:
-                    while chunk := resp.read(1 << 20):
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, expected)
-                except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
-                    raise FnxError(f"download of {url} broke off after {done} bytes ({e}); try again") from e
-            if expected is not None and done != expected:
-                raise FnxError(f"download of {url} is truncated: got {done} of {expected} bytes; try again")
-            if done == 0:
-                raise FnxError(f"download of {url} is empty; check the URL")
+            _fetch(url, out, progress, hint)
         digest = sha256_file(tmp)
+        if pinned is not None and digest != pinned:
+            raise FnxError(f"the download of {url} has sha256 {digest}, not the pinned {pinned}: the file on the server "
+                           f"changed or the pin is wrong; nothing was kept")
         os.replace(tmp, dest)
-        write_text_atomic(record, f"{digest}  {name}\n{url}\n")
+        write_text_atomic(record, f"{digest}  {dest.name}\n{url}\n")
         return dest
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fetch(url: str, out, progress: Callable[[int, int | None], None] | None, hint: str) -> None:
+    try:
+        resp = urllib.request.urlopen(url, timeout=30)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise FnxError(f"could not download {hint} from {url} ({getattr(e, 'reason', e)}). If this machine is offline, "
+                       f"download the file elsewhere and pass --weights PATH") from e
+    with resp:
+        expected = resp.headers.get("Content-Length")
+        expected = int(expected) if expected else None
+        done = 0
+        try:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, expected)
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
+            raise FnxError(f"download of {url} broke off after {done} bytes ({e}); try again") from e
+    if expected is not None and done != expected:
+        raise FnxError(f"download of {url} is truncated: got {done} of {expected} bytes; try again")
+    if done == 0:
+        raise FnxError(f"download of {url} is empty; check the URL")

@@ -41,6 +41,7 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
 
 
 def bench(path: str | Path, threads: int | None = None, batch: int = 1, warmup: int = 10, runs: int = 100,
-          device: str = "cpu", engine: str | None = None) -> dict:
+          device: str = "cpu", engine: str | None = None, check_manifest: bool = True) -> dict:
     """Return bench_session's figures for the artifact at path."""
-    return bench_session(Session(path, device=device, threads=threads, engine=engine), batch, warmup, runs)
+    session = Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest)
+    return bench_session(session, batch, warmup, runs)

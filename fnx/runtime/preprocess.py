@@ -11,6 +11,11 @@ from fnx.manifest import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 RESAMPLING = ("bicubic", "bilinear", "nearest")
+# exact: the official evaluation transform (the default for eval, calibration and parity). fast: JPEGs are decoded
+# at a reduced size in the DCT domain (Pillow's draft, libjpeg's scaled decode), keeping at least FAST_MARGIN x the
+# resize target on the short side, then the same resize and crop.
+PREPROCESS_MODES = ("exact", "fast")
+FAST_MARGIN = 2.0
 
 
 def _pil():
@@ -21,27 +26,56 @@ def _pil():
     return Image
 
 
-def load_image(path: str | Path):
-    """Return the image at path as an RGB PIL image; FnxError if it cannot be decoded."""
+class SmallImageWarning(UserWarning):
+    """An image much smaller than the model's input: it is upscaled, and what the model sees is mostly blur."""
+
+
+def load_image(path: str | Path, min_short: int | None = None):
+    """Return the image at path as an 8-bit RGB PIL image; FnxError if it cannot be decoded.
+
+    With min_short, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose short side stays >= min_short.
+    """
     Image = _pil()
+    if Path(path).is_dir():
+        raise FnxError(f"image {path} is a directory; pass image files (or a folder to the commands that take one)")
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            if min_short and im.format == "JPEG" and min(im.size) > min_short:
+                scale = min_short / min(im.size)
+                im.draft("RGB", (int(im.size[0] * scale + 1), int(im.size[1] * scale + 1)))
+            return to_rgb8(im)
     except FileNotFoundError as e:
         raise FnxError(f"image {path} does not exist") from e
-    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError... for damaged files
+    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, AssertionError... for damaged files
         raise FnxError(f"cannot decode image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from e
 
 
-def preprocess(image, spec: Preprocessing | None = None) -> np.ndarray:
+def to_rgb8(image):
+    """Return image as 8-bit RGB. 16-bit and float grayscale (I;16, I, F) are scaled to 0-255 first: Pillow's own
+    convert("RGB") clips them at 255, which turns a 16-bit photo nearly white."""
+    Image = _pil()
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = float(arr.max(initial=0))
+        if image.mode.startswith("I;16"):
+            full = 65535.0  # a 16-bit file: its range is 16-bit however dark the picture
+        else:  # I (often a 16-bit PNG) and F carry no range: infer it
+            full = 1.0 if image.mode == "F" and top <= 1.0 else (255.0 if top <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(np.round(arr * (255.0 / full)), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")  # a new, loaded image even when already RGB: the file may be closed after this
+
+
+def preprocess(image, spec: Preprocessing | None = None, mode: str = "exact") -> np.ndarray:
     """Return an HWC float32 array: short side resized, center-cropped, scaled and normalized per spec.
 
-    `image` is a PIL image, a path, or an HWC uint8 RGB array.
+    `image` is a PIL image, a path, or an HWC uint8 RGB array; mode "fast" decodes JPEG paths at reduced size.
     """
     Image = _pil()
     spec = spec or Preprocessing()
+    if mode not in PREPROCESS_MODES:
+        raise FnxError(f"unknown preprocessing mode {mode!r}; use one of {', '.join(PREPROCESS_MODES)}")
     if isinstance(image, (str, Path)):
-        image = load_image(image)
+        image = load_image(image, int(FAST_MARGIN * spec.resize_short) if mode == "fast" else None)
     elif isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.stack([image] * 3, -1)
@@ -49,12 +83,17 @@ def preprocess(image, spec: Preprocessing | None = None) -> np.ndarray:
             raise FnxError(f"expected an HxWx3 uint8 RGB image array, got shape {image.shape} dtype {image.dtype}")
         image = Image.fromarray(image)
     elif image.mode != "RGB":
-        image = image.convert("RGB")
+        image = to_rgb8(image)
     if spec.interpolation not in RESAMPLING:
         raise FnxError(f"unknown interpolation {spec.interpolation!r} in the preprocessing; use one of {', '.join(RESAMPLING)}")
     resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.interpolation]
     w, h = image.size
     short = int(spec.resize_short)
+    if min(w, h) * 4 < spec.crop:
+        import warnings
+
+        warnings.warn(f"a {w}x{h} image is upscaled to the model's {spec.crop}x{spec.crop} input: predictions on it mean "
+                      f"little", SmallImageWarning, stacklevel=2)
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     if size != (w, h):
         image = image.resize(size, resample)
@@ -76,8 +115,9 @@ def to_layout(batch_nhwc: np.ndarray, layout: str) -> np.ndarray:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Return the image files under folder, recursively, sorted (class subfolders allowed)."""
+    """Return the image files under folder, recursively, sorted; hidden files and folders (".name") are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FnxError(f"image folder {folder} does not exist or is not a directory")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))

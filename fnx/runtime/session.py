@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -16,25 +15,14 @@ from fnx.runtime.engines import Engine, TensorInfo, open_engine
 from fnx.runtime.placement import resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
-
-@dataclass
-class Prediction:
-    """Top-k classes for one image."""
-
-    source: str
-    labels: list[str]
-    indices: list[int]
-    scores: list[float]
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "top": [{"label": l, "index": i, "score": s}
-                                               for l, i, s in zip(self.labels, self.indices, self.scores)]}
+from fnx.runtime.results import Prediction, Result
 
 
 class Session:
     """Runs one artifact: `run()` takes model-ready arrays, `predict()` takes images."""
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None):
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
+                 check_manifest: bool = True):
         self.path = Path(path)
         self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
@@ -43,7 +31,7 @@ class Session:
         self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
         self.outputs: list[TensorInfo] = self.engine.outputs
-        if self.manifest is not None:
+        if self.manifest is not None and check_manifest:
             check_manifest_fits(self.manifest, self.path, self.inputs[0])
             self.layout = self.manifest.input.layout or detect_format(self.path).layout
             self.preprocessing = self.manifest.preprocessing
@@ -97,21 +85,31 @@ class Session:
         batch = np.stack([preprocess(im, self.preprocessing) for im in images])
         return to_layout(batch, self.layout)
 
-    def predict(self, images: Sequence | str | Path, topk: int = 5) -> list[Prediction]:
-        """Return the top-k labels and softmax scores for each image."""
-        if isinstance(images, (str, Path)) or hasattr(images, "mode") or (isinstance(images, np.ndarray) and images.ndim == 3):
-            images = [images]
-        logits = self.run(self.preprocess(images))[0]
-        if logits.ndim != 2:
+    def stream(self, inputs, batch_size: int = 8, workers: int = 2, topk: int = 5, mode: str = "exact") -> Iterator[Result]:
+        """Yield a Result per input (files, folders, globs, lists, videos, frames) in order, decoding ahead in a pool.
+
+        A bad input yields a Result with its error and the stream goes on; memory stays flat (fnx.runtime.stream).
+        """
+        from fnx.runtime.stream import stream
+
+        return stream(self, inputs, batch_size=batch_size, workers=workers, topk=topk, mode=mode)
+
+    def predict(self, images, topk: int = 5, mode: str = "exact") -> list[Prediction]:
+        """Return the top-k labels and softmax scores for each image; FnxError at the first one that fails."""
+        if self.outputs[0].shape and len(self.outputs[0].shape) != 2:
             raise FnxError("this artifact has no classifier head (a backbone export); use Session.run for its feature maps")
-        probs = _softmax(logits)
-        k = min(topk, probs.shape[1])
         preds = []
-        for src, p in zip(images, probs):
-            idx = np.argsort(-p)[:k]
-            preds.append(Prediction(str(src) if isinstance(src, (str, Path)) else "<array>",
-                                    [self.label(i) for i in idx], [int(i) for i in idx], [float(p[i]) for i in idx]))
+        for r in self.stream(images, batch_size=8, workers=0, topk=topk, mode=mode):
+            if r.error is not None:
+                raise FnxError(r.error)
+            preds.append(r.prediction)
         return preds
+
+    def top(self, logits: np.ndarray, topk: int, source: str) -> Prediction:
+        """Return the top-k labels and softmax scores of one image's logits."""
+        p = _softmax(logits[None])[0]
+        idx = np.argsort(-p)[: min(topk, p.size)]
+        return Prediction(source, [self.label(i) for i in idx], [int(i) for i in idx], [float(p[i]) for i in idx])
 
     def label(self, index: int) -> str:
         """Return the label for a class index (the index itself when the manifest has no labels)."""
@@ -120,25 +118,27 @@ class Session:
         return str(index)
 
 
-def load(path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None) -> Session:
+def load(path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
+         check_manifest: bool = True) -> Session:
     """Return a Session for an artifact (its manifest, if beside it, is read and checked against the file)."""
-    return Session(path, device=device, threads=threads, engine=engine)
+    return Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest)
 
 
 def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo) -> None:
-    """Refuse a manifest that describes another file: other sha256, other format or other input shape."""
-    where = f"the manifest beside {path.name} ({path.with_suffix('.json').name})"
+    """Refuse a manifest that describes another file: other format, size, sha256, input shape or dtype."""
+    where = f"the manifest {path.with_suffix('.json').name} beside {path.name}"
+    fix = "re-export, move the manifest aside, or pass --skip-manifest-check (check_manifest=False) to use it anyway"
     fmt = detect_format(path).name
-    if manifest.artifact.format != fmt:
-        raise FnxError(f"{where} describes a {manifest.artifact.format} artifact, but {path.name} is {fmt}: it belongs to "
-                       f"another export; move it aside or re-export")
-    if manifest.artifact.sha256 and manifest.artifact.sha256 != sha256_file(path):
+    art = manifest.artifact
+    if art.format != fmt:
+        raise FnxError(f"{where} describes a {art.format} artifact, but {path.name} is {fmt}: {fix}")
+    if (art.size_bytes is not None and art.size_bytes != path.stat().st_size) or (art.sha256 and art.sha256 != sha256_file(path)):
         raise FnxError(f"{where} describes another file (its sha256 differs from {path.name}'s): the artifact was "
-                       f"replaced or the manifest is stale; re-export, or move the manifest aside to run without it")
-    want = tuple(manifest.input.shape[1:])
-    if tuple(engine_input.shape[1:]) != want:
-        raise FnxError(f"{where} says the input is {want} but {path.name} takes {tuple(engine_input.shape[1:])}: "
-                       f"they come from different exports; re-export")
+                       f"replaced or the manifest is stale; {fix}")
+    want, got = tuple(manifest.input.shape[1:]), tuple(engine_input.shape[1:])
+    if got != want or manifest.input.dtype != str(engine_input.dtype):
+        raise FnxError(f"{where} says the input is {want} {manifest.input.dtype} but {path.name} takes {got} "
+                       f"{engine_input.dtype}: they come from different exports; {fix}")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
+from fnx.quiet import silenced
 from fnx.runtime.placement import Placement
 
 
@@ -46,9 +47,11 @@ class _Interpreter:
             raise FnxError(f"{self.name} runs TFLite models on the CPU only, not {placement.kind}: use --device cpu, "
                            f"or an ONNX export with ONNX Runtime for the GPU")
         self.placement = placement
+        cls = self.interpreter_class()
         try:
-            self.interpreter = self.interpreter_class()(model_path=str(path), num_threads=placement.threads)
-            self.interpreter.allocate_tensors()
+            with silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+                self.interpreter = cls(model_path=str(path), num_threads=placement.threads)
+                self.interpreter.allocate_tensors()
         except Exception as e:  # engines raise ValueError/RuntimeError with C++ messages for bad files
             raise load_error(self.name, path, e) from e
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
