@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "BENCHMARKS.md", help="the Markdown report to write")
     ap.add_argument("--keep", action="store_true", help="keep the work folder of exported artifacts")
+    ap.add_argument("--update", action="store_true",
+                    help="with --only: replace just those sections in the existing --out report, keep the rest")
     ap.add_argument("--results", type=Path, help="also pickle this run's measurements to this file")
     ap.add_argument("--render-from", type=Path, metavar="RESULTS",
                     help="measure nothing: rewrite --out from a --results file of an earlier run")
@@ -92,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         args.results.write_bytes(pickle.dumps({"sections": sections, "quick": ctx.quick, "total": total, "names": names,
                                                "peaks": (peak1, peak2, conv), "other_load": ctx.cache["other_load"],
                                                "machine": machine}))
-    out.write_text(render(sections, ctx, total, names, peak1, peak2, conv, machine))
+    if args.update and out.is_file():
+        out.write_text(update(out.read_text(), sections, names, machine))
+    else:
+        out.write_text(render(sections, ctx, total, names, peak1, peak2, conv, machine))
     print(f"wrote {out} ({total / 60:.1f} min in all)")
     return 0
 
@@ -159,19 +164,41 @@ def render(sections: list[Section], ctx: Ctx, total: float, names: list[str], pe
         "",
     ]
     for sec in sections:
-        lines += [f"## {sec.title}", "", f"_{sec.seconds:.0f} s in this run; other processes used "
-                                         f"{_load_text(sec.other_load)} of the CPUs meanwhile._", ""]
-        if sec.skipped:
-            lines += [f"**Not measured:** {sec.skipped}", ""]
-        if sec.intro:
-            lines += [sec.intro, ""]
-        for t in sec.tables:
-            lines += [markdown_table(t), ""]
-        for rel, caption in sec.figures:
-            lines += [f"![{caption}]({rel})", "", f"_{caption}_", ""]
-        if sec.notes:
-            lines += [*(f"- {n}" for n in sec.notes), ""]
+        lines += section_lines(sec)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def update(text: str, sections: list[Section], names: list[str], machine: list[str]) -> str:
+    """Return the report text with each measured section replaced (or appended), saying when and where it was run."""
+    for sec in sections:
+        where = f"_Re-measured alone by `python -m benchmarks --only {','.join(names)} --update`: " + "; ".join(
+            line.lstrip("- ").replace("**", "") for line in machine if "CPU" in line or "Date" in line) + "._"
+        block = "\n".join(section_lines(sec, where)).rstrip() + "\n\n"
+        head = f"## {sec.title}\n"
+        if head in text:
+            start = text.index(head)
+            end = text.find("\n## ", start + len(head))
+            text = text[:start] + block + (text[end + 1:] if end >= 0 else "")
+        else:
+            text = text.rstrip() + "\n\n" + block
+    return text.rstrip() + "\n"
+
+
+def section_lines(sec: Section, note: str = "") -> list[str]:
+    """Return one section of the report as Markdown lines."""
+    lines = [f"## {sec.title}", "", *([note, ""] if note else []), f"_{sec.seconds:.0f} s in this run; other "
+             f"processes used {_load_text(sec.other_load)} of the CPUs meanwhile._", ""]
+    if sec.skipped:
+        lines += [f"**Not measured:** {sec.skipped}", ""]
+    if sec.intro:
+        lines += [sec.intro, ""]
+    for t in sec.tables:
+        lines += [markdown_table(t), ""]
+    for rel, caption in sec.figures:
+        lines += [f"![{caption}]({rel})", "", f"_{caption}_", ""]
+    if sec.notes:
+        lines += [*(f"- {n}" for n in sec.notes), ""]
+    return lines
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def preprocess(path, spec: dict, fast: bool = False) -> np.ndarray:
     """
     from PIL import Image
     if isinstance(path, np.ndarray):
-        return preprocess_image(Image.fromarray(path), spec)
+        return preprocess_image(Image.fromarray(path), spec, fast)
     try:
         with Image.open(path) as im:
             if fast and im.format == "JPEG" and min(im.size) > 2 * int(spec["resize_short"]):
@@ -112,23 +112,24 @@ def preprocess(path, spec: dict, fast: bool = False) -> np.ndarray:
             image = im.convert("RGB")
     except Exception as e:  # missing, truncated, not an image...
         raise Error(f"cannot read image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from None
-    return preprocess_image(image, spec)
+    return preprocess_image(image, spec, fast)
 
 
-def preprocess_image(image, spec: dict) -> np.ndarray:
-    """The resize, crop and normalization of preprocess, on a decoded RGB PIL image."""
+def preprocess_image(image, spec: dict, fast: bool = False) -> np.ndarray:
+    """The resize, crop and normalization of preprocess, on a decoded RGB PIL image (fast: the crop's pixels only)."""
     from PIL import Image
     image = image.convert("RGB")
     resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.get("interpolation", "bicubic")]
     w, h = image.size
-    short = int(spec["resize_short"])
+    short, crop = int(spec["resize_short"]), int(spec["crop"])
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    if size != (w, h):
-        image = image.resize(size, resample)
-    crop = int(spec["crop"])
-    w, h = image.size
-    left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
-    arr = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32) * np.float32(spec.get("scale", 1 / 255))
+    left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    if fast and size != (w, h):  # resample just the crop (its box mapped onto the source), as fnx's fast mode does
+        sx, sy = w / size[0], h / size[1]
+        image = image.resize((crop, crop), resample, box=(left * sx, top * sy, (left + crop) * sx, (top + crop) * sy))
+    else:
+        image = (image.resize(size, resample) if size != (w, h) else image).crop((left, top, left + crop, top + crop))
+    arr = np.asarray(image, dtype=np.float32) * np.float32(spec.get("scale", 1 / 255))
     return (arr - np.asarray(spec.get("mean", [0, 0, 0]), np.float32)) / np.asarray(spec.get("std", [1, 1, 1]), np.float32)
 
 

@@ -136,7 +136,9 @@ def test_ctrl_c_during_tflite_conversion_leaves_nothing(tmp_path):
     out = tmp_path / "o"
     p = subprocess.Popen([sys.executable, "-m", "fnx", "export", "t0", "--weights", "random", "--img-size", "64",
                           "--format", "tflite", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
+                         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIG_DFL as in a terminal's foreground job: under a background job or some CI runners SIGINT arrives ignored
+    # (SIG_IGN is inherited across exec), and Python then rightly never raises KeyboardInterrupt.
     seen = ""
     while "prepare parity inputs" not in seen:  # conversion starts right after this step
         line = p.stdout.readline()
@@ -148,3 +150,23 @@ def test_ctrl_c_during_tflite_conversion_leaves_nothing(tmp_path):
     assert p.returncode == 130, seen + rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_swallowed_ctrl_c_is_raised_again():
+    """Libraries (JAX's gc callbacks, under litert-torch) can swallow a KeyboardInterrupt: fnx raises it again."""
+    import os
+
+    from fnx.interrupts import keep_interrupts
+
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (CI may start us ignoring it)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with keep_interrupts():
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)
+                except KeyboardInterrupt:
+                    pass  # what a careless library does
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)

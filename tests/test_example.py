@@ -108,3 +108,17 @@ def test_classify_clear_errors(t0_exports, images):
     assert rc != 0 and "pip install ai-edge-litert" in err and "Traceback" not in err
     rc, out, err, _ = classify(t0_exports["onnx"].artifact, images[0][0], block=("onnxruntime",))
     assert rc != 0 and "pip install onnxruntime" in err and "Traceback" not in err
+
+
+def test_classify_folder_fast_matches_the_streamed_runtime(t0_exports, tmp_path):
+    """Folders (recursive) and --fast: the same files, in the same order, with the same fast decode as fnx run."""
+    from fnx.dev.images import write_jpegs
+    from fnx.runtime import load
+
+    write_jpegs(tmp_path / "photos" / "day1", 2, seed=1)
+    write_jpegs(tmp_path / "photos" / "day2", 1, seed=2)
+    model = t0_exports["tflite"].artifact
+    rc, out, err, loaded = classify(model, tmp_path / "photos", "--fast", "--threads", "1")
+    assert rc == 0 and loaded == [], err
+    streamed = list(load(model, device="cpu", threads=1).stream([str(tmp_path / "photos")], mode="fast"))
+    assert top5(out) == [r.prediction.indices for r in streamed] and len(streamed) == 3

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from fnx.errors import FnxError
+from fnx.interrupts import keep_interrupts
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
 console = Console()
@@ -98,7 +99,8 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
             previous = warnings.showwarning
             warnings.showwarning = _show_warning
             try:
-                return fn(*a, **kw)
+                with keep_interrupts():
+                    return fn(*a, **kw)
             except FnxError as e:
                 err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None

@@ -17,7 +17,8 @@ from fnx.exporter.fold import deploy_form
 from fnx.exporter.formats import ArtifactFormat, get_format
 from fnx.exporter.options import ExportOptions
 from fnx.fileio import atomic_path, ensure_dir
-from fnx.manifest import ArtifactInfo, Manifest, TensorSpec, finish_artifact
+from fnx.interrupts import keep_interrupts
+from fnx.manifest import ArtifactInfo, Manifest, TensorSpec, finish_artifact, manifest_path
 from fnx.models import get_variant
 from fnx.parity import ParityReport, bounds_for, check
 from fnx.progress import Steps
@@ -85,26 +86,41 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None) -> 
 
 def export_artifact(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, final: Path,
                     steps: Steps, check_inputs: tuple | None) -> ExportResult:
-    """Return the verified artifact at final (nothing is left under that name if any step fails)."""
+    """Return the verified artifact at final (nothing is left under that name, nor its manifest, if any step fails)."""
     manifest = base_manifest(built, fmt, opts)
-    with atomic_path(final) as tmp:
-        if opts.precision == "int8":
-            from fnx.exporter.int8 import export_int8
-
-            export_int8(fmt, built, deployed, opts, tmp, steps, manifest)
-        else:
-            with steps.step(f"convert to {fmt.name} {opts.precision}"):
-                fmt.export_float(deployed, tmp, built, opts)
-        report = None
-        if check_inputs is not None:
-            batch_nhwc, source, refs = check_inputs
-            with steps.step(f"verify {fmt.name} {opts.precision} against PyTorch fp32"):
-                outs = as_nchw(run_artifact(tmp, batch_nhwc, fmt.file.layout), manifest.outputs)
-                report = check(refs, outs, opts.precision, [o.name for o in manifest.outputs], logits=built.has_logits,
-                               bounds=bounds_for(opts.precision, opts.int8.min_cosine), inputs=source)
-            if not report.passed:
-                raise ParityError(f"{final.name} failed its parity check ({'; '.join(report.failures)}); "
-                                  f"no artifact was written", report)
-        manifest.parity = report
-        finish_artifact(manifest, tmp, final)
+    json_path, had_json = manifest_path(final), manifest_path(final).exists()
+    try:
+        with atomic_path(final) as tmp:
+            with keep_interrupts():  # a Ctrl-C swallowed inside a converter still stops the export here
+                report = convert_and_verify(fmt, built, deployed, opts, tmp, final, steps, check_inputs, manifest)
+            manifest.parity = report
+            finish_artifact(manifest, tmp, final)
+    except BaseException:
+        if not had_json:
+            json_path.unlink(missing_ok=True)
+        raise
     return ExportResult(final, manifest, report)
+
+
+def convert_and_verify(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions,
+                       tmp: Path, final: Path, steps: Steps, check_inputs: tuple | None,
+                       manifest: Manifest) -> ParityReport | None:
+    """Write the artifact to tmp and return its parity report (None without check inputs); ParityError if broken."""
+    if opts.precision == "int8":
+        from fnx.exporter.int8 import export_int8
+
+        export_int8(fmt, built, deployed, opts, tmp, steps, manifest)
+    else:
+        with steps.step(f"convert to {fmt.name} {opts.precision}"):
+            fmt.export_float(deployed, tmp, built, opts)
+    if check_inputs is None:
+        return None
+    batch_nhwc, source, refs = check_inputs
+    with steps.step(f"verify {fmt.name} {opts.precision} against PyTorch fp32"):
+        outs = as_nchw(run_artifact(tmp, batch_nhwc, fmt.file.layout), manifest.outputs)
+        report = check(refs, outs, opts.precision, [o.name for o in manifest.outputs], logits=built.has_logits,
+                       bounds=bounds_for(opts.precision, opts.int8.min_cosine), inputs=source)
+    if not report.passed:
+        raise ParityError(f"{final.name} failed its parity check ({'; '.join(report.failures)}); no artifact was "
+                          f"written", report)
+    return report

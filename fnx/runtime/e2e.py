@@ -32,7 +32,7 @@ def e2e(session, folder: str | Path, modes: tuple[str, ...] = PREPROCESS_MODES, 
             t0 = time.perf_counter()
             image = load_image(p, min_short)
             t1 = time.perf_counter()
-            x = to_layout(preprocess(image, session.preprocessing)[None], session.layout)
+            x = to_layout(preprocess(image, session.preprocessing, mode=mode)[None], session.layout)
             t2 = time.perf_counter()
             out = session.run(x)[0]
             t3 = time.perf_counter()

@@ -13,7 +13,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 RESAMPLING = ("bicubic", "bilinear", "nearest")
 # exact: the official evaluation transform (the default for eval, calibration and parity). fast: JPEGs are decoded
 # at a reduced size in the DCT domain (Pillow's draft, libjpeg's scaled decode), keeping at least FAST_MARGIN x the
-# resize target on the short side, then the same resize and crop.
+# resize target on the short side, then the same resize and crop, done in one step on the crop's pixels only.
 PREPROCESS_MODES = ("exact", "fast")
 FAST_MARGIN = 2.0
 
@@ -95,12 +95,17 @@ def preprocess(image, spec: Preprocessing | None = None, mode: str = "exact") ->
         warnings.warn(f"a {w}x{h} image is upscaled to the model's {spec.crop}x{spec.crop} input: predictions on it mean "
                       f"little", SmallImageWarning, stacklevel=2)
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    if size != (w, h):
-        image = image.resize(size, resample)
     crop = int(spec.crop)
-    w, h = image.size
-    left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
-    image = image.crop((left, top, left + crop, top + crop))
+    left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    if mode == "fast" and size != (w, h):
+        # only the crop's pixels are resampled (the crop box mapped back onto the source): 2x less work than
+        # resizing the whole picture; the filter still reads past the box, so pixels differ by at most 1 level
+        sx, sy = w / size[0], h / size[1]
+        image = image.resize((crop, crop), resample, box=(left * sx, top * sy, (left + crop) * sx, (top + crop) * sy))
+    else:
+        if size != (w, h):
+            image = image.resize(size, resample)
+        image = image.crop((left, top, left + crop, top + crop))
     arr = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
