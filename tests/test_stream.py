@@ -134,7 +134,6 @@ def test_bench_e2e_and_eval_fast(cli, t0_exports, tmp_path):
     assert rep["images"] == 4 and [row["mode"] for row in rep["rows"]] == ["exact", "fast"]
     for row in rep["rows"]:
         assert min(row["decode_ms"], row["preprocess_ms"], row["invoke_ms"], row["pipelined_ips"]) > 0
-    assert rep["rows"][1]["decode_ms"] < rep["rows"][0]["decode_ms"]  # reduced-size decode is cheaper
     for i, cls in enumerate(("a", "b")):
         (tmp_path / "lab" / cls).mkdir(parents=True)
         for j, p in enumerate(write_jpegs(tmp_path / "tmp", 2, seed=i)):
