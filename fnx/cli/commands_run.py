@@ -121,10 +121,6 @@ def bench_cmd(
     """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count; --e2e: file -> label."""
     from fnx.runtime.bench import bench
 
-    if e2e_folder is not None:
-        return e2e_cmd(artifacts, e2e_folder, threads, e2e_limit, workers, device.value, engine, skip_manifest_check,
-                       as_json)
-
     if paper_protocol:
         threads, batch, warmup, runs = "1", 1, 10, 200
     try:
@@ -133,6 +129,9 @@ def bench_cmd(
         raise FnxError(f"--threads takes comma-separated integers like 1,2,4; got {threads!r}") from None
     if not counts or min(counts) < 1:
         raise FnxError(f"--threads takes thread counts of at least 1, like 1,2,4; got {threads!r}")
+    if e2e_folder is not None:
+        return e2e_cmd(artifacts, e2e_folder, counts[0], e2e_limit, workers, device.value, engine, skip_manifest_check,
+                       as_json)
     rows = []
     for a in artifacts:
         need_file(a, "model file")
@@ -155,7 +154,7 @@ def bench_cmd(
     console.print(table)
 
 
-def e2e_cmd(artifacts: list[Path], folder: Path, threads: str, limit: int | None, workers: int, device: str, engine,
+def e2e_cmd(artifacts: list[Path], folder: Path, threads: int, limit: int | None, workers: int, device: str, engine,
             skip_manifest_check: bool, as_json: bool) -> None:
     """`fnx bench --e2e FOLDER`: where the time from file to label goes, per preprocessing mode."""
     from fnx.runtime import load
@@ -163,7 +162,7 @@ def e2e_cmd(artifacts: list[Path], folder: Path, threads: str, limit: int | None
 
     reports = []
     for a in artifacts:
-        s = load(need_file(a, "model file"), device=device, threads=int(threads.split(",")[0]),
+        s = load(need_file(a, "model file"), device=device, threads=threads,
                  engine=engine.value if engine else None, check_manifest=not skip_manifest_check)
         with err_console.status(f"end to end: {a.name} on {folder}"):
             reports.append({"artifact": a.name, **e2e(s, folder, workers=workers, limit=limit)})
