@@ -13,14 +13,21 @@ from fnx.runtime.preprocess import preprocess, to_layout
 
 
 
-def labelled_images(data: Path, labels: list[str] | None) -> list[tuple[Path, int]]:
-    """Return [(path, class index)] of a class-per-subfolder folder, indices taken from the model's labels."""
+def labelled_images(data: Path, labels: list[str] | None,
+                    class_ids: list[str] | None = None) -> list[tuple[Path, int]]:
+    """Return [(path, class index)] of a class-per-subfolder folder, indices taken from the model's classes.
+
+    Folders are matched by class ID first (ImageNet's `n01440764/` layout), then by label.
+    """
     folder = image_folder(data, what="fnx eval (to classify unlabelled images use fnx run)")
-    labels = labels or folder.classes
-    missing = [c for c in folder.classes if c not in labels]
-    if missing:
-        raise FnxError(f"class folder {missing[0]!r} is not among the model's labels ({', '.join(labels[:10])}...)")
-    return [(p, labels.index(folder.classes[i])) for p, i in folder.items]
+    names = [list(class_ids or []), list(labels or folder.classes)]
+    keys = next((n for n in names if n and all(c in n for c in folder.classes)), None)
+    if keys is None:
+        known = names[1] if not names[0] else names[0]
+        missing = next(c for c in folder.classes if c not in known)
+        raise FnxError(f"class folder {missing!r} is not among the model's classes ({', '.join(known[:6])}, ...): "
+                       f"name each folder by a class {'ID or ' if names[0] else ''}label of the model")
+    return [(p, keys.index(folder.classes[i])) for p, i in folder.items]
 
 
 class _TorchPredictor:
@@ -36,6 +43,7 @@ class _TorchPredictor:
         self.torch = torch
         self.model = create_model(side.model, weights=str(path))
         self.labels, self.spec, self.layout, self.kind = side.labels, side.preprocessing, "NCHW", "pytorch fp32"
+        self.class_ids = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self.torch.no_grad():
@@ -49,6 +57,7 @@ class _SessionPredictor:
         self.session = load(path, device="cpu", threads=threads)
         m = self.session.manifest
         self.labels, self.spec, self.layout = self.session.labels, self.session.preprocessing, self.session.layout
+        self.class_ids = m.class_ids if m else None
         fmt, precision = (m.artifact.format, m.artifact.precision) if m else (path.suffix[1:], "unknown precision")
         self.kind = f"{fmt} {precision} ({self.session.engine_name})"
 
@@ -72,7 +81,7 @@ def evaluate(target: str | Path, data: str | Path, limit: int | None = None, thr
 
     artifact = target.suffix.lower() in {f.suffix for f in FILE_FORMATS.values()}
     predictor = _SessionPredictor(target, threads) if artifact else _TorchPredictor(target)
-    items = labelled_images(Path(data), predictor.labels)
+    items = labelled_images(Path(data), predictor.labels, predictor.class_ids)
     if limit:
         items = items[:: max(1, len(items) // limit)][:limit]
     modes = ("exact", "fast") if mode == "fast" else (mode,)

@@ -108,7 +108,10 @@ class ModelConfig(Record):
 
 @dataclass
 class WeightsInfo(Record):
-    """Where the weights came from: kind (path | url | official | random), and the file's sha256."""
+    """Where the weights came from: kind (path | url | official | hf-hub | random), and the file's sha256.
+
+    For Hugging Face Hub weights `url` is `hf-hub:ORG/REPO@COMMIT` (the exact revision used).
+    """
 
     kind: str
     path: str | None = None
@@ -192,6 +195,7 @@ class Manifest(Record):
     outputs: list[TensorSpec]
     preprocessing: Preprocessing
     labels: list[str] | None = None
+    class_ids: list[str] | None = None  # stable IDs per class (ImageNet's WordNet IDs), matched by `fnx eval`
     calibration: Calibration | None = None
     parity: ParityReport | None = None
     converter: dict[str, str] = field(default_factory=dict)

@@ -13,6 +13,17 @@ warnings.filterwarnings("ignore", message=".*random weights.*")
 from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tests)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_hub(tmp_path_factory):
+    """No test reaches the real Hugging Face Hub: a refusing endpoint and an empty cache unless a test sets its own."""
+    import os
+
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: connection refused at once
+    os.environ["HF_HUB_CACHE"] = str(tmp_path_factory.mktemp("hf-cache"))
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    yield
+
+
 @pytest.fixture
 def t0():
     from fnx.models import create_model

@@ -109,7 +109,9 @@ def test_no_weights_offline_is_an_error_with_the_fix_and_writes_nothing(monkeypa
     monkeypatch.setenv("FNX_OFFICIAL_URL_BASE", "http://127.0.0.1:9/none")  # discard port: refused
     r = cli("export", "fasternet-t2", "--format", "tflite", "--out", tmp_path / "o")
     assert r.exit_code == 1 and "Traceback" not in r.output
-    assert "--weights random" in r.output and "--weights PATH|URL|official" in r.output
+    text = " ".join(r.output.split())
+    assert "--weights random" in text and "--weights PATH|URL|hf-hub:ORG/REPO|official" in text
+    assert "mirror hf-hub:timm/fasternet_t2.in1k" in text  # the release, then its Hub mirror, were tried
     assert not (tmp_path / "o").exists()
     with pytest.raises(FnxError, match="--weights random"):
         export_model("t2", ExportOptions(out_dir=tmp_path / "api"))

@@ -16,20 +16,32 @@ def models_cmd(
     img_size: int = typer.Option(224, "--img-size", help="Input size for the FLOPs figure (multiple of 32)."),
     as_json: AsJson = False,
 ) -> None:
-    """List the FasterNet variants: params, GFLOPs, activation and the paper's ImageNet top-1."""
+    """List the FasterNet variants: params, GFLOPs, activation, the paper's ImageNet top-1, and whether the
+    official weights are cached here (from the release, or from its Hub mirror)."""
     from fnx.models import VARIANTS, check_img_size, describe
+    from fnx.models.weights import official_cache_state, official_url
 
     check_img_size(img_size)
-    rows = [describe(name, img_size) for name in VARIANTS]
+    rows = []
+    for name, variant in VARIANTS.items():
+        cached = official_cache_state(variant)
+        rows.append({**describe(name, img_size), "weights": {"release": official_url(variant),
+                                                               "mirror": variant.hub_mirror, "cached": cached}})
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"FasterNet variants (FLOPs = multiply-accumulates at {img_size}x{img_size})")
-    for col in ("model", "params (M)", f"GFLOPs @{img_size}", "act", "embed", "depths", "paper top-1"):
-        table.add_column(col, justify="left" if col in ("model", "act", "depths") else "right", no_wrap=True)
+    table = Table(title=f"FasterNet variants (GFLOPs: multiply-accumulates at {img_size}x{img_size})",
+                  caption="weights: the official release, else timm's mirror hf-hub:timm/NAME.in1k; 'cached': "
+                          "which is here (else downloaded on first use)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("model", "params M", "GFLOPs", "act", "depths", "top-1", "cached"):
+        table.add_column(col, justify="left" if col in ("model", "act", "depths", "cached") else "right",
+                         no_wrap=True)
     for r in rows:
+        cached = r["weights"]["cached"]
         table.add_row(r["name"].replace("_", "-"), f"{r['params'] / 1e6:.3f}", f"{r['flops'] / 1e9:.3f}",
-                      r["act"].upper(), str(r["embed_dim"]), "-".join(map(str, r["depths"])), f"{r['paper_top1']:.1f}")
+                      r["act"].upper(), "-".join(map(str, r["depths"])), f"{r['paper_top1']:.1f}",
+                      f"[green]{cached}[/]" if cached else "[dim]no[/]")
     console.print(table)
 
 

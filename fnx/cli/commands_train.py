@@ -20,7 +20,7 @@ def train_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per optimizer step."),
     lr: float = typer.Option(2e-3, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule)."),
     img_size: int = typer.Option(224, "--img-size", help="Input size (multiple of 32)."),
-    weights: str = typer.Option("random", "--weights", help="Start from: random, official, a PATH or URL (fine-tuning)."),
+    weights: str = typer.Option("random", "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning)."),
     out: Path = typer.Option(Path("runs/model.pth"), "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json beside it."),
 ) -> None:
     """Train or fine-tune a FasterNet on an image folder (AdamW, cosine + warm-up, label smoothing)."""

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 import torch
 
 from fnx.exporter.options import ExportOptions
+from fnx.labels import imagenet_1k
 from fnx.manifest import ModelConfig, Preprocessing, TensorSpec, WeightsInfo
-from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant
+from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant, hub
+from fnx.models.sidecar import Sidecar
+from fnx.models.weights import WeightSource
 
 
 @dataclass
@@ -22,6 +25,7 @@ class BuiltModel:
     weights: WeightsInfo
     labels: list[str] | None
     preprocessing: Preprocessing
+    class_ids: list[str] | None = None
     cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
 
     @property
@@ -58,7 +62,19 @@ def build(name: str, opts: ExportOptions) -> BuiltModel:
     preprocessing = sidecar.preprocessing if sidecar else variant.preprocessing(img_size)
     if preprocessing.crop != img_size:  # another input size than trained at: the same transform, resized
         preprocessing = preprocessing.resized(img_size)
-    labels = sidecar.labels if sidecar else None
-    if labels and (opts.features or len(labels) != info["num_classes"]):
-        labels = None
-    return BuiltModel(variant.name, model, img_size, info["num_classes"], info["weights"].info(), labels, preprocessing)
+    labels, class_ids = (None, None) if opts.features else class_names(info["weights"], sidecar, info["num_classes"])
+    return BuiltModel(variant.name, model, img_size, info["num_classes"], info["weights"].info(), labels, preprocessing,
+                      class_ids=class_ids)
+
+
+def class_names(source: WeightSource, sidecar: Sidecar | None, num_classes: int) -> tuple[list[str] | None, list[str] | None]:
+    """Return (names, IDs) of a classifier's classes: its sidecar's (fnx train), its Hub config's, else ImageNet-1k's
+    for a 1000-class head with trained weights; (None, None) when unknown (the runtime then shows indices)."""
+    if sidecar is not None:
+        return (sidecar.labels, None) if sidecar.labels and len(sidecar.labels) == num_classes else (None, None)
+    if source.hub_ref is not None and (names := hub.label_names(source.hub_ref, num_classes)):
+        return names, None
+    imagenet = imagenet_1k()
+    if source.kind != "random" and num_classes == len(imagenet):
+        return list(imagenet.names), list(imagenet.ids)
+    return None, None

@@ -60,7 +60,8 @@ def base_manifest(built: BuiltModel, fmt: ArtifactFormat, opts: ExportOptions) -
             o.layout, o.shape = "NHWC", [o.shape[0], o.shape[2], o.shape[3], o.shape[1]]
     return Manifest(artifact=ArtifactInfo(fmt.name, opts.precision), model=built.config(), weights=built.weights,
                     inputs=[TensorSpec("input", shape, layout=layout, kind="image")], outputs=outputs,
-                    preprocessing=built.preprocessing, labels=built.labels, converter=versions(("fnx", *fmt.converters)))
+                    preprocessing=built.preprocessing, labels=built.labels, class_ids=built.class_ids,
+                    converter=versions(("fnx", *fmt.converters)))
 
 
 def export_model(name: str, opts: ExportOptions, steps: Steps | None = None) -> list[ExportResult]:

@@ -18,7 +18,8 @@ def verify_artifact(artifact: Path, weights: str | None = None, data: Path | Non
         raise FnxError(f"{artifact} has no manifest beside it ({Path(artifact).with_suffix('.json').name}); "
                        f"verify needs it to rebuild the model: re-export with fnx export")
     m, w = manifest.model, manifest.weights
-    weights = weights or w.path or w.url or w.kind
+    here = w.path if w.path and Path(w.path).is_file() else None
+    weights = weights or here or w.url or w.kind  # the file if still here, else where it came from (URL, hf-hub:)
     if weights == "random":
         raise FnxError("the artifact was exported from random weights, which cannot be rebuilt: pass --weights")
     model = create_model(m.name, weights=weights, num_classes=m.num_classes, in_chans=m.in_chans,

@@ -28,7 +28,7 @@ def create_model(
     drop_path_rate: float = 0.0,
     source_out: dict | None = None,
 ) -> nn.Module:
-    """Return a FasterNet in eval mode with weights from "random", "official", a URL or a path.
+    """Return a FasterNet in eval mode with weights from "random", "official", a URL, "hf-hub:ORG/REPO" or a path.
 
     weights=None applies the default-weights policy (fnx.models.weights.resolve_or_default): the
     official weights, or an error saying how to proceed. num_classes=None takes it from the
@@ -59,7 +59,7 @@ def _read(src: weights_mod.WeightSource) -> dict:
     try:
         return checkpoint.read_state_dict(src.path)
     except FnxError as e:
-        if src.kind in ("url", "official"):
+        if src.downloaded:
             weights_mod.evict(src.path)
             raise FnxError(f"{e}; the downloaded copy was removed from the cache: run again to download it afresh") from e
         raise

@@ -8,6 +8,7 @@ from fnx.errors import FnxError
 from fnx.manifest import DEFAULT_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 OFFICIAL_RELEASE = "https://github.com/JierunChen/FasterNet/releases/download/v1.0/"
+HUB_MIRROR = "hf-hub:timm/{name}.in1k"  # timm's copy of the same ImageNet-1k weights (safetensors, Apache-2.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class Variant:
     @property
     def official_url(self) -> str:
         return OFFICIAL_RELEASE + self.official_file
+
+    @property
+    def hub_mirror(self) -> str:
+        """The `hf-hub:` spec of timm's copy of the official weights (used when the release cannot be had)."""
+        return HUB_MIRROR.format(name=self.name)
 
     @property
     def stage_dims(self) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""Where weights come from: a path, a URL, the official release (downloaded, checksummed, cached), or random."""
+"""Where weights come from: a path, a URL, the Hugging Face Hub, the official release (downloaded, checksummed,
+cached; the timm mirror on the Hub when the release cannot be had), or random."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +17,7 @@ from typing import Callable
 from fnx.errors import FnxError
 from fnx.fileio import ensure_dir, sha256_file, write_text_atomic
 from fnx.manifest import WeightsInfo
+from fnx.models import hub
 from fnx.models.variants import Variant
 
 CACHE_ENV = "FNX_CACHE_DIR"
@@ -25,10 +28,16 @@ OFFICIAL_URL_ENV = "FNX_OFFICIAL_URL_BASE"  # replaces the release URL's base (t
 class WeightSource:
     """What a model's weights came from, as recorded in manifests."""
 
-    kind: str  # "path" | "url" | "official" | "random"
+    kind: str  # "path" | "url" | "official" | "hf-hub" | "random"
     path: Path | None = None
-    url: str | None = None
+    url: str | None = None  # for Hub weights: hf-hub:ORG/REPO@COMMIT
     sha256: str | None = None
+    hub_ref: hub.HubRef | None = None  # set when the file came from the Hub (its config may name the classes)
+
+    @property
+    def downloaded(self) -> bool:
+        """True when the file is a cached download (an unreadable one is evicted so the next run fetches it)."""
+        return self.kind in ("url", "official") and self.hub_ref is None
 
     def info(self) -> WeightsInfo:
         """Return the manifest's record of this source."""
@@ -47,6 +56,14 @@ def official_url(variant: Variant) -> str:
     return (base.rstrip("/") + "/" + variant.official_file) if base else variant.official_url
 
 
+def official_cache_state(variant: Variant) -> str | None:
+    """Return where the official weights are cached here: "release", "mirror" (the Hub cache) or None; no network."""
+    path = cache_path(official_url(variant))
+    if path.is_file() and path.with_name(path.name + ".sha256").is_file():
+        return "release"
+    return "mirror" if hub.cached(hub.parse(variant.hub_mirror)) else None
+
+
 def split_pin(spec: str) -> tuple[str, str | None]:
     """Return (url, pinned sha256 or None) of a URL that may end in `#sha256=HEX` (pip's hash fragment)."""
     url, _, fragment = spec.partition("#")
@@ -58,14 +75,18 @@ def split_pin(spec: str) -> tuple[str, str | None]:
     return url, value.lower()
 
 
+class MirrorUsedWarning(UserWarning):
+    """The official release could not be had and its mirror on the Hub was used instead."""
+
+
 def resolve(spec: str, variant: Variant, progress: Callable[[int, int | None], None] | None = None) -> WeightSource:
-    """Turn a --weights value ("random", "official", a URL[#sha256=...] or a path) into a local WeightSource."""
+    """Turn a --weights value ("random", "official", a URL[#sha256=...], hf-hub:... or a path) into a WeightSource."""
     if spec == "random":
         return WeightSource("random")
     if spec == "official":
-        url = official_url(variant)
-        path = download(url, progress=progress, hint="official weights")
-        return WeightSource("official", path=path, url=url, sha256=sha256_file(path))
+        return _official(variant, progress)
+    if hub.is_hub_spec(spec):
+        return from_hub(hub.parse(spec))
     if spec.startswith(("http://", "https://")):
         url, pinned = split_pin(spec)
         path = download(url, pinned=pinned, progress=progress, hint="weights")
@@ -76,6 +97,30 @@ def resolve(spec: str, variant: Variant, progress: Callable[[int, int | None], N
     if not path.is_file():
         raise FnxError(f"weights file {spec!r} does not exist; pass a checkpoint path, a URL, 'official' or 'random'")
     return WeightSource("path", path=path.resolve(), sha256=sha256_file(path))
+
+
+def from_hub(ref: hub.HubRef, kind: str = "hf-hub", patient: bool = True) -> WeightSource:
+    """Return the WeightSource of a Hub file, downloaded into (or found in) the Hugging Face cache."""
+    path, commit = hub.download(ref, patient=patient)
+    return WeightSource(kind, path=path, url=ref.spec(commit), sha256=sha256_file(path), hub_ref=ref)
+
+
+def _official(variant: Variant, progress: Callable[[int, int | None], None] | None) -> WeightSource:
+    """Return the official release's weights or, when it cannot be had, timm's mirror on the Hub (with a warning)."""
+    url = official_url(variant)
+    try:
+        path = download(url, progress=progress, hint="official weights")
+        return WeightSource("official", path=path, url=url, sha256=sha256_file(path))
+    except FnxError as e:
+        release_error = e
+    try:
+        source = from_hub(hub.parse(variant.hub_mirror), kind="official", patient=False)
+    except (FnxError, ImportError) as mirror_error:
+        raise FnxError(f"neither the official release nor its mirror could be had: {release_error}; "
+                       f"mirror {variant.hub_mirror}: {mirror_error}") from mirror_error
+    warnings.warn(f"the official release of {variant.name} could not be had ({release_error}); using its mirror "
+                  f"{source.url}", MirrorUsedWarning, stacklevel=3)
+    return source
 
 
 def resolve_or_default(spec: str | None, variant: Variant,
@@ -90,7 +135,7 @@ def resolve_or_default(spec: str | None, variant: Variant,
         return resolve("official", variant, progress)
     except FnxError as e:
         raise FnxError(f"no weights given and the official {variant.name} weights cannot be had ({e}). Pass "
-                       f"--weights PATH|URL|official (weights= in Python), or --weights random for an untrained "
+                       f"--weights PATH|URL|hf-hub:ORG/REPO|official (weights= in Python), or --weights random for an untrained "
                        f"model on purpose") from e
 
 
