@@ -51,10 +51,11 @@ class _TorchPredictor:
 
 
 class _SessionPredictor:
-    def __init__(self, path: Path, threads: int | None):
+    def __init__(self, path: Path, threads: int | None, engine: str | None = None,
+                 inference_precision: str | None = None):
         from fnx.runtime import load
 
-        self.session = load(path, device="cpu", threads=threads)
+        self.session = load(path, device="cpu", threads=threads, engine=engine, inference_precision=inference_precision)
         m = self.session.manifest
         self.labels, self.spec, self.layout = self.session.labels, self.session.preprocessing, self.session.layout
         self.class_ids = m.class_ids if m else None
@@ -66,7 +67,8 @@ class _SessionPredictor:
 
 
 def evaluate(target: str | Path, data: str | Path, limit: int | None = None, threads: int | None = None,
-             steps: Steps | None = None, batch: int = 32, mode: str = "exact") -> dict:
+             steps: Steps | None = None, batch: int = 32, mode: str = "exact", engine: str | None = None,
+             inference_precision: str | None = None) -> dict:
     """Return {"top1", "top5", "n", "target", "kind", "errors"} of a checkpoint or artifact on a labelled folder.
 
     mode "fast" scores both preprocessing modes on the same images: "modes" gives each one's top-1/top-5 and
@@ -80,7 +82,7 @@ def evaluate(target: str | Path, data: str | Path, limit: int | None = None, thr
     from fnx.formats import FILE_FORMATS
 
     artifact = target.suffix.lower() in {f.suffix for f in FILE_FORMATS.values()}
-    predictor = _SessionPredictor(target, threads) if artifact else _TorchPredictor(target)
+    predictor = _SessionPredictor(target, threads, engine, inference_precision) if artifact else _TorchPredictor(target)
     items = labelled_images(Path(data), predictor.labels, predictor.class_ids)
     if limit:
         items = items[:: max(1, len(items) // limit)][:limit]

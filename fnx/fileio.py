@@ -34,8 +34,12 @@ def ensure_dir(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside dest; on success it is renamed to dest, on any error (or Ctrl-C) removed."""
+def atomic_path(dest: str | Path, companions: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a temp path beside dest; on success it is renamed to dest, on any error (or Ctrl-C) removed.
+
+    Companion files (same temp stem, another suffix: OpenVINO IR's `.bin`) are renamed with it, first,
+    so that dest never exists without them, and removed with it on failure.
+    """
     dest = Path(dest)
     ensure_dir(dest.parent)
     # keep the real suffix last: engines pick the format from it
@@ -44,12 +48,18 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make artifacts unreadable to other users
+    extra = [(Path(tmp).with_suffix(s), dest.with_suffix(s)) for s in companions]
     try:
         yield Path(tmp)
+        for made, final in extra:
+            if not made.is_file():
+                raise FnxError(f"internal error: {final.name} was not written beside {dest.name}; please report it")
+            os.replace(made, final)
         os.replace(tmp, dest)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for path in (tmp, *(made for made, _ in extra)):
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def write_text_atomic(dest: str | Path, text: str) -> Path:

@@ -27,6 +27,12 @@ class FileFormat:
     description: str
     sniff: Callable[[bytes], bool] | None = None  # recognises the first 16 bytes of a file of this format
     embed: Callable[[Path, str], None] | None = None  # stores the manifest's JSON inside the file, where it can
+    companions: tuple[str, ...] = ()  # suffixes of files that travel with it, same stem (OpenVINO IR's .bin)
+
+    def files(self, path: str | Path) -> list[Path]:
+        """Return the artifact's files: path, then its companions (which may not exist)."""
+        path = Path(path)
+        return [path, *(path.with_suffix(s) for s in self.companions)]
 
 
 FILE_FORMATS: dict[str, FileFormat] = {}
@@ -55,6 +61,23 @@ def _embed_in_onnx(path: Path, manifest_json: str) -> None:
 register_file_format(FileFormat("tflite", ".tflite", "NHWC", "TFLite model (LiteRT flatbuffer)",
                                 sniff=lambda head: head[4:8] == b"TFL3"))
 register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", embed=_embed_in_onnx))
+register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml graph + .bin weights)",
+                                sniff=lambda head: head.lstrip().startswith((b"<?xml", b"<net")), companions=(".bin",)))
+
+
+def artifact_digest(path: str | Path) -> tuple[str, int]:
+    """Return (sha256, size in bytes) of an artifact: of its one file, or of its files in order (IR's .xml, .bin)."""
+    import hashlib
+
+    from fnx.fileio import sha256_file
+
+    files = detect_format(path).files(path)
+    if len(files) == 1:
+        return sha256_file(path), Path(path).stat().st_size
+    h = hashlib.sha256()
+    for f in files:
+        h.update(bytes.fromhex(sha256_file(f)))
+    return h.hexdigest(), sum(f.stat().st_size for f in files)
 
 
 def get_file_format(name: str) -> FileFormat:
@@ -78,11 +101,17 @@ def detect_format(path: str | Path) -> FileFormat:
     by_suffix = next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
     by_bytes = [f for f in FILE_FORMATS.values() if f.sniff is not None and f.sniff(head)]
     if by_bytes and (by_suffix is None or by_suffix.sniff is not None):
-        return by_bytes[0]
-    if by_suffix is not None:
-        if by_suffix.sniff is not None:
-            raise FnxError(f"{path} is not a {by_suffix.description} (its first bytes do not match): the file is "
-                           f"truncated or corrupt; re-export it")
-        return by_suffix
-    suffixes = " or ".join(f.suffix for f in FILE_FORMATS.values())
-    raise FnxError(f"{path} is not a model fnx can run: expected a {suffixes} file")
+        fmt = by_bytes[0]
+    elif by_suffix is not None and by_suffix.sniff is None:
+        fmt = by_suffix
+    elif by_suffix is not None:
+        raise FnxError(f"{path} is not a {by_suffix.description} (its first bytes do not match): the file is "
+                       f"truncated or corrupt; re-export it")
+    else:
+        suffixes = " or ".join(f.suffix for f in FILE_FORMATS.values())
+        raise FnxError(f"{path} is not a model fnx can run: expected a {suffixes} file")
+    missing = [f for f in fmt.files(path)[1:] if not f.is_file()]
+    if missing:
+        raise FnxError(f"{missing[0].name} is missing beside {path.name}: an {fmt.description} is both files; copy "
+                       f"them together")
+    return fmt

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fnx.errors import FnxError
-from fnx.fileio import sha256_file, write_text_atomic
-from fnx.formats import get_file_format
+from fnx.fileio import write_text_atomic
+from fnx.formats import artifact_digest, get_file_format
 from fnx.parity import ParityReport
 from fnx.records import Record, RecordError
 
@@ -265,6 +265,6 @@ def finish_artifact(manifest: Manifest, tmp: Path, final: Path) -> Manifest:
     embed = get_file_format(manifest.artifact.format).embed
     if embed is not None:
         embed(tmp, manifest_json(manifest))
-    manifest.artifact.sha256, manifest.artifact.size_bytes = sha256_file(tmp), tmp.stat().st_size
+    manifest.artifact.sha256, manifest.artifact.size_bytes = artifact_digest(tmp)
     write_manifest(final, manifest)
     return manifest

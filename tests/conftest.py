@@ -10,6 +10,12 @@ import torch
 
 warnings.filterwarnings("ignore", message=".*random weights.*")
 
+# OpenVINO's converter sends usage telemetry (a forked process per event, to an outside server) unless it
+# sees CI=true or the user opted out; CI runs with CI=true, and so do local test runs (before openvino loads).
+import os  # noqa: E402
+
+os.environ.setdefault("CI", "true")
+
 from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tests)
 
 

@@ -160,7 +160,7 @@ def test_cli_export_json(cli, t0_ckpt, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["fasternet-xl"], "valid models: fasternet-t0"),
     (["t0", "--img-size", "100"], "not a multiple of 32"),
-    (["t0", "--format", "coreml"], "'coreml' is not one of 'onnx', 'tflite', 'all'"),
+    (["t0", "--format", "coreml"], "'coreml' is not one of 'onnx', 'openvino', 'tflite',"),
     (["t2", "--weights", "{ckpt}"], "looks like fasternet-t0"),
 ])
 def test_cli_bad_inputs(cli, t0_ckpt, tmp_path, args, message):

@@ -99,9 +99,9 @@ def test_unknown_engine_and_format_say_what_exists(toys):
     from fnx.exporter.formats import get_format
     from fnx.runtime.engines import get_engine
 
-    with pytest.raises(FnxError, match="onnx, tflite, torchscript"):
+    with pytest.raises(FnxError, match="onnx, openvino, tflite, torchscript"):
         get_format("coreml")
-    with pytest.raises(FnxError, match="litert, tflite-runtime, tf.lite, onnxruntime, torchscript"):
+    with pytest.raises(FnxError, match="litert, tflite-runtime, tf.lite, onnxruntime, openvino, torchscript"):
         get_engine("ncnn")
 
 

@@ -14,10 +14,17 @@ from fnx.errors import FnxError
 
 
 def formats_of(fmt: str) -> tuple[str, ...]:
-    """Return the format names for --format ("all": every registered format)."""
-    from fnx.exporter.formats import FORMATS
+    """Return the format names for --format ("all": every registered format whose converter is installed here)."""
+    from fnx.exporter.formats import FORMATS, installed_formats
 
-    return tuple(FORMATS) if fmt == "all" else (fmt,)
+    if fmt != "all":
+        return (fmt,)
+    here = installed_formats()
+    missing = [name for name in FORMATS if name not in here]
+    if missing:
+        err_console.print(f"[yellow]note:[/] --format all leaves out {', '.join(missing)} (converter not installed "
+                          f"here; e.g. pip install 'fnx[{missing[0]}]')", highlight=False, soft_wrap=True)
+    return tuple(here)
 
 
 @command(app, "export")

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from fnx.cli.app import app
 from fnx.cli.common import AsJson, command, console, print_json
+from fnx.cli.tables import compact_table
 
 import typer
 
@@ -30,13 +31,11 @@ def models_cmd(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"FasterNet variants (GFLOPs: multiply-accumulates at {img_size}x{img_size})",
-                  caption="weights: the official release, else timm's mirror hf-hub:timm/NAME.in1k; 'cached': "
+    table = compact_table(f"FasterNet variants (GFLOPs: multiply-accumulates at {img_size}x{img_size})",
+                          "weights: the official release, else timm's mirror hf-hub:timm/NAME.in1k; 'cached': "
                           "which is here (else downloaded on first use)",
-                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-    for col in ("model", "params M", "GFLOPs", "act", "depths", "top-1", "cached"):
-        table.add_column(col, justify="left" if col in ("model", "act", "depths", "cached") else "right",
-                         no_wrap=True)
+                          ("model", "params M", "GFLOPs", "act", "depths", "top-1", "cached"),
+                          left=("model", "act", "depths", "cached"))
     for r in rows:
         cached = r["weights"]["cached"]
         table.add_row(r["name"].replace("_", "-"), f"{r['params'] / 1e6:.3f}", f"{r['flops'] / 1e9:.3f}",

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, Device, DeviceChoice, Engine, PreprocessChoice, SkipCheck, Threads, command, console,
+from fnx.cli.common import (AsJson, CalibData, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads, command, console,
                             err_console, need_file, print_json, report_failures)
 from fnx.errors import FnxError
 
@@ -25,6 +25,7 @@ def run_cmd(
     device: Device = DeviceChoice("auto"),
     threads: Threads = None,
     engine: Engine = None,
+    inference_precision: InferencePrecision = None,
     preprocess: PreprocessChoice = typer.Option(PreprocessChoice("fast"), "--preprocess", help="fast: JPEGs decoded at reduced size (2x the resize target kept); exact: the evaluation transform.", case_sensitive=False),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per engine call."),
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding and preprocessing ahead of the engine (0: none)."),
@@ -42,7 +43,8 @@ def run_cmd(
         raise FnxError("choose one of --json, --jsonl and --csv")
     t0 = time.perf_counter()
     session = load(need_file(artifact, "model file"), device=device.value, threads=threads,
-                   engine=engine.value if engine else None, check_manifest=not skip_manifest_check)
+                   engine=engine.value if engine else None, check_manifest=not skip_manifest_check,
+                   inference_precision=inference_precision.value if inference_precision else None)
     if labels is not None:
         set_labels(session, labels)
     load_ms = (time.perf_counter() - t0) * 1e3
@@ -112,6 +114,14 @@ def bench_cmd(
     paper_protocol: bool = typer.Option(False, "--paper-protocol", help="The paper's protocol: batch 1, one thread, 10 warm-up, 200 timed runs, mean."),
     device: Device = DeviceChoice("cpu"),
     engine: Engine = None,
+    inference_precision: InferencePrecision = None,
+    all_paths: bool = typer.Option(False, "--all", help="The argument is a model name: export it to every format x precision installed here and rank every engine on it (--weights, --calib-data, --data, --out)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="--all: the weights to export (as fnx export's --weights)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", min=32, help="--all: input size (default: the variant's)."),
+    calib_data: CalibData = None,
+    data: Optional[Path] = typer.Option(None, "--data", help="--all: labelled image folder (class per subfolder): parity inputs and top-1."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="--all: where the artifacts go (default: ./fnx-bench-all)."),
+    precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="--all: comma-separated precisions to export."),
     e2e_folder: Optional[Path] = typer.Option(None, "--e2e", help="Also time file -> label on this image folder: decode, preprocess, invoke, post-process, sequential and pipelined."),
     e2e_limit: Optional[int] = typer.Option(None, "--e2e-limit", min=2, help="Use at most N images of the --e2e folder."),
     workers: int = typer.Option(2, "--workers", min=0, help="--e2e: decode threads of the pipelined run."),
@@ -129,6 +139,13 @@ def bench_cmd(
         raise FnxError(f"--threads takes comma-separated integers like 1,2,4; got {threads!r}") from None
     if not counts or min(counts) < 1:
         raise FnxError(f"--threads takes thread counts of at least 1, like 1,2,4; got {threads!r}")
+    if all_paths:
+        from fnx.cli.bench_all import bench_all_cmd
+
+        if len(artifacts) != 1:
+            raise FnxError("--all takes one model name, e.g. fnx bench --all fasternet-t2 --calib-data photos/")
+        return bench_all_cmd(str(artifacts[0]), counts[0], runs, warmup, weights, img_size, calib_data, data,
+                             out, precisions, as_json)
     if e2e_folder is not None:
         return e2e_cmd(artifacts, e2e_folder, counts[0], e2e_limit, workers, device.value, engine, skip_manifest_check,
                        as_json)
@@ -138,7 +155,8 @@ def bench_cmd(
         for t in counts:
             with err_console.status(f"bench {a.name}, {t} thread(s)"):
                 rows.append(bench(a, threads=t, batch=batch, warmup=warmup, runs=runs, device=device.value,
-                                  engine=engine.value if engine else None, check_manifest=not skip_manifest_check))
+                                  engine=engine.value if engine else None, check_manifest=not skip_manifest_check,
+                                  inference_precision=inference_precision.value if inference_precision else None))
     if as_json:
         print_json(rows)
         return

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from fnx.errors import FnxError
 from fnx.interrupts import keep_interrupts
+from fnx.runtime.placement import INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
 console = Console()
@@ -24,6 +25,7 @@ err_console = Console(stderr=True)
 # What to install when a command meets a missing optional module (the runtime-only install has none of these).
 EXTRA_OF = {m: "pip install 'fnx[export]'" for m in ("torch", "torchao", "litert_torch", "onnx", "onnxslim", "safetensors",
                                                      "ai_edge_quantizer", "onnxruntime", "huggingface_hub")}
+EXTRA_OF.update(openvino="pip install 'fnx[openvino]'", nncf="pip install 'fnx[openvino]'")
 EXTRA_OF.update(PIL="pip install 'fnx[runtime]'", ai_edge_litert="pip install 'fnx[runtime]'",
                 sklearn="pip install scikit-learn (the demo's digits data set)")
 
@@ -75,6 +77,10 @@ CalibMethod, Int8IO = _methods()
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Engine threads (default: the engine's, or the device profile's).")]
 Device = Annotated[DeviceChoice, typer.Option("--device", help="Where to run: auto (this machine's profile), a kind, or a profile (fnx devices).", case_sensitive=False)]
+InferencePrecisionChoice = _choices("InferencePrecisionChoice", INFERENCE_PRECISIONS)
+InferencePrecision = Annotated[Optional[InferencePrecisionChoice], typer.Option(
+    "--inference-precision", case_sensitive=False,
+    help="OpenVINO: compute in f32 (fnx's default), or bf16/f16 where the CPU has them (faster, looser parity).")]
 Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force an engine (default: the first installed one for the artifact's format).", case_sensitive=False)]
 SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the manifest beside the artifact even if it describes another file (sha256, shape).")]
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]

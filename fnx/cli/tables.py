@@ -11,6 +11,16 @@ from fnx.manifest import Manifest
 from fnx.parity import ParityReport
 
 
+def compact_table(title: str, caption: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """Return an 80-column-friendly table (no outer box) with columns; those in `left` left-aligned, others right."""
+    from rich import box
+
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=True)
+    return table
+
+
 def parity_table(rows: list[tuple[str, ParityReport]], title: str = "Parity against PyTorch fp32") -> Table:
     """Return a rich table with one row per artifact output: max abs, max rel, cosine, top-1, verdict."""
     bounds = {", ".join(f"{k}={v:g}" for k, v in rep.bounds.items()) + f" ({rep.precision})" for _, rep in rows}

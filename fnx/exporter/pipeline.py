@@ -91,7 +91,7 @@ def export_artifact(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.M
     manifest = base_manifest(built, fmt, opts)
     json_path, had_json = manifest_path(final), manifest_path(final).exists()
     try:
-        with atomic_path(final) as tmp:
+        with atomic_path(final, fmt.file.companions) as tmp:
             with keep_interrupts():  # a Ctrl-C swallowed inside a converter still stops the export here
                 report = convert_and_verify(fmt, built, deployed, opts, tmp, final, steps, check_inputs, manifest)
             manifest.parity = report

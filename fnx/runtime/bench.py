@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
+from fnx.formats import artifact_digest
 from fnx.runtime.session import Session
 
 
@@ -36,12 +36,14 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
         "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
         "p99_ms": float(np.percentile(times, 99)), "throughput_ips": 1e3 * batch / mean,
         "gflops": (flops * batch / (mean / 1e3) / 1e9) if flops else None,
-        "peak_rss_mb": peak_rss_mb(), "file_mb": os.path.getsize(session.path) / 1e6,
+        "peak_rss_mb": peak_rss_mb(), "file_mb": artifact_digest(session.path)[1] / 1e6,
     }
 
 
 def bench(path: str | Path, threads: int | None = None, batch: int = 1, warmup: int = 10, runs: int = 100,
-          device: str = "cpu", engine: str | None = None, check_manifest: bool = True) -> dict:
+          device: str = "cpu", engine: str | None = None, check_manifest: bool = True,
+          inference_precision: str | None = None) -> dict:
     """Return bench_session's figures for the artifact at path."""
-    session = Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest)
+    session = Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest,
+                      inference_precision=inference_precision)
     return bench_session(session, batch, warmup, runs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fnx.errors import FnxError
 
 KINDS = ("cpu", "cuda", "tensorrt")
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference-precision hint; fnx's default is f32
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,20 @@ class Placement:
     kind: str = "cpu"
     threads: int | None = None
     strict: bool = True
+    inference_precision: str | None = None  # an engine's internal compute precision (OpenVINO's hint); None: f32
 
     def __post_init__(self) -> None:
+        if self.inference_precision is not None and self.inference_precision not in INFERENCE_PRECISIONS:
+            raise FnxError(f"unknown inference precision {self.inference_precision!r}; use one of "
+                           f"{', '.join(INFERENCE_PRECISIONS)}")
         if self.kind not in KINDS:
             raise FnxError(f"unknown device kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if self.threads is not None and self.threads < 1:
             raise FnxError(f"--threads must be at least 1, got {self.threads}")
 
 
-def resolve_placement(device: str | None, threads: int | None = None) -> Placement:
+def resolve_placement(device: str | None, threads: int | None = None,
+                      inference_precision: str | None = None) -> Placement:
     """Return the Placement for --device: cpu, cuda, tensorrt, auto (this machine's profile) or a profile name."""
     from fnx.devices import PROFILES, detect, get_profile
 
@@ -36,11 +42,12 @@ def resolve_placement(device: str | None, threads: int | None = None) -> Placeme
         raise FnxError(f"--threads must be at least 1, got {threads}")
     device = (device or "auto").strip().lower()
     if device in KINDS:
-        return Placement(device, threads)
+        return Placement(device, threads, inference_precision=inference_precision)
     if device == "auto":
         profile, strict = detect(), False
     elif device.replace("_", "-") in PROFILES:
         profile, strict = get_profile(device), True
     else:
         raise FnxError(f"unknown device {device!r}; use auto, {', '.join(KINDS)} or a profile: {', '.join(PROFILES)}")
-    return Placement(profile.accelerator, threads if threads is not None else profile.threads, strict)
+    return Placement(profile.accelerator, threads if threads is not None else profile.threads, strict,
+                     inference_precision)

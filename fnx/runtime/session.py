@@ -8,8 +8,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fnx.errors import FnxError
-from fnx.fileio import sha256_file
-from fnx.formats import detect_format
+from fnx.formats import artifact_digest, detect_format
 from fnx.manifest import Manifest, Preprocessing, read_manifest
 from fnx.runtime.engines import Engine, TensorInfo, open_engine
 from fnx.runtime.placement import resolve_placement
@@ -22,11 +21,11 @@ class Session:
     """Runs one artifact: `run()` takes model-ready arrays, `predict()` takes images."""
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
-                 check_manifest: bool = True):
+                 check_manifest: bool = True, inference_precision: str | None = None):
         self.path = Path(path)
         self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
-        self.placement = resolve_placement(device, threads)
+        self.placement = resolve_placement(device, threads, inference_precision)
         self.engine: Engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
@@ -119,9 +118,10 @@ class Session:
 
 
 def load(path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
-         check_manifest: bool = True) -> Session:
+         check_manifest: bool = True, inference_precision: str | None = None) -> Session:
     """Return a Session for an artifact (its manifest, if beside it, is read and checked against the file)."""
-    return Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest)
+    return Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest,
+                   inference_precision=inference_precision)
 
 
 def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo) -> None:
@@ -132,7 +132,8 @@ def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo
     art = manifest.artifact
     if art.format != fmt:
         raise FnxError(f"{where} describes a {art.format} artifact, but {path.name} is {fmt}: {fix}")
-    if (art.size_bytes is not None and art.size_bytes != path.stat().st_size) or (art.sha256 and art.sha256 != sha256_file(path)):
+    digest, size = artifact_digest(path)
+    if (art.size_bytes is not None and art.size_bytes != size) or (art.sha256 and art.sha256 != digest):
         raise FnxError(f"{where} describes another file (its sha256 differs from {path.name}'s): the artifact was "
                        f"replaced or the manifest is stale; {fix}")
     want, got = tuple(manifest.input.shape[1:]), tuple(engine_input.shape[1:])

@@ -30,6 +30,7 @@ class ArtifactFormat(Protocol):
     file: ClassVar[FileFormat]
     pconv_form: ClassVar[str]  # the PConv form that converts best to this format (benchmarks/pconv_forms.py)
     converters: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
+    requires: ClassVar[tuple[str, ...]]  # modules the converter imports (what `--format all` checks is installed)
     gelu_note: ClassVar[str | None]  # what int8 means for the GELU variants on this format's engines
 
     def check(self, opts: ExportOptions) -> None:
@@ -60,8 +61,17 @@ def get_format(name: str) -> ArtifactFormat:
     return FORMATS[name]
 
 
+def installed_formats() -> list[str]:
+    """Return the registered formats whose converters are installed here (what `--format all` exports)."""
+    import importlib.util
+
+    _load_builtin()
+    return [name for name, fmt in FORMATS.items()
+            if all(importlib.util.find_spec(m) is not None for m in getattr(fmt, "requires", ()))]
+
+
 def _load_builtin() -> None:
-    from fnx.exporter.formats import onnx, tflite  # noqa: F401  (each registers itself)
+    from fnx.exporter.formats import onnx, openvino, tflite  # noqa: F401  (each registers itself)
 
 
 _load_builtin()

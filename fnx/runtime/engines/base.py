@@ -55,6 +55,7 @@ class Engine(Protocol):
     devices: ClassVar[tuple[str, ...]]  # placement kinds it serves ("cpu", "cuda", "tensorrt")
     install: ClassVar[str]  # how to get it, for error messages
     aliases: ClassVar[tuple[str, ...]]
+    inference_precisions: ClassVar[tuple[str, ...]]  # internal compute precisions it can be asked for; () if none
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -128,6 +129,11 @@ def open_engine(path: str | Path, placement: Placement | None = None, engine: st
     fmt = detect_format(path)
     placement = placement or Placement()
     cls = engine_for(fmt.name, placement, engine)
+    hints = getattr(cls, "inference_precisions", ())
+    if placement.inference_precision not in (None, "f32") and placement.inference_precision not in hints:
+        takers = [e.name for e in ENGINES.values() if placement.inference_precision in getattr(e, "inference_precisions", ())]
+        raise FnxError(f"engine {cls.name} computes in the artifact's own precision: --inference-precision "
+                       f"{placement.inference_precision} needs {' or '.join(takers) or 'another engine'} (--engine)")
     return cls(path, placement)
 
 

@@ -1,0 +1,122 @@
+"""OpenVINO int8 with NNCF post-training quantization of an fp32 IR; torch-free.
+
+`NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration (its defaults:
+per-channel symmetric weights, per-tensor activations, the "performance" preset) on fnx's
+calibration images, layers kept in float through NNCF's ignored scope, judged by fnx's guard.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from fnx.calibration.data import CalibrationSet
+from fnx.calibration.onnx_int8 import module_path
+from fnx.manifest import LayerError
+
+LAYER_OPS = ("Convolution", "GroupConvolution", "MatMul")
+COMPUTE_OPS = (*LAYER_OPS, "Gelu")
+_PASS_THROUGH = ("Convert", "Reshape", "Transpose", "VariadicSplit", "Split")  # data movement after a FakeQuantize
+
+
+def layer_name(node_name: str) -> str:
+    """Return the module path of a converted node ("/stages/stages.0/mlp/mlp.0/Conv/WithoutBiases" -> "stages.0.mlp.0")."""
+    return module_path(node_name.removesuffix("/WithoutBiases"))
+
+
+class NncfQuantizer:
+    """NNCF int8 of an fp32 OpenVINO IR file (the Quantizer protocol of fnx.calibration)."""
+
+    def __init__(self, fp32: Path, data: CalibrationSet, batch: int = 1, owns_fp32: bool = False,
+                 symmetric_activations: bool = False):
+        import nncf
+
+        self.fp32, self.data, self.batch, self.owns_fp32 = Path(fp32), data, batch, owns_fp32
+        self.preset = nncf.QuantizationPreset.PERFORMANCE if symmetric_activations else nncf.QuantizationPreset.MIXED
+        self.scheme = f"minmax (NNCF, {self.preset.value} preset)"
+        self.io = "float"
+
+    def __enter__(self) -> "NncfQuantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.owns_fp32:
+            for path in (self.fp32, self.fp32.with_suffix(".bin")):
+                path.unlink(missing_ok=True)
+
+    def quantize(self, out: Path, keep_float: list[str]) -> None:
+        import nncf
+        import openvino as ov
+
+        from fnx.quiet import silenced
+
+        model = ov.Core().read_model(str(self.fp32))
+        ignored = [op.get_friendly_name() for op in model.get_ordered_ops()
+                   if op.get_type_name() in LAYER_OPS and layer_name(op.get_friendly_name()) in keep_float]
+        calib = self.data.calib
+        batches = [np.ascontiguousarray(calib[i : i + self.batch].transpose(0, 3, 1, 2))
+                   for i in range(0, len(calib) - self.batch + 1, self.batch)]
+        with silenced():  # NNCF's progress bars and log lines
+            quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=self.preset,
+                                      ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+        ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+    def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
+        """Return every conv/matmul's error: the int8 model's output vs fp32's (matched by node name), worst first."""
+        nchw = np.ascontiguousarray(probe_nhwc.transpose(0, 3, 1, 2))
+        f_runs, f_names = _layer_outputs(self.fp32, nchw)
+        q_runs, q_names = _layer_outputs(out, nchw)
+        rows = []
+        for name in f_names:
+            if name not in q_names:
+                continue
+            errs = [float(np.linalg.norm(q[name] - f[name]) / (np.linalg.norm(f[name]) + 1e-12))
+                    for f, q in zip(f_runs, q_runs)]
+            rel = float(np.mean(errs))
+            rows.append(LayerError(layer_name(name), rel, float(-20 * np.log10(max(rel, 1e-12))), name))
+        return sorted(rows, key=lambda r: -r.rel_error)
+
+    def float_ops(self, out: Path) -> dict[str, int]:
+        return float_ops(out)
+
+
+def _layer_outputs(path: Path, nchw: np.ndarray) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Run the IR at path on each image with every layer's output exposed; returns ([{node: output}], node names)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    layers = [op for op in model.get_ordered_ops() if op.get_type_name() in LAYER_OPS]
+    model.add_outputs([op.output(0) for op in layers])
+    names = [op.get_friendly_name() for op in layers]
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    first = len(compiled.outputs) - len(layers)
+    request = compiled.create_infer_request()
+    runs = []
+    for i in range(len(nchw)):
+        request.infer({0: nchw[i : i + 1]})
+        runs.append({n: request.get_output_tensor(first + j).data.copy() for j, n in enumerate(names)})
+    return runs, names
+
+
+def float_ops(path: Path) -> dict[str, int]:
+    """Return {op type: count} of the compute ops whose data input is not int8 (no FakeQuantize feeds it)."""
+    import openvino as ov
+
+    counts: Counter = Counter()
+    for op in ov.Core().read_model(str(path)).get_ordered_ops():
+        if op.get_type_name() in COMPUTE_OPS and not _from_fake_quantize(op.input_value(0).get_node()):
+            counts[op.get_type_name()] += 1
+    return dict(counts)
+
+
+def _from_fake_quantize(node) -> bool:
+    """True when node's value comes from FakeQuantize through data movement only (a Concat: all its inputs)."""
+    kind = node.get_type_name()
+    if kind == "FakeQuantize":
+        return True
+    if kind == "Concat":
+        return all(_from_fake_quantize(node.input_value(i).get_node()) for i in range(node.get_input_size()))
+    return kind in _PASS_THROUGH and node.get_input_size() > 0 and _from_fake_quantize(node.input_value(0).get_node())

@@ -1,0 +1,50 @@
+"""`fnx bench --all MODEL`: every format x precision x engine here, one table sorted by latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fnx.cli.common import console, err_console, print_json
+from fnx.cli.tables import compact_table
+
+
+def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str | None, img_size: int | None,
+                  calib_data: str | None, data: Path | None, out: Path | None, precisions: str, as_json: bool) -> None:
+    """Export model everywhere it can go here, time and check each combination, and print the ranking."""
+    from fnx.calibration.options import Int8Options
+    from fnx.exporter import ExportOptions
+    from fnx.errors import FnxError
+    from fnx.exporter.sweep import bench_all
+    from fnx.formats import PRECISIONS
+    from fnx.progress import Steps
+
+    chosen = tuple(p.strip() for p in precisions.split(",") if p.strip())
+    if not chosen or any(p not in PRECISIONS for p in chosen):
+        raise FnxError(f"--precisions takes a comma-separated list of {', '.join(PRECISIONS)}; got {precisions!r}")
+
+    opts = ExportOptions(weights=weights, img_size=img_size, data=data, out_dir=out or Path("fnx-bench-all"),
+                         int8=Int8Options(data=calib_data))
+    rows = bench_all(model, opts, threads=threads, runs=runs, warmup=warmup, data=data, precisions=chosen,
+                     steps=Steps(console=err_console, quiet=as_json))
+    if as_json:
+        print_json(rows)
+        return
+    table = compact_table(f"fnx bench --all {model} ({threads} thread(s), batch 1, {runs} runs; ms)",
+                          "parity: min cosine vs PyTorch fp32 on the same images, within its bounds (fnx.parity); "
+                          "* fastest within bounds. All figures: --json",
+                          ("", "format", "prec", "engine", "compute", "MB", "cosine", "top-1", "p50", "img/s"),
+                          left=("", "format", "prec", "engine", "compute"))
+    for r in rows:
+        if "error" in r:
+            table.add_row("", r["format"], r["precision"], "[red]not exported[/]", "", "", "", "", "", "")
+            continue
+        cos = f"{r['cosine']:.5f}" + ("" if r["parity_passed"] else " [red]fail[/]")
+        top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.1f}"
+        table.add_row("*" if r["fastest_within_bounds"] else "", r["format"], r["precision"], r["engine"],
+                      r["inference_precision"], f"{r['file_mb']:.1f}", cos, top1, f"{r['p50_ms']:.2f}",
+                      f"{r['throughput_ips']:.0f}")
+    console.print(table)
+    for r in rows:
+        if "error" in r:
+            err_console.print(f"[yellow]{r['format']} {r['precision']} not exported:[/] {r['error']}", highlight=False,
+                              soft_wrap=True)

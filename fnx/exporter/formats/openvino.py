@@ -1,0 +1,65 @@
+"""OpenVINO IR (.xml + .bin): fnx's fp32 ONNX converted by OpenVINO's own converter; int8 by NNCF.
+
+fp32 keeps fp32 weights (OpenVINO's save_model would compress them to fp16 by default: fnx does not do
+that silently); fp16 stores fp16 weights, computed in the engine's inference precision. int8 is NNCF's
+post-training quantization (fnx.calibration.openvino_int8) judged by fnx's accuracy guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from fnx.exporter.formats import register_format
+from fnx.exporter.formats.onnx import MIN_OPSET, export_onnx, simplify_onnx
+from fnx.errors import FnxError
+from fnx.formats import FILE_FORMATS
+
+
+def onnx_to_ir(onnx_path: Path, xml: Path, fp16_weights: bool = False) -> None:
+    """Convert an ONNX file to OpenVINO IR at xml (its .bin beside it)."""
+    import openvino as ov
+
+    ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=fp16_weights)
+
+
+@register_format
+class OpenVinoFormat:
+    """OpenVINO IR artifacts, NCHW, for OpenVINO's CPU plugin."""
+
+    name = "openvino"
+    file = FILE_FORMATS["openvino"]
+    pconv_form = "split_cat"  # converted from the ONNX graph, which takes this form best
+    converters = ("torch", "onnx", "onnxslim", "openvino", "nncf")
+    requires = ("torch", "onnx", "onnxslim", "openvino", "nncf")
+    gelu_note = None  # NNCF quantizes the convs around GELU; the guard judges the result like any other
+
+    def check(self, opts) -> None:
+        if opts.opset < MIN_OPSET:
+            raise FnxError(f"--opset {opts.opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one "
+                           f"Gelu op")
+
+    def export_float(self, model, path: Path, built, opts) -> None:
+        import torch
+
+        onnx_path = path.with_name(path.stem + ".src.onnx")
+        try:
+            size, chans = built.img_size, built.model.in_chans
+            export_onnx(model, onnx_path, torch.zeros(opts.batch, chans, size, size), built.output_names,
+                        opts.dynamic_batch, opts.opset)
+            simplify_onnx(onnx_path)
+            onnx_to_ir(onnx_path, path, fp16_weights=opts.precision == "fp16")
+        finally:
+            onnx_path.unlink(missing_ok=True)
+
+    def int8_quantizer(self, model, built, opts, data, work: Path):
+        from fnx.calibration.openvino_int8 import NncfQuantizer
+
+        fp32 = work.with_name(work.stem + ".fp32.xml")
+        try:
+            self.export_float(model, fp32, built, replace(opts, precision="fp32"))
+        except BaseException:
+            for p in (fp32, fp32.with_suffix(".bin")):
+                p.unlink(missing_ok=True)
+            raise
+        return NncfQuantizer(fp32, data, opts.batch, owns_fp32=True)

@@ -1,0 +1,105 @@
+"""`fnx bench --all`: one model through every format x precision x engine this machine has, ranked by latency.
+
+Each row is an artifact on one engine (and, for OpenVINO, one inference precision): its size, its parity
+against the PyTorch fp32 model on the same images under that combination's bounds (fnx.parity), top-1
+on labelled data if given, and latency at the requested threads. The fastest row within its bounds is
+the recommendation. Artifacts are exported once, with the export's own checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from fnx.errors import FnxError
+from fnx.exporter.build import build
+from fnx.exporter.checks import as_nchw, reference_outputs, verification_images
+from fnx.exporter.formats import installed_formats
+from fnx.exporter.options import ExportOptions
+from fnx.exporter.pipeline import export_model
+from fnx.formats import artifact_digest
+from fnx.parity import bounds_for, check
+from fnx.progress import Steps
+
+def combinations(path: Path, fmt: str, precision: str) -> list[tuple[str, str | None]]:
+    """Return (engine, inference precision) pairs that can run an artifact here (CPU engines only)."""
+    from fnx.runtime.engines import ENGINES
+
+    pairs: list[tuple[str, str | None]] = []
+    seen_tflite = False
+    for engine in ENGINES.values():
+        if fmt not in engine.formats or "cpu" not in engine.devices or not engine.available():
+            continue
+        if fmt == "tflite":  # LiteRT, tflite-runtime and tf.lite wrap one interpreter: time the first installed
+            if seen_tflite:
+                continue
+            seen_tflite = True
+        hints = [None]
+        if getattr(engine, "inference_precisions", ()) and precision != "int8":
+            from fnx.runtime.engines.openvino import supported_precisions
+
+            hints += [h for h in supported_precisions() if h != "f32"]
+        pairs += [(engine.name, h) for h in hints]
+    return pairs
+
+
+def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, warmup: int = 10,
+              data: Path | None = None, precisions: tuple[str, ...] = ("fp32", "fp16", "int8"),
+              steps: Steps | None = None) -> list[dict]:
+    """Export name to every format x precision here and time each on every engine; rows sorted by p50 latency."""
+    from fnx.runtime import load
+    from fnx.runtime.bench import bench_session
+
+    steps = steps or Steps(quiet=True)
+    formats = installed_formats()
+    if not formats:
+        raise FnxError("no export format is installed here: pip install 'fnx[export]'")
+    if "int8" in precisions and opts.int8.data is None:
+        steps.info("[yellow]note:[/] no --calib-data: int8 rows are left out (pass an image folder, or synthetic)")
+        precisions = tuple(p for p in precisions if p != "int8")
+    built = build(name, opts)
+    batch, source = verification_images(opts.data, built.preprocessing)
+    refs = reference_outputs(built.model, batch)
+    names = built.output_names
+    results, rows = [], []
+    for precision in precisions:
+        for fmt in formats:
+            try:
+                results += export_model(name, replace(opts, formats=(fmt,), precision=precision), steps)
+            except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
+                rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
+    for res in results:
+        m = res.manifest
+        fmt, precision = m.artifact.format, m.artifact.precision
+        for engine, hint in combinations(res.artifact, fmt, precision):
+            label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "")
+            with steps.step(f"bench {label}"):
+                session = load(res.artifact, device="cpu", threads=threads, engine=engine, inference_precision=hint)
+                from fnx.runtime.preprocess import to_layout
+
+                outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
+                min_cos = m.calibration.guard.min_cosine if m.calibration else None
+                parity = check(refs, outs, precision, names, logits=built.has_logits,
+                               bounds=bounds_for(precision, min_cos, hint), inputs=source)
+                timing = bench_session(session, 1, warmup, runs)
+                top1 = _top1(res.artifact, data, engine, hint, threads) if data is not None else None
+            rows.append({"artifact": res.artifact.name, "format": fmt, "precision": precision, "engine": engine,
+                         "engine_label": session.engine_label,
+                         "inference_precision": hint or ("f32" if "(CPU, f32)" in session.engine_label else "native"),
+                         "file_mb": artifact_digest(res.artifact)[1] / 1e6,
+                         "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
+                         "parity_failures": parity.failures, "top1": top1, "threads": threads,
+                         "p50_ms": timing["p50_ms"], "mean_ms": timing["mean_ms"],
+                         "throughput_ips": timing["throughput_ips"]})
+    failed = [r for r in rows if "error" in r]
+    timed = sorted((r for r in rows if "error" not in r), key=lambda r: r["p50_ms"])
+    best = next((r for r in timed if r["parity_passed"]), None)
+    for r in timed:
+        r["fastest_within_bounds"] = r is best
+    return timed + failed
+
+
+def _top1(artifact: Path, data: Path, engine: str, hint: str | None, threads: int) -> float:
+    from fnx.evaluate import evaluate
+
+    return evaluate(artifact, data, threads=threads, engine=engine, inference_precision=hint)["top1"]

@@ -1,0 +1,149 @@
+"""OpenVINO: the IR export format (fp32, int8 through NNCF and fnx's guard) and the engine (IR and ONNX)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+from fnx.calibration.options import Int8Options  # noqa: E402
+from fnx.errors import FnxError  # noqa: E402
+from fnx.exporter import ExportOptions, export_model  # noqa: E402
+from fnx.parity import BOUNDS, cosine_per_sample  # noqa: E402
+from fnx.runtime import load  # noqa: E402
+from fnx.runtime.engines.openvino import supported_precisions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ir_fp32(t0_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ir")
+    (res,) = export_model("t0", ExportOptions(formats=("openvino",), weights=str(t0_ckpt), img_size=64, out_dir=out))
+    return res
+
+
+def _batch(n=4, size=64, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+def test_fp32_ir_is_two_files_with_a_manifest_and_matches_pytorch(ir_fp32, t0_exports):
+    xml = ir_fp32.artifact
+    assert xml.suffix == ".xml" and xml.with_suffix(".bin").is_file()
+    m = ir_fp32.manifest
+    assert m.artifact.format == "openvino" and m.artifact.precision == "fp32" and ir_fp32.parity.passed
+    assert m.artifact.size_bytes == xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+    assert "openvino" in m.converter and "nncf" in m.converter
+    assert not [p for p in xml.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    session = load(xml, device="cpu", threads=1)
+    assert session.engine_name == "openvino" and "f32" in session.engine_label
+    onnx = load(t0_exports["onnx"].artifact, device="cpu", threads=1)
+    x = _batch()
+    got, want = session.run(x)[0], onnx.run(x)[0]
+    rel = np.abs(got - want).max() / max(1.0, np.abs(want).max())
+    assert rel <= BOUNDS["fp32"]["max_abs_rel"] and cosine_per_sample(want, got).min() >= BOUNDS["fp32"]["min_cosine"]
+
+
+def test_openvino_engine_runs_fnx_onnx_when_asked(t0_exports):
+    path = t0_exports["onnx"].artifact
+    ov, ort = load(path, device="cpu", engine="openvino"), load(path, device="cpu")
+    assert ov.engine_name == "openvino" and ort.engine_name == "onnxruntime"  # ONNX Runtime stays ONNX's default
+    x = _batch(2)
+    assert cosine_per_sample(ort.run(x)[0], ov.run(x)[0]).min() >= BOUNDS["fp32"]["min_cosine"]
+
+
+def test_cli_run_bench_and_verify_on_ir(ir_fp32, tmp_path, cli):
+    from PIL import Image
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (70, 90, 3), np.uint8)).save(img)
+    r = cli("run", ir_fp32.artifact, img, "--json")
+    assert r.exit_code == 0, r.output
+    assert "openvino" in json.loads(r.stdout)["engine"]
+    r = cli("bench", ir_fp32.artifact, "--runs", "3", "--warmup", "1", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)[0]
+    assert row["engine"].startswith("openvino") and row["file_mb"] * 1e6 == pytest.approx(
+        ir_fp32.manifest.artifact.size_bytes, rel=1e-6)
+    r = cli("verify", ir_fp32.artifact)
+    assert r.exit_code == 0, r.output
+
+
+def test_int8_through_nncf_is_guarded_and_reported(t0_ckpt, tmp_path):
+    int8 = Int8Options(data="synthetic", size=32, min_cosine=0.95)
+    (res,) = export_model("t0", ExportOptions(formats=("openvino",), precision="int8", weights=str(t0_ckpt),
+                                              img_size=64, out_dir=tmp_path, int8=int8))
+    cal = res.manifest.calibration
+    assert cal.method.startswith("minmax (NNCF") and cal.io == "float"
+    assert cal.report.cosine_min >= 0.95 and cal.report.layer_errors
+    assert all("/" not in e.layer for e in cal.report.layer_errors)  # module paths, as the guard needs them
+    assert cal.report.float_ops.get("Gelu") == 14  # T0's GELUs run in float between int8 convs
+    assert res.parity.passed and res.manifest.parity.bounds["min_cosine"] == 0.95
+    assert res.artifact.with_suffix(".bin").stat().st_size < 0.5 * res.manifest.model.params * 4  # int8 weights
+
+
+def test_int8_guard_refusal_leaves_no_file(t0_ckpt, tmp_path):
+    int8 = Int8Options(data="synthetic", size=16, min_cosine=0.999999)
+    with pytest.raises(FnxError, match="accuracy guard failed"):
+        export_model("t0", ExportOptions(formats=("openvino",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                         out_dir=tmp_path, int8=int8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_or_replaced_bin_is_one_clear_error(ir_fp32, tmp_path, cli):
+    import shutil
+
+    xml = tmp_path / ir_fp32.artifact.name
+    shutil.copy(ir_fp32.artifact, xml)
+    shutil.copy(ir_fp32.artifact.with_suffix(".json"), xml.with_suffix(".json"))
+    r = cli("run", xml, xml)
+    assert r.exit_code == 1 and ".bin is missing beside" in " ".join(r.output.split())
+    data = bytearray(ir_fp32.artifact.with_suffix(".bin").read_bytes())
+    data[1000] ^= 0xFF  # same size, other weights
+    xml.with_suffix(".bin").write_bytes(bytes(data))
+    with pytest.raises(FnxError, match="describes another file"):
+        load(xml, device="cpu")
+
+
+def test_inference_precision_is_checked(ir_fp32, t0_exports):
+    with pytest.raises(FnxError, match="needs openvino"):
+        load(t0_exports["onnx"].artifact, device="cpu", engine="onnxruntime", inference_precision="bf16")
+    have = supported_precisions()
+    for hint in ("bf16", "f16"):
+        if hint in have:  # this CPU computes in it: the result meets that precision's bound
+            from fnx.parity import bounds_for
+
+            x = _batch(2)
+            low = load(ir_fp32.artifact, device="cpu", inference_precision=hint).run(x)[0]
+            ref = load(ir_fp32.artifact, device="cpu").run(x)[0]
+            assert cosine_per_sample(ref, low).min() >= bounds_for("fp32", inference_precision=hint)["min_cosine"]
+        else:
+            with pytest.raises(FnxError, match=f"cannot compute in {hint}"):
+                load(ir_fp32.artifact, device="cpu", inference_precision=hint)
+
+
+def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli):
+    """fp32 and int8 (synthetic calibration) of every installed format, on every engine that runs each."""
+    r = cli("bench", "--all", "t0", "--weights", t0_ckpt, "--img-size", "64", "--precisions", "fp32,int8",
+            "--calib-data", "synthetic", "--runs", "3", "--warmup", "1", "--out", tmp_path, "--json",
+            env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    rows = [x for x in json.loads(r.stdout) if "error" not in x]  # an int8 the guard refused is a row saying so
+    combos = {(x["format"], x["precision"], x["engine"]) for x in rows}
+    from fnx.exporter.formats import installed_formats
+
+    for fmt in installed_formats():
+        assert (fmt, "fp32", {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}[fmt]) in combos
+    assert ("onnx", "fp32", "openvino") in combos  # OpenVINO also runs fnx's ONNX
+    assert [x["p50_ms"] for x in rows] == sorted(x["p50_ms"] for x in rows)
+    assert sum(x["fastest_within_bounds"] for x in rows) == 1
+    best = next(x for x in rows if x["fastest_within_bounds"])
+    assert best["parity_passed"] and all(not x["parity_passed"] for x in rows[: rows.index(best)])
+    fp32 = [x for x in rows if x["precision"] == "fp32"]
+    assert all(x["parity_passed"] and x["cosine"] >= 0.99999 for x in fp32)
+    r = cli("bench", "--all", "t0", "t1")
+    assert r.exit_code == 1 and "--all takes one model name" in r.output
+    r = cli("bench", "--all", "t0", "--precisions", "fp64")
+    assert r.exit_code == 1 and "--precisions takes" in r.output
