@@ -1,5 +1,7 @@
 """int8: the calibration reader, ONNX QDQ and TFLite PT2E artifacts, the report and the accuracy guard."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -74,6 +76,33 @@ def test_onnx_int8_qdq_per_channel_with_report(t0_ckpt, tmp_path):
     scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
               and len(inits[n.input[0]].dims) == 4]
     assert scales and all(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
+    # the default form: uint8 activations, int8 weights in 7 bits (reduce_range), said in the manifest
+    assert cal.scheme.startswith("qdq-u8s8r: QDQ; activations uint8")
+    assert _activation_and_weight_types(graph) == ({onnx.TensorProto.UINT8}, {onnx.TensorProto.INT8})
+    weights = [onnx.numpy_helper.to_array(inits[n.input[0]]) for n in graph.node if n.op_type == "DequantizeLinear"
+               and n.input[0] in inits and len(inits[n.input[0]].dims) == 4]
+    assert max(int(abs(w.astype(int)).max()) for w in weights) <= 64  # 7 bits: [-64, 64]
+
+
+def _activation_and_weight_types(graph) -> tuple[set, set]:
+    """Return the element types of the activation and of the weight zero points of a QDQ graph."""
+    inits = {i.name: i for i in graph.initializer}
+    act = {inits[n.input[2]].data_type for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    wts = {inits[n.input[0]].data_type for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+           and len(inits[n.input[0]].dims) == 4}
+    return act, wts
+
+
+def test_onnx_int8_s8s8_form_on_request(t0_ckpt, tmp_path, cli):
+    r = cli("export", "t0", "--weights", t0_ckpt, "--img-size", "64", "--format", "onnx", "--precision", "int8",
+            "--calib-data", "synthetic", "--calib-size", "16", "--min-cosine", "0.9", "--onnx-int8-form", "qdq-s8s8",
+            "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    path = next(tmp_path.glob("*.onnx"))
+    assert _activation_and_weight_types(onnx.load(str(path)).graph) == ({onnx.TensorProto.INT8}, {onnx.TensorProto.INT8})
+    assert json.loads(path.with_suffix(".json").read_text())["calibration"]["scheme"].startswith("qdq-s8s8")
+    r = cli("export", "t0", "--weights", t0_ckpt, "--format", "onnx", "--onnx-int8-form", "qoperator")
+    assert r.exit_code == 2 and "qdq-u8s8r" in r.output
 
 
 def test_guard_falls_back_layer_by_layer(t0_ckpt, tmp_path, capsys):

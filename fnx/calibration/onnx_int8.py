@@ -14,6 +14,7 @@ import numpy as np
 from fnx.calibration.data import CalibrationSet
 from fnx.errors import FnxError
 from fnx.calibration.options import CALIBRATION_METHODS as METHODS
+from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM, ONNX_INT8_FORMS
 from fnx.manifest import LayerError
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
@@ -22,8 +23,12 @@ LAYER_OPS = ("Conv", "Gemm", "MatMul")
 class OrtQdqQuantizer:
     """ONNX Runtime static QDQ int8 of an fp32 ONNX file (the Quantizer protocol of fnx.calibration)."""
 
-    def __init__(self, fp32: Path, data: CalibrationSet, method: str = "minmax", batch: int = 1, owns_fp32: bool = False):
+    def __init__(self, fp32: Path, data: CalibrationSet, method: str = "minmax", batch: int = 1, owns_fp32: bool = False,
+                 form: str = DEFAULT_ONNX_INT8_FORM):
+        if form not in ONNX_INT8_FORMS:
+            raise FnxError(f"unknown ONNX int8 form {form!r}; use one of {', '.join(ONNX_INT8_FORMS)}")
         self.fp32, self.data, self.method, self.batch, self.owns_fp32 = Path(fp32), data, method, batch, owns_fp32
+        self.form, self.description = form, f"{form}: {ONNX_INT8_FORMS[form]}"
         self.scheme, self.io = method, "float"  # a QDQ model takes and gives float tensors; the int8 work is inside
 
     def __enter__(self) -> "OrtQdqQuantizer":
@@ -34,7 +39,7 @@ class OrtQdqQuantizer:
             self.fp32.unlink(missing_ok=True)
 
     def quantize(self, out: Path, keep_float: list[str]) -> None:
-        quantize_file(self.fp32, out, self.data, self.method, keep_float, self.batch)
+        quantize_file(self.fp32, out, self.data, self.method, keep_float, self.batch, self.form)
 
     def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
         return layer_errors(self.fp32, out, probe_nhwc)
@@ -66,8 +71,8 @@ def module_path(node_name: str) -> str:
 
 
 def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "minmax", keep_float: list[str] = (),
-                  batch: int = 1) -> None:
-    """Write the QDQ int8 model of fp32 to out; nodes of keep_float layers (module paths) stay float."""
+                  batch: int = 1, form: str = DEFAULT_ONNX_INT8_FORM) -> None:
+    """Write the QDQ int8 model of fp32 to out in form (ONNX_INT8_FORMS); nodes of keep_float layers stay float."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -81,7 +86,8 @@ def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "mi
 
     quiet(lambda: quantize_static(
         str(fp32), str(out), _Reader(data.calib, batch, graph.input[0].name), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=exclude,
+        activation_type=QuantType.QUInt8 if form.startswith("qdq-u8") else QuantType.QInt8, weight_type=QuantType.QInt8,
+        reduce_range=form.endswith("r"), calibrate_method=calib, nodes_to_exclude=exclude,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}))
 
 

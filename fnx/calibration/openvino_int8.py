@@ -36,6 +36,8 @@ class NncfQuantizer:
         self.fp32, self.data, self.batch, self.owns_fp32 = Path(fp32), data, batch, owns_fp32
         self.preset = nncf.QuantizationPreset.PERFORMANCE if symmetric_activations else nncf.QuantizationPreset.MIXED
         self.scheme = f"minmax (NNCF, {self.preset.value} preset)"
+        activations = "int8 symmetric" if symmetric_activations else "uint8 asymmetric"
+        self.description = (f"FakeQuantize (NNCF); activations {activations}; weights int8 per-channel symmetric")
         self.io = "float"
 
     def __enter__(self) -> "NncfQuantizer":

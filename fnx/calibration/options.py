@@ -9,6 +9,15 @@ from fnx.errors import FnxError
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 INT8_IO = ("int8", "float")
+# ONNX int8 graph forms (ONNX Runtime's quantize_static): activation x weight types, "r" = weights in 7 bits
+# (reduce_range), which x86 CPUs without VNNI need for u8 x s8 not to saturate. Measured (docs/BENCHMARKS.md):
+# qdq-u8s8r is 1.3-1.5x faster than qdq-s8s8 on T2 at equal held-out cosine, on CPUs with and without VNNI.
+ONNX_INT8_FORMS = {
+    "qdq-u8s8r": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric in 7 bits (reduce_range)",
+    "qdq-u8s8": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric",
+    "qdq-s8s8": "QDQ; activations int8 asymmetric; weights int8 per-channel symmetric",
+}
+DEFAULT_ONNX_INT8_FORM = "qdq-u8s8r"
 
 
 @dataclass(frozen=True)
@@ -21,12 +30,15 @@ class Int8Options:
     io: str = "int8"
     min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
     max_top1_drop: float | None = None
+    onnx_form: str = DEFAULT_ONNX_INT8_FORM  # ONNX only: one of ONNX_INT8_FORMS
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise FnxError(f"--calib-size must be at least 1, got {self.size}")
         if self.method not in CALIBRATION_METHODS:
             raise FnxError(f"unknown --calib-method {self.method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+        if self.onnx_form not in ONNX_INT8_FORMS:
+            raise FnxError(f"unknown ONNX int8 form {self.onnx_form!r}; use one of {', '.join(ONNX_INT8_FORMS)}")
         if self.io not in INT8_IO:
             raise FnxError(f"unknown --io {self.io!r}; use one of {', '.join(INT8_IO)}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:

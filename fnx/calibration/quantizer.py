@@ -16,7 +16,8 @@ class Quantizer(Protocol):
     Used as a context manager: temporary files (an fp32 intermediate) live until it exits.
     """
 
-    scheme: str  # recorded in the manifest, e.g. "minmax" or "minmax (PT2E observers)"
+    scheme: str  # the calibration method, recorded in the manifest, e.g. "minmax" or "minmax (PT2E observers)"
+    description: str  # the int8 graph it writes (types, granularity), the manifest's calibration.scheme
     io: str  # the artifact's input/output type: "int8" or "float" (QDQ keeps float I/O)
 
     def __enter__(self) -> "Quantizer": ...

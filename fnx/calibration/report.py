@@ -7,18 +7,17 @@ from pathlib import Path
 from fnx.calibration.data import CalibrationSet
 from fnx.manifest import Calibration, GuardBounds, Int8Report, LayerError, Manifest, Quantization
 
-SCHEME = "static; weights int8 per-channel symmetric; activations int8"
 N_LAYER_ERRORS = 10  # how many of the worst layers the manifest keeps
 
 
 def calibration_record(data: CalibrationSet, method: str, io: str, keep: list[str], report: Int8Report,
                        ranking: list[LayerError], bounds: GuardBounds, float_ops: dict[str, int],
-                       notes: list[str] = ()) -> Calibration:
+                       notes: list[str] = (), scheme: str = "") -> Calibration:
     """Return the manifest's Calibration record of a guarded int8 conversion."""
     report.layer_errors = ranking[:N_LAYER_ERRORS]
     report.float_ops = float_ops
     return Calibration(source=data.source, images_found=data.found, calibration_images=int(len(data.calib)),
-                       held_out_images=int(len(data.held_out)), method=method, io=io, scheme=SCHEME, guard=bounds,
+                       held_out_images=int(len(data.held_out)), method=method, io=io, scheme=scheme, guard=bounds,
                        report=report, kept_float=list(keep), skipped=len(data.skipped),
                        skipped_files=data.skipped[:20], notes=list(notes))
 

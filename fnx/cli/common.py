@@ -16,6 +16,7 @@ from rich.console import Console
 
 from fnx.errors import FnxError
 from fnx.interrupts import keep_interrupts
+from fnx.calibration.options import ONNX_INT8_FORMS
 from fnx.runtime.placement import INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
@@ -86,6 +87,10 @@ SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the 
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
+OnnxInt8FormChoice = _choices("OnnxInt8FormChoice", ONNX_INT8_FORMS)
+OnnxInt8Form = Annotated[OnnxInt8FormChoice, typer.Option(
+    "--onnx-int8-form", case_sensitive=False, help="int8 ONNX: the graph form (qdq-u8s8r: uint8 activations, 7-bit weights, fastest on x86 at "
+                             "equal accuracy; qdq-u8s8; qdq-s8s8), recorded in the manifest.")]
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
 MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
 

@@ -50,5 +50,6 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
         report, keep, ranking = run_guarded(quantizer, tmp, lambda: run_artifact(tmp, data.held_out, fmt.file.layout)[0],
                                             refs, data, bounds, steps, fmt.name)
         manifest.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                                  quantizer.float_ops(tmp), notes)
+                                                  quantizer.float_ops(tmp), notes,
+                                                  quantizer.description)
     record_io_quantization(manifest, tmp)

@@ -89,6 +89,7 @@ class Pt2eQuantizer:
     """PT2E static int8 of the NHWC-wrapped model, converted by litert-torch (fnx.calibration's Quantizer)."""
 
     scheme = "minmax (PT2E observers)"
+    description = "PT2E (XNNPACK quantizer); activations int8 asymmetric per-tensor; weights int8 per-channel symmetric"
     io = "int8"  # litert-torch's PT2E path always emits int8 input and output tensors
 
     def __init__(self, model, data, batch: int):
