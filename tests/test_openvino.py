@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-pytest.importorskip("openvino")
-pytest.importorskip("nncf")
+if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
+    pytest.skip("OpenVINO and NNCF are not installed (pip install 'fnx[openvino]')", allow_module_level=True)
 
 from fnx.calibration.options import Int8Options  # noqa: E402
 from fnx.errors import FnxError  # noqa: E402
@@ -122,6 +123,26 @@ def test_inference_precision_is_checked(ir_fp32, t0_exports):
         else:
             with pytest.raises(FnxError, match=f"cannot compute in {hint}"):
                 load(ir_fp32.artifact, device="cpu", inference_precision=hint)
+
+
+def test_openvino_is_loaded_without_telemetry(tmp_path, monkeypatch):
+    """OpenVINO and NNCF would send usage events to an outside server; fnx loads them with their stubs."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "FNX_OPENVINO_TELEMETRY")}
+    env["HOME"] = str(tmp_path)  # no consent file
+    code = ("import sys; from fnx import openvino_env; openvino_env.openvino(); openvino_env.nncf(); "
+            "import openvino.tools.ovc.telemetry_utils as t; print(sys.modules['openvino_telemetry'], t.tm.__name__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert r.stdout.split() == ["None", "openvino.tools.ovc.telemetry_stub"]
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "intel" / "openvino_telemetry").write_text("1\n")  # the user opted in: fnx leaves it alone
+    from fnx.openvino_env import telemetry_accepted
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert telemetry_accepted()
 
 
 def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli):

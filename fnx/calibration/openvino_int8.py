@@ -15,6 +15,7 @@ import numpy as np
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.onnx_int8 import module_path
 from fnx.manifest import LayerError
+from fnx import openvino_env
 
 LAYER_OPS = ("Convolution", "GroupConvolution", "MatMul")
 COMPUTE_OPS = (*LAYER_OPS, "Gelu")
@@ -31,7 +32,7 @@ class NncfQuantizer:
 
     def __init__(self, fp32: Path, data: CalibrationSet, batch: int = 1, owns_fp32: bool = False,
                  symmetric_activations: bool = False):
-        import nncf
+        nncf = openvino_env.nncf()
 
         self.fp32, self.data, self.batch, self.owns_fp32 = Path(fp32), data, batch, owns_fp32
         self.preset = nncf.QuantizationPreset.PERFORMANCE if symmetric_activations else nncf.QuantizationPreset.MIXED
@@ -49,8 +50,8 @@ class NncfQuantizer:
                 path.unlink(missing_ok=True)
 
     def quantize(self, out: Path, keep_float: list[str]) -> None:
-        import nncf
-        import openvino as ov
+        nncf = openvino_env.nncf()
+        ov = openvino_env.openvino()
 
         from fnx.quiet import silenced
 
@@ -86,7 +87,7 @@ class NncfQuantizer:
 
 def _layer_outputs(path: Path, nchw: np.ndarray) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """Run the IR at path on each image with every layer's output exposed; returns ([{node: output}], node names)."""
-    import openvino as ov
+    ov = openvino_env.openvino()
 
     core = ov.Core()
     model = core.read_model(str(path))
@@ -105,7 +106,7 @@ def _layer_outputs(path: Path, nchw: np.ndarray) -> tuple[list[dict[str, np.ndar
 
 def float_ops(path: Path) -> dict[str, int]:
     """Return {op type: count} of the compute ops whose data input is not int8 (no FakeQuantize feeds it)."""
-    import openvino as ov
+    ov = openvino_env.openvino()
 
     counts: Counter = Counter()
     for op in ov.Core().read_model(str(path)).get_ordered_ops():

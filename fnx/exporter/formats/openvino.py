@@ -14,11 +14,12 @@ from fnx.exporter.formats import register_format
 from fnx.exporter.formats.onnx import MIN_OPSET, export_onnx, simplify_onnx
 from fnx.errors import FnxError
 from fnx.formats import FILE_FORMATS
+from fnx import openvino_env
 
 
 def onnx_to_ir(onnx_path: Path, xml: Path, fp16_weights: bool = False) -> None:
     """Convert an ONNX file to OpenVINO IR at xml (its .bin beside it)."""
-    import openvino as ov
+    ov = openvino_env.openvino()
 
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=fp16_weights)
 

@@ -15,6 +15,7 @@ import numpy as np
 from fnx.errors import FnxError
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
+from fnx import openvino_env
 
 CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # the CPU plugin's OPTIMIZATION_CAPABILITIES entry each hint needs
 
@@ -41,7 +42,7 @@ class OpenVino:
         return dist_version("openvino")
 
     def __init__(self, path: Path, placement: Placement):
-        import openvino as ov
+        ov = openvino_env.openvino()
 
         core = ov.Core()
         self.precision = placement.inference_precision or "f32"
@@ -71,7 +72,7 @@ class OpenVino:
 def supported_precisions(core=None) -> list[str]:
     """Return the inference precisions this machine's OpenVINO CPU plugin can compute in (f32 always)."""
     if core is None:
-        import openvino as ov
+        ov = openvino_env.openvino()
 
         core = ov.Core()
     caps = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
