@@ -107,7 +107,8 @@ def machine_lines() -> list[str]:
     cpu = cpu_info()
     from fnx.versions import versions
 
-    v = versions(("torch", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "torchao", "numpy"), missing="not installed")
+    v = versions(("torch", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "torchao", "openvino", "nncf", "numpy"),
+                 missing="not installed")
     return [
         f"- **CPU**: {cpu['model']} — {cpu['cores']} logical cores visible; SIMD: {', '.join(cpu['simd']) or 'n/a'}",
         f"- **OS**: {platform.system()} {platform.release()} ({platform.machine()})",

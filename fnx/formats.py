@@ -65,6 +65,13 @@ register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml g
                                 sniff=lambda head: head.lstrip().startswith((b"<?xml", b"<net")), companions=(".bin",)))
 
 
+def artifact_files(path: str | Path) -> list[Path]:
+    """Return the files an artifact at path consists of, by its suffix (which may not all exist): [path] if unknown."""
+    path = Path(path)
+    fmt = next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
+    return fmt.files(path) if fmt else [path]
+
+
 def artifact_digest(path: str | Path) -> tuple[str, int]:
     """Return (sha256, size in bytes) of an artifact: of its one file, or of its files in order (IR's .xml, .bin)."""
     import hashlib

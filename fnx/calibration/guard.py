@@ -11,6 +11,7 @@ import numpy as np
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.quantizer import Quantizer
 from fnx.errors import FnxError
+from fnx.formats import artifact_files
 from fnx.manifest import FallbackCost, GuardBounds, Int8Report, LayerError
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
@@ -66,7 +67,7 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], np.n
             if report.passed or attempt == GUARD_MAX_STEPS:
                 break
             if attempt == 0:
-                for src, dst in zip(_files(artifact), _files(first_copy)):
+                for src, dst in zip(artifact_files(artifact), artifact_files(first_copy)):
                     shutil.copyfile(src, dst)
             more = [r.layer for r in ranking if r.layer not in keep][:GUARD_STEP]
             if not more:
@@ -82,16 +83,8 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], np.n
             report.float_fallback_cost = _speed_cost(first_copy, artifact)
         return report, keep, ranking or []
     finally:
-        for path in _files(first_copy):
+        for path in artifact_files(first_copy):
             path.unlink(missing_ok=True)
-
-
-def _files(artifact: Path) -> list[Path]:
-    """The artifact's files (OpenVINO IR is an .xml and a .bin), by its suffix."""
-    from fnx.formats import FILE_FORMATS
-
-    fmt = next((f for f in FILE_FORMATS.values() if f.suffix == artifact.suffix), None)
-    return fmt.files(artifact) if fmt else [artifact]
 
 
 def _speed_cost(all_int8: Path, final: Path) -> FallbackCost:

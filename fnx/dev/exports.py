@@ -11,6 +11,7 @@ from pathlib import Path
 
 import fnx
 from fnx.calibration.options import Int8Options
+from fnx.formats import artifact_files
 from fnx.versions import versions
 
 CONVERTERS = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx", "onnxruntime", "onnxslim")
@@ -56,7 +57,9 @@ def cached_export(recipe: ExportRecipe, cache: Path) -> Path:
     folder = Path(cache) / recipe.key()
     done = folder / "artifact.txt"
     if done.is_file() and (folder / done.read_text().strip()).is_file():
-        return folder / done.read_text().strip()
+        path = folder / done.read_text().strip()
+        if all(f.is_file() for f in artifact_files(path)):
+            return path
     folder.mkdir(parents=True, exist_ok=True)
     weights = recipe.weights or str(write_lively_checkpoint(
         recipe.model, Path(cache) / f"{recipe.model}_{recipe.num_classes}_lively_seed{recipe.seed}.pth",
@@ -68,8 +71,8 @@ def cached_export(recipe: ExportRecipe, cache: Path) -> Path:
                              data=Path(recipe.data) if recipe.data else None)
         with silenced():
             (res,) = export_model(recipe.model, opts)
-        for p in (res.artifact, res.artifact.with_suffix(".json")):
-            shutil.move(str(p), folder / p.name)
+        for p in (*artifact_files(res.artifact), res.artifact.with_suffix(".json")):
+            shutil.move(str(p), folder / p.name)  # every file of the artifact (OpenVINO IR: .xml and .bin)
         done.write_text(res.artifact.name + "\n")
         return folder / res.artifact.name
     finally:

@@ -60,8 +60,11 @@ def prepare(a: Artifact, index: int, work: Path) -> None:
     from fnx.runtime import load
     from fnx.runtime.preprocess import preprocess, to_layout
 
+    from fnx.formats import artifact_files
+
     a.id = f"a{index}"
-    shutil.copy2(a.path, work / (a.id + a.path.suffix))
+    for f in artifact_files(a.path):  # OpenVINO IR: the .xml and its .bin
+        shutil.copy2(f, work / (a.id + f.suffix))
     if a.path.with_suffix(".json").is_file():
         shutil.copy2(a.path.with_suffix(".json"), work / f"{a.id}.json")
     s = load(a.path, device="cpu", threads=1)
