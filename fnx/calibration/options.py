@@ -10,8 +10,8 @@ from fnx.errors import FnxError
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 INT8_IO = ("int8", "float")
 # ONNX int8 graph forms (ONNX Runtime's quantize_static): activation x weight types, "r" = weights in 7 bits
-# (reduce_range), which x86 CPUs without VNNI need for u8 x s8 not to saturate. Measured (docs/BENCHMARKS.md):
-# qdq-u8s8r is 1.3-1.5x faster than qdq-s8s8 on T2 at equal held-out cosine, on CPUs with and without VNNI.
+# (reduce_range), which x86 CPUs without VNNI need for u8 x s8 not to saturate. Measured (docs/BENCHMARKS.md,
+# an AVX2 CPU without VNNI): qdq-u8s8r 1.3-1.55x faster than qdq-s8s8 on T0/T2, cosine within 0.001.
 ONNX_INT8_FORMS = {
     "qdq-u8s8r": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric in 7 bits (reduce_range)",
     "qdq-u8s8": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric",
