@@ -7,6 +7,7 @@ calibration images, layers kept in float through NNCF's ignored scope, judged by
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -61,9 +62,15 @@ class NncfQuantizer:
         calib = self.data.calib
         batches = [np.ascontiguousarray(calib[i : i + self.batch].transpose(0, 3, 1, 2))
                    for i in range(0, len(calib) - self.batch + 1, self.batch)]
-        with silenced():  # NNCF's progress bars and log lines
-            quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=self.preset,
-                                      ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+        nncf_logger = logging.getLogger("nncf")  # its INFO lines go to the stream it found at import (stdout)
+        level = nncf_logger.level
+        nncf_logger.setLevel(logging.ERROR)
+        try:
+            with silenced():  # NNCF's progress bars
+                quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=self.preset,
+                                          ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+        finally:
+            nncf_logger.setLevel(level)
         ov.save_model(quantized, str(out), compress_to_fp16=False)
 
     def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:

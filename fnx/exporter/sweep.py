@@ -47,9 +47,6 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
               data: Path | None = None, precisions: tuple[str, ...] = ("fp32", "fp16", "int8"),
               steps: Steps | None = None) -> list[dict]:
     """Export name to every format x precision here and time each on every engine; rows sorted by p50 latency."""
-    from fnx.runtime import load
-    from fnx.runtime.bench import bench_session
-
     steps = steps or Steps(quiet=True)
     formats = installed_formats()
     if not formats:
@@ -60,7 +57,6 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     built = build(name, opts)
     batch, source = verification_images(opts.data, built.preprocessing)
     refs = reference_outputs(built.model, batch)
-    names = built.output_names
     results, rows = [], []
     for precision in precisions:
         for fmt in formats:
@@ -69,34 +65,43 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
             except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
                 rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
     for res in results:
-        m = res.manifest
-        fmt, precision = m.artifact.format, m.artifact.precision
-        for engine, hint in combinations(res.artifact, fmt, precision):
+        for engine, hint in combinations(res.artifact, res.manifest.artifact.format, res.manifest.artifact.precision):
             label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "")
             with steps.step(f"bench {label}"):
-                session = load(res.artifact, device="cpu", threads=threads, engine=engine, inference_precision=hint)
-                from fnx.runtime.preprocess import to_layout
-
-                outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
-                min_cos = m.calibration.guard.min_cosine if m.calibration else None
-                parity = check(refs, outs, precision, names, logits=built.has_logits,
-                               bounds=bounds_for(precision, min_cos, hint), inputs=source)
-                timing = bench_session(session, 1, warmup, runs)
-                top1 = _top1(res.artifact, data, engine, hint, threads) if data is not None else None
-            rows.append({"artifact": res.artifact.name, "format": fmt, "precision": precision, "engine": engine,
-                         "engine_label": session.engine_label,
-                         "inference_precision": hint or ("f32" if "(CPU, f32)" in session.engine_label else "native"),
-                         "file_mb": artifact_digest(res.artifact)[1] / 1e6,
-                         "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
-                         "parity_failures": parity.failures, "top1": top1, "threads": threads,
-                         "p50_ms": timing["p50_ms"], "mean_ms": timing["mean_ms"],
-                         "throughput_ips": timing["throughput_ips"]})
+                rows.append(_measure(res, engine, hint, threads, (batch, source, refs), built.has_logits, warmup,
+                                     runs, data))
     failed = [r for r in rows if "error" in r]
     timed = sorted((r for r in rows if "error" not in r), key=lambda r: r["p50_ms"])
     best = next((r for r in timed if r["parity_passed"]), None)
     for r in timed:
         r["fastest_within_bounds"] = r is best
     return timed + failed
+
+
+def _measure(res, engine: str, hint: str | None, threads: int, check_inputs: tuple, logits: bool, warmup: int,
+             runs: int, data: Path | None) -> dict:
+    """Return one row: an exported artifact on one engine (and inference precision): parity, top-1, latency."""
+    from fnx.runtime import load
+    from fnx.runtime.bench import bench_session
+    from fnx.runtime.preprocess import to_layout
+
+    batch, source, refs = check_inputs
+    m = res.manifest
+    precision = m.artifact.precision
+    session = load(res.artifact, device="cpu", threads=threads, engine=engine, inference_precision=hint)
+    outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
+    min_cos = m.calibration.guard.min_cosine if m.calibration else None
+    parity = check(refs, outs, precision, [o.name for o in m.outputs], logits=logits,
+                   bounds=bounds_for(precision, min_cos, hint), inputs=source)
+    timing = bench_session(session, 1, warmup, runs)
+    return {"artifact": res.artifact.name, "format": m.artifact.format, "precision": precision, "engine": engine,
+            "engine_label": session.engine_label,
+            "inference_precision": hint or getattr(session.engine, "precision", None) or "native",
+            "file_mb": artifact_digest(res.artifact)[1] / 1e6,
+            "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
+            "parity_failures": parity.failures, "threads": threads,
+            "top1": _top1(res.artifact, data, engine, hint, threads) if data is not None else None,
+            "p50_ms": timing["p50_ms"], "mean_ms": timing["mean_ms"], "throughput_ips": timing["throughput_ips"]}
 
 
 def _top1(artifact: Path, data: Path, engine: str, hint: str | None, threads: int) -> float:
