@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.context import Ctx, checkpoint
 from benchmarks.report import Section, Table, f, ratio, short_error
-from benchmarks.timing import interleaved, stats
+from benchmarks.timing import engine_call, interleaved, stats
 
 NAME = "engines"
 TITLE = "Engines and int8 forms: LiteRT, ONNX Runtime, OpenVINO"
@@ -90,14 +90,8 @@ def run(ctx: Ctx) -> Section:
             found[label] = (art, engine, hint, float(cosine_per_sample(ref, out).min()), f"{size:.1f}")
         ms = {}
         for threads in (1, 2):
-            calls = {}
-            for label, (art, engine, hint, _, _) in found.items():
-                from fnx.runtime.engines import open_engine
-                from fnx.runtime.placement import Placement
-
-                eng = open_engine(art, Placement("cpu", threads, inference_precision=hint), engine)
-                feed = eng.inputs[0].encode(np.zeros([d or 1 for d in eng.inputs[0].shape], np.float32))
-                calls[label] = (lambda e=eng, v=feed: e.run([v]))
+            calls = {label: engine_call(art, None, threads, engine, hint)[0]
+                     for label, (art, engine, hint, _, _) in found.items()}
             ctx.log(f"    {name}: timing {len(calls)} paths at {threads} thread(s)")
             for label, t in interleaved(calls, warmup, runs).items():
                 ms[(label, threads)] = stats(t)["median_ms"]

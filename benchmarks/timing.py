@@ -67,13 +67,14 @@ def time_torch(model, x, warmup: int, runs: int, threads: int = 1) -> np.ndarray
         return time_fn(lambda: model(x), warmup, runs)
 
 
-def engine_call(path: Path, x: np.ndarray | None = None, threads: int = 1, engine: str | None = None):
+def engine_call(path: Path, x: np.ndarray | None = None, threads: int = 1, engine: str | None = None,
+                inference_precision: str | None = None):
     """Return (call, engine): a zero-argument callable running the artifact's bare engine (fnx.runtime's registry,
     no Session work) on x encoded to the engine's input dtype (zeros of its own shape when x is None)."""
     from fnx.runtime.engines import open_engine
     from fnx.runtime.placement import Placement
 
-    eng = open_engine(path, Placement("cpu", threads), engine)
+    eng = open_engine(path, Placement("cpu", threads, inference_precision=inference_precision), engine)
     info = eng.inputs[0]
     feed = info.encode(x) if x is not None else np.zeros([d or 1 for d in info.shape], info.dtype)
     return (lambda: eng.run([feed])), eng

@@ -68,8 +68,12 @@ register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml g
 def artifact_files(path: str | Path) -> list[Path]:
     """Return the files an artifact at path consists of, by its suffix (which may not all exist): [path] if unknown."""
     path = Path(path)
-    fmt = next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
+    fmt = _by_suffix(path)
     return fmt.files(path) if fmt else [path]
+
+
+def _by_suffix(path: Path) -> FileFormat | None:
+    return next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
 
 
 def artifact_digest(path: str | Path) -> tuple[str, int]:
@@ -105,7 +109,7 @@ def detect_format(path: str | Path) -> FileFormat:
         raise FnxError(f"model file {path} is empty; re-export it")
     with open(path, "rb") as f:
         head = f.read(16)
-    by_suffix = next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
+    by_suffix = _by_suffix(path)
     by_bytes = [f for f in FILE_FORMATS.values() if f.sniff is not None and f.sniff(head)]
     if by_bytes and (by_suffix is None or by_suffix.sniff is not None):
         fmt = by_bytes[0]

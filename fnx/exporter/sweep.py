@@ -21,7 +21,7 @@ from fnx.formats import artifact_digest
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
 
-def combinations(path: Path, fmt: str, precision: str) -> list[tuple[str, str | None]]:
+def combinations(fmt: str, precision: str) -> list[tuple[str, str | None]]:
     """Return (engine, inference precision) pairs that can run an artifact here (CPU engines only)."""
     from fnx.runtime.engines import ENGINES
 
@@ -65,7 +65,7 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
             except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
                 rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
     for res in results:
-        for engine, hint in combinations(res.artifact, res.manifest.artifact.format, res.manifest.artifact.precision):
+        for engine, hint in combinations(res.manifest.artifact.format, res.manifest.artifact.precision):
             label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "")
             with steps.step(f"bench {label}"):
                 rows.append(_measure(res, engine, hint, threads, (batch, source, refs), built.has_logits, warmup,
