@@ -22,7 +22,8 @@ BOUNDS: dict[str, dict[str, float]] = {
 }
 
 # An fp32/fp16 artifact computed by an engine in a lower precision than its own (OpenVINO's inference-precision
-# hint): bf16 keeps 8 mantissa bits (~0.4% per op), f16 11 bits. Measured: T0/T2 logits cosine 0.99998 in bf16.
+# hint): bf16 keeps 8 mantissa bits (~0.4% per op), f16 11 bits. T0/T2 logits cosine 0.99998 in bf16 on an Intel
+# Xeon with AMX (shared/FINDINGS.md); not measurable on CPUs without bf16.
 INFERENCE_PRECISION_BOUNDS: dict[str, dict[str, float]] = {
     "bf16": {"min_cosine": 0.999},
     "f16": {"min_cosine": 0.9999},
