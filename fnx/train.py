@@ -5,21 +5,30 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
 from fnx.errors import FnxError
 from fnx.fileio import atomic_path
 from fnx.imagefolder import image_folder as read_folder
 from fnx.manifest import Preprocessing
 from fnx.models import check_img_size, create_model, get_variant
-from fnx.models.sidecar import Sidecar, write_sidecar
+from fnx.models.factory import RandomWeightsWarning
+from fnx.distributed import Rank, barrier, launch, process_group, resolve_device, this_rank, under_launcher
+from fnx.models.sidecar import Sidecar, read_sidecar, write_sidecar
 from fnx.progress import Steps
 from fnx.runtime.preprocess import load_image, preprocess
+from fnx.train_data import TrainImages
+from fnx.train_state import TrainState, load_state, state_path
 
 
 @dataclass
@@ -33,6 +42,9 @@ class TrainOptions:
     img_size: int = 224
     weights: str = "random"
     seed: int = 0
+    nproc: int = 1  # processes on this machine (DDP); 1 under torchrun, which starts them itself
+    device: str = "auto"  # auto, cpu or cuda
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
 
 
 def image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -66,16 +78,6 @@ def _load(items, spec: Preprocessing, center: bool) -> tuple[torch.Tensor, torch
     return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([y for _, y in items])
 
 
-def _random_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
-    n, _, h, w = x.shape
-    out = torch.empty(n, x.shape[1], size, size)
-    for i in range(n):
-        top = int(torch.randint(0, h - size + 1, (1,), generator=g))
-        left = int(torch.randint(0, w - size + 1, (1,), generator=g))
-        out[i] = x[i, :, top : top + size, left : left + size]
-    return out
-
-
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 128) -> float:
     """Return top-1 accuracy of model on (x, y)."""
     model.eval()
@@ -86,60 +88,158 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 12
     return correct / max(1, len(x))
 
 
-def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | None = None) -> dict:
-    """Train name on data and save the best (by val accuracy) checkpoint to out, with its sidecar; returns the sidecar."""
-    steps = steps or Steps(quiet=True)
+def _steps_per_rank(opts: TrainOptions, world: int) -> int:
+    """Images per process per step: --batch-size is the global batch, split across the processes."""
+    if opts.batch_size % world:
+        raise FnxError(f"--batch-size {opts.batch_size} does not split evenly across {world} processes; "
+                       f"use a multiple of {world}")
+    return opts.batch_size // world
+
+
+def check_run(opts: TrainOptions, world: int) -> str:
+    """Check what can be checked before processes start; returns the device ("cpu" or "cuda")."""
     check_img_size(opts.img_size)
+    device = resolve_device(opts.device)
+    if opts.sync_bn and device != "cuda":
+        raise FnxError("--sync-bn needs GPUs: torch runs SyncBatchNorm on CUDA only; on CPU each process keeps its "
+                       "own BatchNorm statistics (DDP broadcasts rank 0's), so leave --sync-bn out")
+    _steps_per_rank(opts, world)
+    return device
+
+
+def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | None = None,
+          resume: str | Path | None = None) -> Sidecar:
+    """Train name on data and save the best (by val accuracy) checkpoint to out, with its sidecar; returns the sidecar.
+
+    opts.nproc > 1 starts that many processes (DDP; gloo on CPU, NCCL on GPUs); under torchrun this process is
+    one of them. After every epoch the run's state goes to `X.last.pt` beside out; resume= continues from one.
+    """
+    steps = steps or Steps(quiet=True)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if under_launcher() else opts.nproc
+    check_run(opts, world)
+    splits(Path(data), opts.seed)  # a bad folder fails here, before any process starts
+    if opts.nproc > 1 and not under_launcher():
+        steps.info(f"starting {opts.nproc} training processes (torch.distributed)")
+        return launch(opts.nproc, _process_entry, name, Path(data), Path(out), opts, steps.quiet, resume)
+    return _train(name, Path(data), Path(out), opts, steps, resume)
+
+
+@record
+def _process_entry(name: str, data: Path, out: Path, opts: TrainOptions, quiet: bool, resume) -> Sidecar | None:
+    """One process of `--nproc N`: rank 0 reports progress, the others are silent."""
+    rank = int(os.environ.get("RANK", "0"))
+    return _train(name, data, out, opts, Steps(quiet=quiet or rank != 0), resume)
+
+
+def _train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, resume) -> Sidecar | None:
+    rank = this_rank(resolve_device(opts.device))
+    with process_group(rank):
+        return _fit(name, data, out, opts, steps, rank, load_state(resume) if resume else None)
+
+
+def _build_model(variant, n_classes: int, opts: TrainOptions) -> nn.Module:
+    if opts.weights == "random":
+        with warnings.catch_warnings():  # random initial weights are what training from scratch means
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            return create_model(variant.name, num_classes=n_classes)
+    model = create_model(variant.name, weights=opts.weights)  # fine-tune: keep the backbone, new head
+    model.head = nn.Linear(variant.feature_dim, n_classes)
+    model.num_classes = n_classes
+    return model
+
+
+def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, rank: Rank,
+         state: TrainState | None) -> Sidecar | None:
     torch.manual_seed(opts.seed)
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, cpus // rank.local_world))
     variant = get_variant(name)
     spec = variant.preprocessing(opts.img_size)
-    classes, train_items, val_items = splits(Path(data), opts.seed)
-    with steps.step(f"load {len(train_items)} train / {len(val_items)} val images ({len(classes)} classes)"):
-        xtr, ytr = _load(train_items, spec, center=False)
-        xva, yva = _load(val_items, spec, center=True) if val_items else (None, None)
-    if opts.weights == "random":
-        model = create_model(variant.name, num_classes=len(classes))
-    else:
-        model = create_model(variant.name, weights=opts.weights)  # fine-tune: keep the backbone, new head
-        model.head = nn.Linear(variant.feature_dim, len(classes))
-        model.num_classes = len(classes)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    steps_per_epoch = math.ceil(len(xtr) / opts.batch_size)
+    classes, train_items, val_items = splits(data, opts.seed)
+    if state is not None and (state.model_name != variant.name or state.classes != classes):
+        raise FnxError(f"the state to resume is {state.model_name} on classes {', '.join(state.classes[:5])}...; "
+                       f"this run is {variant.name} on {', '.join(classes[:5])}...: resume with the same model and data")
+    steps.info(f"{len(train_items)} train / {len(val_items)} val images, {len(classes)} classes"
+               + (f", {rank.world} processes on {rank.device.split(':')[0]}" if rank.distributed else ""))
+    if not rank.main:
+        barrier(rank)  # rank 0 fetches and caches the weights first
+    model = _build_model(variant, len(classes), opts)
+    if rank.main:
+        barrier(rank)
+    if state is not None:
+        model.load_state_dict(state.model)
+    model.to(rank.device)
+    if opts.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device != "cpu" else None) \
+        if rank.distributed else model
+    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    train_set = TrainImages(train_items, spec, crop=opts.img_size, seed=opts.seed)
+    sampler = DistributedSampler(train_set, num_replicas=rank.world, rank=rank.rank, shuffle=True, seed=opts.seed)
+    loader = DataLoader(train_set, batch_size=_steps_per_rank(opts, rank.world), sampler=sampler)
+    steps_per_epoch = len(loader)
     total, warm = opts.epochs * steps_per_epoch, opts.warmup_epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
-    g = torch.Generator().manual_seed(opts.seed)
-    best, history = -1.0, []
-    out = Path(out)
-    for epoch in range(opts.epochs):
-        model.train()
-        perm = torch.randperm(len(xtr), generator=g)
+    best, history, start = -1.0, [], 0
+    if state is not None:
+        optim.load_state_dict(state.optimizer)
+        sched.load_state_dict(state.scheduler)
+        best, history, start = state.best, list(state.history), state.epoch
+        steps.info(f"resumed after epoch {start} of {opts.epochs} (best val top-1 {100 * best:.2f}%)")
+    sidecar = read_sidecar(out) if state is not None and out.is_file() else None
+    for epoch in range(start, opts.epochs):
+        net.train()
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
         bar, task = steps.progress(f"epoch {epoch + 1}/{opts.epochs}", steps_per_epoch)
-        running = 0.0
+        running = torch.zeros(2, dtype=torch.float64)
         with bar:
-            for i in range(steps_per_epoch):
-                idx = perm[i * opts.batch_size : (i + 1) * opts.batch_size]
-                xb = _random_crops(xtr[idx], opts.img_size, g)
-                loss = loss_fn(model(xb), ytr[idx])
+            for xb, yb in loader:
+                loss = loss_fn(net(xb.to(rank.device)), yb.to(rank.device))
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
                 sched.step()
-                running += float(loss)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{opts.epochs} loss {running / (i + 1):.3f}")
-        val_acc = accuracy(model, xva, yva) if xva is not None else float("nan")
-        history.append({"epoch": epoch + 1, "loss": running / steps_per_epoch, "val_acc": val_acc})
-        steps.info(f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}, val top-1 {100 * val_acc:.2f}%")
-        if xva is None or val_acc > best:
-            best = val_acc
-            sidecar = Sidecar(variant.name, len(classes), opts.img_size, spec, classes, val_acc, epoch + 1, len(xtr),
-                              {k: v for k, v in vars(opts).items()})
-            save_checkpoint(model, out, sidecar)
+                running += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
+                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{opts.epochs} loss {running[0] / running[1]:.3f}")
+        if rank.distributed:
+            dist.all_reduce(running)  # the loss over every process's steps
+        mean_loss = float(running[0] / running[1])
+        if rank.main:
+            val_acc = accuracy_on(model, TrainImages(val_items, spec), rank.device) if val_items else float("nan")
+            history.append({"epoch": epoch + 1, "loss": mean_loss, "val_acc": val_acc})
+            steps.info(f"epoch {epoch + 1}: loss {mean_loss:.3f}, val top-1 {100 * val_acc:.2f}%")
+            if not val_items or val_acc > best:
+                best = val_acc
+                sidecar = Sidecar(variant.name, len(classes), opts.img_size, spec, classes, val_acc, epoch + 1,
+                                  len(train_items), {k: v for k, v in vars(opts).items()})
+                save_checkpoint(model, out, sidecar)
+            TrainState(variant.name, classes, epoch + 1, best, history, dict(vars(opts)), str(data), str(out),
+                       _plain_state(model), optim.state_dict(), sched.state_dict()).save(state_path(out))
+        barrier(rank)
+    if not rank.main:
+        return None
+    if sidecar is None:
+        raise FnxError(f"{out} is missing: the run resumed after its last epoch and found no best checkpoint")
     sidecar.history = history
     write_sidecar(out, sidecar)
     return sidecar
+
+
+def _plain_state(model: nn.Module) -> dict:
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+
+
+def accuracy_on(model: nn.Module, images: TrainImages, device: str = "cpu", batch: int = 128) -> float:
+    """Return top-1 accuracy of model on a dataset of (image, class) pairs."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for xb, yb in DataLoader(images, batch_size=batch):
+            correct += int((model(xb.to(device)).argmax(1).cpu() == yb).sum())
+    return correct / max(1, len(images))
 
 
 def save_checkpoint(model: nn.Module, out: Path, sidecar: Sidecar, half: bool = False) -> None:

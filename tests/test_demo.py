@@ -6,7 +6,7 @@ import pytest
 
 from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
-from fnx.evaluate import evaluate
+from fnx.evaluation import evaluate
 from fnx.exporter import ExportOptions, Int8Options, export_model
 
 

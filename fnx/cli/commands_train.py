@@ -1,4 +1,4 @@
-"""`fnx train`, `fnx eval` and `fnx demo`: the PyTorch side (needs the export extra)."""
+"""`fnx train` and `fnx demo`: the PyTorch side (needs the export extra)."""
 
 from __future__ import annotations
 
@@ -8,56 +8,50 @@ from typing import Optional
 import typer
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, PreprocessChoice, Threads, command, console, err_console, escape, print_json,
-                            report_failures)
+from fnx.cli.common import command, console, err_console
 
 
 @command(app, "train")
 def train_cmd(
-    model: str = typer.Argument(..., help="fasternet-t0 ... fasternet-l."),
-    data: Path = typer.Option(..., "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
+    model: Optional[str] = typer.Argument(None, help="fasternet-t0 ... fasternet-l (with --resume: taken from the state)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
     epochs: int = typer.Option(12, "--epochs", min=1, help="Passes over the training images."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per optimizer step."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per optimizer step, across all processes."),
     lr: float = typer.Option(2e-3, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule)."),
     img_size: int = typer.Option(224, "--img-size", help="Input size (multiple of 32)."),
     weights: str = typer.Option("random", "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning)."),
-    out: Path = typer.Option(Path("runs/model.pth"), "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json beside it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json and resumable state .last.pt beside it [default: runs/model.pth]."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N processes on this machine (DDP; gloo on CPU, NCCL on GPUs). Under torchrun, leave it out."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (each process takes the GPU of its local rank)."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA only)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its .last.pt state (its model, data, output and options)."),
 ) -> None:
-    """Train or fine-tune a FasterNet on an image folder (AdamW, cosine + warm-up, label smoothing)."""
+    """Train or fine-tune a FasterNet on an image folder (AdamW, cosine + warm-up, label smoothing); DDP with --nproc or torchrun."""
+    from dataclasses import replace
+
+    from fnx.errors import FnxError
     from fnx.progress import Steps
     from fnx.train import TrainOptions, train
 
-    side = train(model, data, out, TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights),
-                 Steps(console=err_console))
+    if resume is not None:
+        from fnx.train_state import load_state
+
+        state = load_state(resume)
+        if model is not None and model.replace("-", "_") != state.model_name:
+            raise FnxError(f"--resume {resume} is a {state.model_name} run, not {model}; leave MODEL out to resume it")
+        model, data, out = state.model_name, data or Path(state.data), out or Path(state.out)
+        opts = replace(TrainOptions(**state.options), nproc=nproc, device=device, sync_bn=sync_bn)
+    else:
+        if model is None or data is None:
+            raise FnxError("name the MODEL and --data to train on (or --resume a run's .last.pt state)")
+        out = out or Path("runs/model.pth")
+        opts = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights,
+                            nproc=nproc, device=device, sync_bn=sync_bn)
+    side = train(model, data, out, opts, Steps(console=err_console), resume=resume)
+    if side is None:  # a non-zero rank under torchrun: rank 0 reports
+        return
     console.print(f"saved {out} (best val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}); "
                   f"export it with: fnx export {model} --weights {out}", markup=False)
-
-
-@command(app, "eval")
-def eval_cmd(
-    target: Path = typer.Argument(..., help="A checkpoint from fnx train, or an exported artifact."),
-    data: Path = typer.Option(..., "--data", help="Labelled image folder (one subfolder per class)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate an evenly spaced subset of N images."),
-    threads: Threads = None,
-    preprocess: PreprocessChoice = typer.Option(PreprocessChoice("exact"), "--preprocess", help="fast: also score the fast preprocessing and say how often it agrees with exact.", case_sensitive=False),
-    as_json: AsJson = False,
-) -> None:
-    """Top-1 / top-5 accuracy over an image folder, through the runtime's preprocessing."""
-    from fnx.evaluate import evaluate
-    from fnx.progress import Steps
-
-    r = evaluate(target, data, limit=limit, threads=threads, steps=Steps(quiet=as_json, console=err_console),
-                 mode=preprocess.value)
-    if as_json:
-        print_json(r)
-    else:
-        for mode, figures in (r.get("modes") or {r["preprocess"]: r}).items():
-            console.print(f"{escape(target.name)} \\[{escape(r['kind'])}, {mode}]: top-1 {100 * figures['top1']:.2f}%, "
-                          f"top-5 {100 * figures['top5']:.2f}% on {r['n']} images")
-        if "agreement" in r:
-            console.print(f"fast and exact preprocessing agree on the top-1 class of {100 * r['agreement']:.2f}% of "
-                          f"the images")
-    report_failures(r["errors"], r["n"] + len(r["errors"]))
 
 
 @command(app, "demo")

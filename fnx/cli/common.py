@@ -26,7 +26,7 @@ err_console = Console(stderr=True)
 # What to install when a command meets a missing optional module (the runtime-only install has none of these).
 EXTRA_OF = {m: "pip install 'fnx[export]'" for m in ("torch", "torchao", "litert_torch", "onnx", "onnxslim", "safetensors",
                                                      "ai_edge_quantizer", "onnxruntime", "huggingface_hub")}
-EXTRA_OF.update(openvino="pip install 'fnx[openvino]'", nncf="pip install 'fnx[openvino]'")
+EXTRA_OF.update(openvino="pip install 'fnx[openvino]'", nncf="pip install 'fnx[openvino]'", ray="pip install 'fnx[scale]'")
 EXTRA_OF.update(PIL="pip install 'fnx[runtime]'", ai_edge_litert="pip install 'fnx[runtime]'",
                 sklearn="pip install scikit-learn (the demo's digits data set)")
 

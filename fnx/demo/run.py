@@ -10,7 +10,7 @@ from rich.table import Table
 from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.errors import FnxError
-from fnx.evaluate import evaluate
+from fnx.evaluation import evaluate
 from fnx.calibration.options import Int8Options
 from fnx.exporter.options import ExportOptions
 from fnx.exporter.pipeline import export_model

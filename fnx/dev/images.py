@@ -27,6 +27,6 @@ def write_jpegs(folder: Path, n: int, size: tuple[int, int] = SIZES["1080p"], qu
         if path.is_file():
             continue
         big = np.asarray(Image.fromarray(bases[i % len(bases)]).resize((w, h), Image.BICUBIC), dtype=np.int16)
-        grain = rng.integers(-12, 13, size=(h // 4, w // 4, 1), dtype=np.int16).repeat(4, 0).repeat(4, 1)
+        grain = rng.integers(-12, 13, size=(-(-h // 4), -(-w // 4), 1), dtype=np.int16).repeat(4, 0).repeat(4, 1)[:h, :w]
         Image.fromarray(np.clip(big + grain, 0, 255).astype(np.uint8)).save(path, quality=quality)
     return paths

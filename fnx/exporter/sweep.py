@@ -105,6 +105,6 @@ def _measure(res, engine: str, hint: str | None, threads: int, check_inputs: tup
 
 
 def _top1(artifact: Path, data: Path, engine: str, hint: str | None, threads: int) -> float:
-    from fnx.evaluate import evaluate
+    from fnx.evaluation import evaluate
 
     return evaluate(artifact, data, threads=threads, engine=engine, inference_precision=hint)["top1"]
