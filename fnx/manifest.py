@@ -17,7 +17,7 @@ from typing import Any
 from fnx.errors import FnxError
 from fnx.fileio import write_text_atomic
 from fnx.formats import artifact_digest, get_file_format
-from fnx.parity import ParityReport
+from fnx.parity import OutputParity, ParityReport
 from fnx.records import Record, RecordError
 
 SCHEMA = "fnx.manifest/2"
@@ -155,6 +155,7 @@ class Int8Report(Record):
     float_fallback_cost: FallbackCost | None = None
     layer_errors: list[LayerError] = field(default_factory=list)
     float_ops: dict[str, int] = field(default_factory=dict)
+    per_output: list[OutputParity] = field(default_factory=list)  # several outputs (backbone features): each one's
 
 
 @dataclass

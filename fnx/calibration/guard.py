@@ -25,31 +25,42 @@ def guard_bounds(min_cosine: float | None, max_top1_drop: float | None) -> Guard
     return GuardBounds(bounds_for("int8", min_cosine)["min_cosine"], max_top1_drop)
 
 
-def held_out_report(outs: np.ndarray, refs: np.ndarray, data: CalibrationSet, bounds: GuardBounds) -> Int8Report:
-    """Return int8-vs-fp32 figures on the held-out images, with the guard's failures (empty when it holds)."""
-    rep = check([refs], [outs], "int8", ["logits"], bounds={"min_cosine": bounds.min_cosine}, reference="fp32 (held-out)")
-    o = rep.outputs[0]
-    report = Int8Report(held_out=o.n, cosine_min=o.cosine, top1_agreement=o.top1_agreement, max_abs=o.max_abs,
-                        failures=list(rep.failures))
+def held_out_report(outs: list[np.ndarray], refs: list[np.ndarray], data: CalibrationSet, bounds: GuardBounds,
+                    names: list[str] | None = None) -> Int8Report:
+    """Return int8-vs-fp32 figures on the held-out images, with the guard's failures (empty when it holds).
+
+    With several outputs (a backbone's feature maps) every one is held to the bound and the report's headline
+    figures are the weakest output's; `per_output` keeps each one's.
+    """
+    if not names:
+        names = ["logits"] if len(refs) == 1 else [f"output_{i}" for i in range(len(refs))]
+    rep = check(refs, outs, "int8", names, bounds={"min_cosine": bounds.min_cosine}, reference="fp32 (held-out)")
+    weakest = min(rep.outputs, key=lambda o: o.cosine)
+    logits = next((o for o in rep.outputs if o.top1_agreement is not None), None)
+    report = Int8Report(held_out=weakest.n, cosine_min=weakest.cosine,
+                        top1_agreement=logits.top1_agreement if logits else None,
+                        max_abs=max(o.max_abs for o in rep.outputs), failures=list(rep.failures),
+                        per_output=rep.outputs if len(rep.outputs) > 1 else [])
     labels = data.held_out_labels
-    if labels and all(label is not None for label in labels):
-        y = np.array(labels)
-        report.fp32_top1, report.int8_top1 = float((refs.argmax(1) == y).mean()), float((outs.argmax(1) == y).mean())
+    if logits is not None and labels and all(label is not None for label in labels):
+        y, ref, out = np.array(labels), refs[rep.outputs.index(logits)], outs[rep.outputs.index(logits)]
+        report.fp32_top1, report.int8_top1 = float((ref.argmax(1) == y).mean()), float((out.argmax(1) == y).mean())
         report.top1_drop_points = 100 * (report.fp32_top1 - report.int8_top1)
         if bounds.max_top1_drop is not None and report.top1_drop_points > bounds.max_top1_drop:
             report.failures.append(f"top-1 drop {report.top1_drop_points:.2f} points exceeds {bounds.max_top1_drop}")
     elif bounds.max_top1_drop is not None:
-        report.failures.append("--max-top1-drop needs labelled calibration data (class subfolders)")
+        report.failures.append("--max-top1-drop needs labelled calibration data (class subfolders) and a model with "
+                               "class logits (not a --features backbone)")
     report.passed = not report.failures
     return report
 
 
-def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], np.ndarray], refs: np.ndarray,
-                data: CalibrationSet, bounds: GuardBounds, steps: Steps,
-                label: str) -> tuple[Int8Report, list[str], list[LayerError]]:
+def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list[np.ndarray]], refs: list[np.ndarray],
+                data: CalibrationSet, bounds: GuardBounds, steps: Steps, label: str,
+                names: list[str] | None = None) -> tuple[Int8Report, list[str], list[LayerError]]:
     """Return (report, layers kept in float, layer ranking) once the guard holds; FnxError if it never does.
 
-    outputs() runs the artifact on the held-out images. Each failed step returns the next
+    outputs() runs the artifact on the held-out images (every output, in refs' order and layout). Each failed step returns the next
     GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float.
     """
     keep: list[str] = []
@@ -60,7 +71,7 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], np.n
             with steps.step(f"quantize to int8 {label}" + (f" ({len(keep)} layers float)" if keep else "")):
                 quantizer.quantize(artifact, keep)
             with steps.step("held-out report (int8 vs fp32)"):
-                report = held_out_report(outputs(), refs, data, bounds)
+                report = held_out_report(outputs(), refs, data, bounds, names)
             if ranking is None:
                 with steps.step("rank layers by int8 error"):
                     ranking = quantizer.layer_errors(artifact, data.held_out[:8])

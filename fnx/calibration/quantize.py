@@ -49,20 +49,21 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
         data = load_calibration(options.data, manifest.preprocessing, size=options.size, progress=(bar, task))
     steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out")
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
-    refs = load(artifact, device="cpu").run(held)[0]
+    refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four
     final = out or int8_name(artifact)
     bounds = guard_bounds(options.min_cosine, options.max_top1_drop)
     new = copy.deepcopy(manifest)
     new.artifact.precision = "int8"
     new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
     with atomic_path(final) as tmp, OrtQdqQuantizer(artifact, data, options.method, form=options.onnx_form) as quantizer:
-        outputs = lambda: load(tmp, device="cpu").run(held)[0]  # noqa: E731
-        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx")
+        outputs = lambda: load(tmp, device="cpu").run(held)  # noqa: E731
+        names = [o.name for o in new.outputs]
+        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx", names)
         new.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
                                              quantizer.float_ops(tmp), scheme=quantizer.description)
         record_io_quantization(new, tmp)
         # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
-        new.parity = check([refs], [outputs()], "int8", [o.name for o in new.outputs], bounds={"min_cosine": bounds.min_cosine},
+        new.parity = check(refs, outputs(), "int8", names, bounds={"min_cosine": bounds.min_cosine},
                            reference="fp32 artifact", inputs=f"{len(held)} held-out calibration images")
         finish_artifact(new, tmp, final)
     return final, new

@@ -78,7 +78,9 @@ def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:
                 f"latency)" if cost else "")) if c.kept_float else "none"
         for what, value in (("artifact", name), ("calibration", f"{c.calibration_images} images from {c.source}, "
                             f"{c.method}, {c.held_out_images} held out"),
-                            ("cosine (min)", f"{r.cosine_min:.5f} (bound {c.guard.min_cosine:g})"),
+                            ("cosine (min)", f"{r.cosine_min:.5f} (bound {c.guard.min_cosine:g})" + (
+                                " weakest of: " + ", ".join(f"{o.name} {o.cosine:.5f}" for o in r.per_output)
+                                if r.per_output else "")),
                             ("top-1 agreement", agree), ("top-1 drop", drop), ("max abs", f"{r.max_abs:.3g}"),
                             ("kept in float", kept),
                             ("float ops", ", ".join(f"{k} x{v}" for k, v in r.float_ops.items()) or "none"),

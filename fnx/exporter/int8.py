@@ -10,9 +10,8 @@ import torch
 from fnx.calibration.data import CalibrationSet, load_calibration
 from fnx.calibration.guard import guard_bounds, run_guarded
 from fnx.calibration.report import calibration_record, record_io_quantization
-from fnx.errors import FnxError
 from fnx.exporter.build import BuiltModel
-from fnx.exporter.checks import run_artifact
+from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
 from fnx.exporter.formats import ArtifactFormat
 from fnx.exporter.options import ExportOptions
 from fnx.manifest import Manifest
@@ -20,8 +19,8 @@ from fnx.models import get_variant
 from fnx.progress import Steps
 
 
-def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tuple[CalibrationSet, np.ndarray]:
-    """Return the calibration set and the fp32 PyTorch logits of its held-out images (read once per model)."""
+def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tuple[CalibrationSet, list[np.ndarray]]:
+    """Return the calibration set and the fp32 PyTorch outputs of its held-out images (read once per model)."""
     if "calibration" not in built.cache:
         cal = opts.int8
         bar, task = steps.progress("reading calibration images", None)
@@ -29,17 +28,15 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tu
             data = load_calibration(cal.data, built.preprocessing, size=cal.size, progress=(bar, task))
         steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
                    + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
-        with torch.no_grad():
-            refs = built.model(torch.from_numpy(np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2)))).numpy()
-        built.cache["calibration"] = (data, refs)
+        built.cache["calibration"] = (data, reference_outputs(built.model, data.held_out))
     return built.cache["calibration"]
 
 
 def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, tmp: Path,
                 steps: Steps, manifest: Manifest) -> None:
-    """Write a guarded int8 artifact of deployed to tmp; record its calibration and I/O quantization in manifest."""
-    if built.features_only:
-        raise FnxError("int8 export of the --features backbone is not supported yet; export it as fp32 or fp16")
+    """Write a guarded int8 artifact of deployed to tmp; record its calibration and I/O quantization in manifest.
+
+    A --features backbone is guarded on its weakest feature map (every output held to the bound)."""
     data, refs = calibration_data(built, opts, steps)
     notes = []
     if get_variant(built.name).act == "gelu" and fmt.gelu_note:
@@ -47,8 +44,9 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
         steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
     bounds = guard_bounds(opts.int8.min_cosine, opts.int8.max_top1_drop)
     with fmt.int8_quantizer(deployed, built, opts, data, tmp) as quantizer:
-        report, keep, ranking = run_guarded(quantizer, tmp, lambda: run_artifact(tmp, data.held_out, fmt.file.layout)[0],
-                                            refs, data, bounds, steps, fmt.name)
+        outputs = lambda: as_nchw(run_artifact(tmp, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
+        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
+                                            [o.name for o in manifest.outputs])
         manifest.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
                                                   quantizer.float_ops(tmp), notes,
                                                   quantizer.description)

@@ -47,6 +47,11 @@ def export_tflite(model, path: Path, sample_nhwc, n_feature_maps: int = 0, quant
     edge.export(str(path))
 
 
+def _feature_maps(built) -> int:
+    """How many of the model's outputs are feature maps (a --features backbone: NHWC in the TFLite file)."""
+    return sum(o.kind == "feature_map" for o in built.output_specs())
+
+
 def to_fp16(src: Path, dest: Path) -> None:
     """Write src with float16 weights (dequantized to float at run time, or run in fp16 where the engine can)."""
     from ai_edge_quantizer import qtyping, quantizer
@@ -92,8 +97,8 @@ class Pt2eQuantizer:
     description = "PT2E (XNNPACK quantizer); activations int8 asymmetric per-tensor; weights int8 per-channel symmetric"
     io = "int8"  # litert-torch's PT2E path always emits int8 input and output tensors
 
-    def __init__(self, model, data, batch: int):
-        self.wrapped, self.data, self.batch = channel_last(model), data, batch
+    def __init__(self, model, data, batch: int, n_feature_maps: int = 0):
+        self.wrapped, self.data, self.batch = channel_last(model, n_feature_maps), data, batch
 
     def __enter__(self) -> "Pt2eQuantizer":
         return self
@@ -153,10 +158,9 @@ class TFLiteFormat:
         import torch
 
         size, chans = built.img_size, built.model.in_chans
-        n_maps = sum(o.kind == "feature_map" for o in built.output_specs())
-        export_tflite(model, path, torch.zeros(opts.batch, size, size, chans), n_feature_maps=n_maps)
+        export_tflite(model, path, torch.zeros(opts.batch, size, size, chans), n_feature_maps=_feature_maps(built))
         if opts.precision == "fp16":
             to_fp16(path, path)
 
     def int8_quantizer(self, model, built, opts, data, work: Path) -> Pt2eQuantizer:
-        return Pt2eQuantizer(model, data, opts.batch)
+        return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built))
