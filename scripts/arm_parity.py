@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ARM parity: fnx artifacts on emulated aarch64 (qemu chroot) give the same outputs as on x86.
+"""ARM parity: fnx artifacts on emulated aarch64 and armv7l (qemu chroots) give the same outputs as on x86.
 
 Run as root from the repo venv:   .venv/bin/python scripts/arm_parity.py [--corrupt] [--extra-artifact PATH]...
 
@@ -9,7 +9,9 @@ Run as root from the repo venv:   .venv/bin/python scripts/arm_parity.py [--corr
 3. the aarch64 chroot (scripts/arm_env.sh) with this checkout's wheel pip-installed per engine set, as a Pi user would:
      litert          ai-edge-litert 2.3 + onnxruntime 1.32 + numpy 2   (all artifacts)
      tflite-runtime  tflite-runtime 2.14 + numpy 1.x                    (TFLite artifacts, engine forced)
-   each set runs fnx.runtime.Session and examples/classify.py (no fnx on its path);
+     armv7l          32-bit Raspberry Pi OS: Debian armhf python3.11 with Debian's numpy 1.24 and Pillow, tflite-runtime
+                     2.14 (scripts/armv7_env.sh; TFLite artifacts)
+   each set runs fnx.runtime.Session and examples/classify.py (no fnx on its path); armv7l also `fnx run --json`;
 4. verdicts with the bounds of fnx.parity.CROSS_ARCH_BOUNDS (int8 also against PyTorch at the artifact's own bound).
 
 Exit: 0 all bounds hold; 1 a bound broke or a run failed; 3 aarch64 cannot be run here (no root or no qemu
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
         print(exports.export(exports.t0_recipe(*args._export), CACHE))
         return 0
     t_start = time.time()
-    console.print("[bold]ARM parity[/] (emulated aarch64 vs x86_64; emulated timings say nothing about a Pi)")
+    console.print("[bold]ARM parity[/] (emulated aarch64 and armv7l vs x86_64; emulated timings say nothing about a Pi)")
     if platform.machine() != "x86_64":
         console.print(f"[yellow]host is {platform.machine()}, not x86_64: the reference side is that arch[/]")
     if os.geteuid() != 0:
@@ -111,21 +113,38 @@ def main(argv=None) -> int:
     cdir = "/work/" + work.name
     shutil.copy2(Path(__file__).parent / "armparity" / "arm_job.py", work / "arm_job.py")
     shutil.copy2(REPO / "examples/classify.py", work / "classify.py")
+    root7, why = chroot.start_armv7_env()
+    if root7 is None and "exit 3" in why:
+        return chroot.cannot_emulate(why)
     with tempfile.TemporaryDirectory() as wt:
-        chroot.install_fnx(root, Path(wt))
+        wheel = chroot.build_wheel(Path(wt))
+        chroot.install_fnx(root, wheel)
+        if root7 is not None:
+            chroot.install_fnx_armv7(root7, wheel)
     console.print(f"aarch64 root and fnx ready at {time.time() - t_start:.0f} s: {root}")
+    roots = {"aarch64": root}
+    sets = list(chroot.SETS)
+    if root7 is not None:
+        roots["armv7l"] = root7
+        sets.append(chroot.ARMV7_SET)
+        console.print(f"armv7l root and fnx ready: {root7}")
+    else:
+        skipped.append(f"armv7l: no root ({why}; log: {CACHE / 'armv7_env.log'})")
     for i, a in enumerate(artifacts):
         prepare(a, i, work)
-    images = pngs(artifacts[0], work, cdir)
-    results = chroot.run_jobs(chroot.jobs_for(artifacts, "p1", cdir, images), root, args.jobs)
+    images = pngs(artifacts, work, cdir)
+    mirror(work, roots)
+    results = chroot.run_jobs(chroot.jobs_for(artifacts, "p1", cdir, images, sets), roots, args.jobs)
     if bg:
         out, err = bg.communicate()
         console.print(f"int8 TFLite export finished at {time.time() - t_start:.0f} s")
         if bg.returncode == 0 and out.strip():
             a = Artifact(Path(out.strip().splitlines()[-1]))
             prepare(a, len(artifacts), work)
+            x86_top1([a], work, images)
             artifacts.append(a)
-            results += chroot.run_jobs(chroot.jobs_for([a], "p2", cdir, None), root, args.jobs)
+            mirror(work, roots)
+            results += chroot.run_jobs(chroot.jobs_for([a], "p2", cdir, images, sets), roots, args.jobs)
         else:
             skipped.append(f"t0 tflite int8: export failed ({(err.strip().splitlines() or ['?'])[-1][:160]})")
     if args.corrupt:
@@ -135,19 +154,46 @@ def main(argv=None) -> int:
         console.print(f"[bold magenta]--corrupt: x86 output [0] of {a.name} perturbed far beyond its bound[/]")
     report = Report({a.id: a for a in artifacts})
     for res in results:
-        report.add_result(res, root, judge, judge_preprocessing, images["ref"])
+        report.add_result(res, roots[res["job"]["arch"]], judge, judge_preprocessing, images["ref"])
     failures = report.finish(skipped)
     if args.keep:
         console.print(f"work dir kept: {work}")
     else:
-        shutil.rmtree(work, ignore_errors=True)
+        for r in roots.values():
+            shutil.rmtree(r / "work" / work.name, ignore_errors=True)
     verdict = "[bold red]ARM PARITY FAILED[/]" if failures else "[bold green]ARM PARITY OK[/]"
     console.print(f"{verdict}: {failures} failure(s); {len(artifacts)} artifact(s); wall {time.time() - t_start:.0f} s")
     return 1 if failures else 0
 
 
-def pngs(first: Artifact, work: Path, cdir: str) -> dict:
-    """Write 4 PNGs for classify.py's own preprocessing on aarch64; returns their chroot paths, spec and x86 result."""
+def mirror(work: Path, roots: dict[str, Path]) -> None:
+    """Give every other root the same /work/<name> files as the aarch64 one (hard links where possible)."""
+    def link(src: str, dst: str) -> None:
+        if os.path.exists(dst):
+            return  # mirrored earlier: the files of a work dir are written once
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for r in roots.values():
+        dst = r / "work" / work.name
+        if dst != work:
+            shutil.copytree(work, dst, copy_function=link, dirs_exist_ok=True)
+
+
+def x86_top1(artifacts: list[Artifact], work: Path, images: dict) -> None:
+    """Record each artifact's x86 top-1 class of the PNGs (what `fnx run --json` on ARM is judged against)."""
+    from fnx.runtime import load
+
+    files = [str(work / Path(f).name) for f in images["files"]]
+    for a in artifacts:
+        a.extra["x86_top1"] = [p.indices[0] for p in load(a.path, device="cpu", threads=1).predict(files, topk=1, mode="exact")]
+
+
+def pngs(artifacts: list[Artifact], work: Path, cdir: str) -> dict:
+    """Write 4 PNGs for classify.py's own preprocessing on ARM; returns their chroot paths, spec and x86 result."""
+    first = artifacts[0]
     from PIL import Image
 
     from fnx.calibration.synthetic import synthetic_images
@@ -159,8 +205,10 @@ def pngs(first: Artifact, work: Path, cdir: str) -> dict:
     for i, im in enumerate(synthetic_images(4, size=int(spec.resize_short), seed=0)):
         Image.fromarray(im).save(work / f"img{i}.png")
         files.append(work / f"img{i}.png")
-    return {"files": [f"{cdir}/{p.name}" for p in files], "spec": spec.to_dict(),
-            "ref": np.stack([preprocess(p, spec) for p in files])}
+    images = {"files": [f"{cdir}/{p.name}" for p in files], "spec": spec.to_dict(),
+              "ref": np.stack([preprocess(p, spec) for p in files])}
+    x86_top1(artifacts, work, images)
+    return images
 
 
 if __name__ == "__main__":

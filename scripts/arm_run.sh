@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# arm_run.sh - run the aarch64 python of a root built by scripts/arm_env.sh.
+# arm_run.sh - run the ARM python of a root built by scripts/arm_env.sh (aarch64) or scripts/armv7_env.sh (armv7l).
 #
 # Usage: scripts/arm_run.sh [--proc] [-e VAR=VAL]... ROOT SET -- python-args...
 #   ROOT  the path printed by scripts/arm_env.sh (last line of its stdout)
-#   SET   litert | tflite-runtime (an /opt/env-SET built in ROOT), or 'none'
+#   SET   litert | tflite-runtime | armv7l (an /opt/env-SET built in ROOT), or 'none'
 #   --proc  mount a proc filesystem on ROOT/proc for this run only (in a private mount
 #           namespace, so nothing is left behind; falls back to mount + trap umount).
 #           Not needed by numpy / ai-edge-litert / onnxruntime / tflite-runtime.
@@ -14,7 +14,7 @@
 # seen inside it: copy scripts/models/inputs under ROOT/work yourself and use /work/...
 # /sys is deliberately absent: LiteRT and ONNX Runtime crash in CPU detection with the
 # host's /sys (they print harmless "Error in cpuinfo" lines without it).
-# Exit: the command's status; 2 usage / bad ROOT or SET; 3 cannot emulate aarch64 here.
+# Exit: the command's status; 2 usage / bad ROOT or SET; 3 cannot emulate the root's arch here.
 set -euo pipefail
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -48,9 +48,10 @@ if [ "$SET" != none ]; then
     || { echo "arm_run.sh: set '$SET' is not built in $ROOT (run scripts/arm_env.sh --set $SET)" >&2; exit 2; }
   ENVV+=(PYTHONPATH=/opt/env-$SET)
 fi
-E=/proc/sys/fs/binfmt_misc/qemu-aarch64
+BINFMT=$(cat "$ROOT/.fnx-binfmt" 2>/dev/null || echo qemu-aarch64)  # armv7_env.sh roots: qemu-arm
+E=/proc/sys/fs/binfmt_misc/$BINFMT
 if ! { [ -r $E ] && grep -qx enabled $E && grep -q '^flags:.*F' $E; }; then
-  echo "arm_run.sh: ERROR: qemu-aarch64 binfmt (flag F) is not registered; run scripts/arm_env.sh" >&2
+  echo "arm_run.sh: ERROR: $BINFMT binfmt (flag F) is not registered; run scripts/arm_env.sh" >&2
   exit 3
 fi
 [ "$(id -u)" = 0 ] || { echo "arm_run.sh: ERROR: chroot needs root" >&2; exit 3; }

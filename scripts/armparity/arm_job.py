@@ -1,7 +1,8 @@
-"""Runs inside the aarch64 chroot (python 3.11, numpy 1 or 2): one process, every artifact of its job.
+"""Runs inside an ARM chroot (aarch64 or armv7l; python 3.11, numpy 1 or 2): one process, every artifact of its job.
 
 argv[1] is the job's JSON. runner "session" uses fnx.runtime (the fnx wheel); runner "classify" imports
-examples/classify.py with no fnx on the path. Writes each artifact's raw outputs and a result JSON.
+examples/classify.py with no fnx on the path; runner "cli" runs `fnx run --json` on image files (fnx's CLI).
+Writes each artifact's raw outputs (or the CLI's JSON) and a result JSON.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ import numpy as np
 
 job = json.load(open(sys.argv[1]))
 res = {"machine": platform.machine(), "numpy": np.__version__, "items": []}
-if job["runner"] == "session":
+if job["runner"] in ("session", "cli"):
     import fnx
     import fnx.runtime
 
@@ -33,6 +34,21 @@ for a in job["artifacts"]:
             s = fnx.runtime.load(a["model"], device="cpu", threads=1, engine=job.get("engine"))
             np.save(a["out"], s.run(np.load(a["x"]))[0])
             it["engine"] = s.engine_label
+        elif job["runner"] == "cli":
+            from fnx.cli import app
+
+            buf = io.StringIO()
+            argv = ["run", a["model"], *job["images"], "--json", "--threads", "1", "--preprocess", "exact"]
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    rc = app(argv + (["--engine", job["engine"]] if job.get("engine") else []), standalone_mode=False)
+                except SystemExit as e:
+                    rc = e.code
+            if rc:
+                raise RuntimeError(f"fnx run exited {rc}")
+            out = json.loads(buf.getvalue())
+            it["top1"] = [p["top"][0]["index"] for p in out["predictions"]]
+            it["engine"] = out["engine"]
         else:
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
@@ -46,11 +62,11 @@ for a in job["artifacts"]:
         it.update(ok=False, error=f"{type(e).__name__}: {e}"[:600])
     it["seconds"] = round(time.time() - t, 1)
     res["items"].append(it)
-if job.get("images"):  # classify.py's own preprocessing of image files, on aarch64 Pillow
+if job.get("pre_out"):  # classify.py's own preprocessing of image files, on aarch64 Pillow
     x = np.stack([classify.preprocess(p, job["spec"]) for p in job["images"]])
     np.save(job["pre_out"], x)
 leaked = {m.split(".")[0] for m in sys.modules} & {"torch", "tensorflow"}
-if job["runner"] != "session" and "fnx" in sys.modules:
+if job["runner"] == "classify" and "fnx" in sys.modules:
     leaked.add("fnx")
 res["leaked"] = sorted(leaked)
 json.dump(res, open(job["result"], "w"))

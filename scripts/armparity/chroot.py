@@ -1,4 +1,5 @@
-"""The aarch64 side: qemu binfmt, the chroot (scripts/arm_env.sh), fnx's wheel installed in it, and the jobs run there."""
+"""The ARM side: qemu binfmt, the chroots (scripts/arm_env.sh: aarch64; scripts/armv7_env.sh: 32-bit armv7l),
+fnx's wheel installed in them, and the jobs run there."""
 
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ SETS = {  # what a Pi user installs next to the fnx wheel, per engine set
 }
 # Which engine each set must run each format on (and that engine's forced name for the Session runner).
 EXPECT_ENGINE = {("litert", "tflite"): "litert", ("litert", "onnx"): "onnxruntime",
-                 ("tflite-runtime", "tflite"): "tflite-runtime"}
-FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime"}
+                 ("tflite-runtime", "tflite"): "tflite-runtime", ("armv7l", "tflite"): "tflite-runtime"}
+FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "tflite-runtime"}
+# 32-bit Raspberry Pi OS: Debian's numpy and Pillow (armv7_env.sh), tflite-runtime, fnx and its pure-Python deps.
+ARMV7_SET = "armv7l"
+ARMV7_PLATFORMS = ["manylinux_2_34_armv7l", "manylinux_2_28_armv7l", "manylinux_2_17_armv7l", "manylinux2014_armv7l"]
+ARCH = {"litert": "aarch64", "tflite-runtime": "aarch64", ARMV7_SET: "armv7l"}
+RUNNERS = {"litert": ("session", "classify"), "tflite-runtime": ("session", "classify"),
+           ARMV7_SET: ("session", "classify", "cli")}
 console = Console(highlight=False, width=max(150, Console().width))
 
 
@@ -69,8 +76,8 @@ def env_error() -> str:
     return errs[0].split("ERROR: ", 1)[-1] if errs else "qemu-aarch64 binfmt (flag F) is not registered"
 
 
-def install_fnx(root: Path, work: Path) -> dict[str, str]:
-    """Build a wheel of the checkout and pip-install it (+ each set's engines) for aarch64 into ROOT/opt/fnx-<set>."""
+def build_wheel(work: Path) -> Path:
+    """Build a wheel of the checkout (from a copy: building in the checkout would leave build/ behind)."""
     src = work / "wheel-src"  # a copy: building in the checkout would leave build/ behind
     src.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
@@ -81,10 +88,19 @@ def install_fnx(root: Path, work: Path) -> dict[str, str]:
                        capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"pip wheel of {REPO} failed:\n{r.stdout}{r.stderr}")
-    wheel = next((work / "dist").glob("fnx-*.whl"))
+    return next((work / "dist").glob("fnx-*.whl"))
+
+
+def wheel_key(wheel: Path) -> str:
     with zipfile.ZipFile(wheel) as z:  # RECORD holds every file's sha256: a content key, free of timestamps
         record = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/RECORD")))
-    wheel_hash = hashlib.sha256(record).hexdigest()[:16]
+    return hashlib.sha256(record).hexdigest()[:16]
+
+
+def install_fnx(root: Path, wheel: Path) -> dict[str, str]:
+    """pip-install the fnx wheel (+ each set's engines) for aarch64 into ROOT/opt/fnx-<set>."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    wheel_hash = wheel_key(wheel)
     keys = {}
     with open(CACHE / ".fnx-layers.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -99,16 +115,66 @@ def install_fnx(root: Path, work: Path) -> dict[str, str]:
     return keys
 
 
-def _pip_target(pip: list[str], reqs: list[str], tmp: Path, dst: Path, key: str) -> None:
+def pure_closure(names: list[str], exclude: set[str]) -> list[str]:
+    """Return name==version of names and everything they require, as installed here."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    seen: dict[str, str] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen or name in exclude:
+            continue
+        dist = metadata.distribution(name)
+        seen[name] = dist.version
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return [f"{n}=={v}" for n, v in sorted(seen.items())]
+
+
+def install_fnx_armv7(root: Path, wheel: Path) -> str:
+    """Install the fnx wheel, tflite-runtime and the CLI's deps (typer, rich and theirs, as installed here; pydantic-core
+    has an armv7l wheel) into the armv7l ROOT/opt/fnx-armv7l; numpy and Pillow are Debian's (PyPI has no armv7l numpy)."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    reqs = [str(wheel), "tflite-runtime==2.14.0", *pure_closure(["typer", "rich"], {"numpy", "pillow"})]
+    key = hashlib.sha256((wheel_key(wheel) + " ".join(reqs[1:])).encode()).hexdigest()[:16]
+    dst = root / "opt" / f"fnx-{ARMV7_SET}"
+    if (dst / ".fnx-key").is_file() and (dst / ".fnx-key").read_text().strip() == key:
+        return key
+    with open(CACHE / ".fnx-layers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _pip_target(pip, reqs, root / "opt" / f".fnx-tmp-armv7-{os.getpid()}", dst, key, ARMV7_PLATFORMS, deps=False)
+    console.print(f"  installed fnx wheel + tflite-runtime 2.14 + the CLI's deps ({', '.join(reqs[2:])}) -> {dst}")
+    return key
+
+
+def start_armv7_env() -> tuple[Path | None, str]:
+    """Build or reuse the armv7l root (scripts/armv7_env.sh); returns (root, "") or (None, why not)."""
+    log = CACHE / "armv7_env.log"
+    with open(log, "w") as err:
+        r = subprocess.run([str(REPO / "scripts/armv7_env.sh")], stdout=subprocess.PIPE, stderr=err, text=True)
+    if r.returncode:
+        lines = [line for line in log.read_text().splitlines() if "ERROR" in line] or log.read_text().splitlines()[-1:]
+        return None, f"scripts/armv7_env.sh exit {r.returncode}: {(lines or ['?'])[0]}"
+    return Path(r.stdout.strip().splitlines()[-1]), ""
+
+
+def _pip_target(pip: list[str], reqs: list[str], tmp: Path, dst: Path, key: str, platforms: list[str] = PLATFORMS,
+                deps: bool = True) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = pip + ["install", "-q", "--no-warn-conflicts", "--no-warn-script-location", "--only-binary=:all:",
                  "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--target", str(tmp)]
-    for p in PLATFORMS:
+    cmd += [] if deps else ["--no-deps"]
+    for p in platforms:
         cmd += ["--platform", p]
     r = subprocess.run(cmd + reqs, capture_output=True, text=True)
     if r.returncode:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise SystemExit(f"pip could not install fnx for aarch64 ({dst.name}):\n{r.stderr[-2000:]}")
+        raise SystemExit(f"pip could not install fnx for {' '.join(platforms)} ({dst.name}):\n{r.stderr[-2000:]}")
     (tmp / ".fnx-key").write_text(key + "\n")
     old = dst.with_name(f".fnx-old-{dst.name}-{os.getpid()}")
     if dst.exists():
@@ -117,13 +183,14 @@ def _pip_target(pip: list[str], reqs: list[str], tmp: Path, dst: Path, key: str)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def run_jobs(jobs: list[dict], root: Path, nproc: int) -> list[dict]:
-    """Run each job's arm_job.py in the chroot (nproc at a time); returns their results with rc, time and log tail."""
+def run_jobs(jobs: list[dict], roots: dict[str, Path], nproc: int) -> list[dict]:
+    """Run each job's arm_job.py in its arch's chroot (nproc at a time); returns results with rc, time and log tail."""
 
     def one(job: dict) -> dict:
+        root = roots[job["arch"]]
         host_dir = root / job["dir"].lstrip("/")
         (host_dir / f"job-{job['id']}.json").write_text(json.dumps(job))
-        env_path = f"/opt/fnx-{job['set']}" if job["runner"] == "session" else f"/opt/env-{job['set']}"
+        env_path = f"/opt/fnx-{job['set']}" if job["runner"] in ("session", "cli") else f"/opt/env-{job['set']}"
         cmd = [str(REPO / "scripts/arm_run.sh"), "-e", f"PYTHONPATH={env_path}", str(root), job["set"], "--",
                f"{job['dir']}/arm_job.py", f"{job['dir']}/job-{job['id']}.json"]
         t = time.time()
@@ -133,7 +200,7 @@ def run_jobs(jobs: list[dict], root: Path, nproc: int) -> list[dict]:
         res_path = root / job["result"].lstrip("/")
         res = json.loads(res_path.read_text()) if res_path.is_file() else {"items": []}
         res.update(job=job, rc=rc, seconds=time.time() - t, log=log_path.read_text()[-1500:])
-        console.print(f"  [dim]aarch64 {job['set']:<14} {job['runner']:<8} {len(job['artifacts'])} artifact(s): "
+        console.print(f"  [dim]{job['arch']:<7} {job['set']:<14} {job['runner']:<8} {len(job['artifacts'])} artifact(s): "
                       f"rc {rc}, {res['seconds']:.0f} s (emulated)[/]")
         return res
 
@@ -141,18 +208,20 @@ def run_jobs(jobs: list[dict], root: Path, nproc: int) -> list[dict]:
         return list(ex.map(one, jobs))
 
 
-def jobs_for(artifacts: list, tag: str, cdir: str, images: dict | None) -> list[dict]:
+def jobs_for(artifacts: list, tag: str, cdir: str, images: dict | None, sets=(*SETS, ARMV7_SET)) -> list[dict]:
     """Return the jobs (engine set x runner) for artifacts (objects with id, name, format, path), biggest first."""
     jobs = []
-    for s in SETS:
+    for s in sets:
         sel = [a for a in artifacts if (s, a.format) in EXPECT_ENGINE]
-        for runner in ("session", "classify") if sel else ():
+        for runner in [r for r in RUNNERS[s] if images or r != "cli"] if sel else ():
             jid = f"{tag}-{s}-{runner}"
-            job = {"id": jid, "set": s, "runner": runner, "dir": cdir, "classify": f"{cdir}/classify.py",
+            job = {"id": jid, "set": s, "arch": ARCH[s], "runner": runner, "dir": cdir, "classify": f"{cdir}/classify.py",
                    "engine": FORCED_ENGINE[s], "result": f"{cdir}/res-{jid}.json",
                    "artifacts": [{"name": a.name, "id": a.id, "format": a.format, "model": f"{cdir}/{a.id}{a.path.suffix}",
                                   "x": f"{cdir}/{a.id}-x.npy", "out": f"{cdir}/{a.id}-{s}-{runner}.npy"} for a in sel]}
             if runner == "classify" and images:
                 job.update(images=images["files"], spec=images["spec"], pre_out=f"{cdir}/pre-{s}.npy")
+            if runner == "cli":  # `fnx run --json` on the image files, judged against x86's top-1
+                job.update(images=images["files"] if images else [], cli_out=f"{cdir}/cli-{jid}.json")
             jobs.append(job)
     return sorted(jobs, key=lambda j: -len(j["artifacts"]))

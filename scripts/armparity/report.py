@@ -13,6 +13,19 @@ from rich.table import Table
 from armparity.chroot import EXPECT_ENGINE, console
 
 
+def judge_cli(a, top1: list[int]) -> tuple[bool, str, str, str]:
+    """`fnx run --json` on ARM: every image predicted; fp32 top-1 must equal x86's (int8: shown, within its bounds
+    by the Session rows of the same engine)."""
+    want = a.extra.get("x86_top1") or []
+    same = sum(int(x == y) for x, y in zip(top1, want))
+    text, agree = f"{len(top1)} images predicted", f"{same}/{len(want)}"
+    if len(top1) != len(want):
+        return False, f"FAIL: {len(top1)} predictions for {len(want)} images", text, agree
+    if a.precision != "int8" and same != len(want):
+        return False, "FAIL: top-1 differs from x86", text, agree
+    return True, "ok", text, agree
+
+
 class Report:
     """Collects verdicts into a rich table; `finish` prints it and returns the number of failures."""
 
@@ -20,7 +33,7 @@ class Report:
         self.artifacts = artifacts
         self.failures = 0
         self.logs: list[str] = []
-        self.table = Table(title="ARM parity: emulated aarch64 vs x86_64 (fnx.runtime, 1 thread)")
+        self.table = Table(title="ARM parity: emulated aarch64 and armv7l vs x86_64 (fnx.runtime, 1 thread)")
         for c in ("artifact", "engine set", "runner", "engine", "arch", "difference", "bound", "top-1 =", "verdict"):
             self.table.add_column(c, overflow="fold")
 
@@ -39,6 +52,8 @@ class Report:
             ok, verdict, text, top1 = False, "", "-", "-"
             if it is None or not it.get("ok"):
                 verdict = f"FAIL: {(it or {}).get('error') or 'no result (rc %s), see log' % res['rc']}"
+            elif job["runner"] == "cli":
+                ok, verdict, text, top1 = judge_cli(a, it.get("top1") or [])
             else:
                 ok, verdict, text, top1 = judge(a, np.load(root / spec["out"].lstrip("/")))
                 want = EXPECT_ENGINE[(job["set"], a.format)]
@@ -46,11 +61,12 @@ class Report:
                     ok, verdict = False, f"FAIL: ran on {engine}, expected {want}"
             for bad, why in ((job["runner"] == "classify" and res.get("fnx_on_path"), "fnx importable next to classify.py"),
                              (res.get("leaked"), f"imported {', '.join(res.get('leaked') or [])}"),
-                             (machine != "aarch64", f"machine {machine!r}")):
+                             (machine != job.get("arch", "aarch64"), f"machine {machine!r}")):
                 if bad:
                     ok, verdict = False, f"FAIL: {why}"
-            self.row(ok, a.name, job["set"], "fnx Session" if job["runner"] == "session" else "classify.py", engine,
-                     machine, text, a.bound_text(), top1, verdict)
+            runner = {"session": "fnx Session", "classify": "classify.py", "cli": "fnx run --json"}[job["runner"]]
+            bound = "top-1 = x86 (fp32)" if job["runner"] == "cli" else a.bound_text()
+            self.row(ok, a.name, job["set"], runner, engine, machine, text, bound, top1, verdict)
         if res["rc"] and all(i.get("ok") for i in res["items"]):
             self.row(False, "(process)", job["set"], job["runner"], "", machine, "-", "-", "-", f"FAIL: exit {res['rc']}")
         if res["rc"] or not all(i.get("ok") for i in res["items"]):
@@ -61,6 +77,7 @@ class Report:
                      "ok" if ok else "FAIL: preprocessing differs")
 
     def finish(self, skipped: list[str]) -> int:
+        """Print the table, the failed jobs' logs and what could not be checked; returns the failure count."""
         for a in self.artifacts.values():
             self.table.add_row(a.name, "x86 reference", "fnx Session", a.x86_engine, platform.machine(), "-",
                                a.bound_text(), "-", "ref")
