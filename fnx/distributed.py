@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -68,7 +69,8 @@ def process_group(rank: Rank) -> Iterator[None]:
         return
     if rank.device.startswith("cuda"):
         torch.cuda.set_device(rank.local_rank)
-    dist.init_process_group(backend="nccl" if rank.device.startswith("cuda") else "gloo")
+    # rank 0 validates and saves alone while the others wait at a barrier: allow a long validation
+    dist.init_process_group(backend="nccl" if rank.device.startswith("cuda") else "gloo", timeout=timedelta(hours=2))
     try:
         yield
     finally:
@@ -94,6 +96,7 @@ def launch(nproc: int, entry: Callable, *args: Any) -> Any:
 
     A failed process fails the run: FnxError with its error, the others are stopped by the launcher.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -106,5 +109,7 @@ def launch(nproc: int, entry: Callable, *args: Any) -> Any:
         message = str(failure.message.get("message", failure.message) if isinstance(failure.message, dict)
                       else failure.message).strip()
         last = message.splitlines()[0] if message else f"exit code {failure.exitcode}"
-        raise FnxError(f"training process {rank} of {nproc} failed: {last}") from None
+        raise FnxError(f"training process {rank} of {nproc} failed: {last.removeprefix('FnxError: ')}") from None
+    except SignalException:  # the launcher turns Ctrl-C into its own exception, after stopping the processes
+        raise KeyboardInterrupt from None
     return results[0]

@@ -27,7 +27,7 @@ from fnx.distributed import Rank, barrier, launch, process_group, resolve_device
 from fnx.models.sidecar import Sidecar, read_sidecar, write_sidecar
 from fnx.progress import Steps
 from fnx.runtime.preprocess import load_image, preprocess
-from fnx.train_data import TrainImages
+from fnx.train_data import CACHE_BYTES, TrainImages
 from fnx.train_state import TrainState, load_state, state_path
 
 
@@ -104,6 +104,10 @@ def check_run(opts: TrainOptions, world: int) -> str:
         raise FnxError("--sync-bn needs GPUs: torch runs SyncBatchNorm on CUDA only; on CPU each process keeps its "
                        "own BatchNorm statistics (DDP broadcasts rank 0's), so leave --sync-bn out")
     _steps_per_rank(opts, world)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world)) if under_launcher() else world
+    if device == "cuda" and local > torch.cuda.device_count():
+        raise FnxError(f"{local} processes on this machine but {torch.cuda.device_count()} CUDA GPU(s): use "
+                       f"--nproc {torch.cuda.device_count()} (one process per GPU), or --device cpu")
     return device
 
 
@@ -133,6 +137,8 @@ def _process_entry(name: str, data: Path, out: Path, opts: TrainOptions, quiet: 
 
 def _train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, resume) -> Sidecar | None:
     rank = this_rank(resolve_device(opts.device))
+    if not rank.main:  # under torchrun every process gets the CLI's Steps: rank 0 alone reports
+        steps = Steps(quiet=True)
     with process_group(rank):
         return _fit(name, data, out, opts, steps, rank, load_state(resume) if resume else None)
 
@@ -174,7 +180,8 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
     net = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device != "cpu" else None) \
         if rank.distributed else model
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    train_set = TrainImages(train_items, spec, crop=opts.img_size, seed=opts.seed)
+    train_set = TrainImages(train_items, spec, crop=opts.img_size, seed=opts.seed,
+                            cache_bytes=CACHE_BYTES // rank.local_world)  # the machine's budget, shared
     sampler = DistributedSampler(train_set, num_replicas=rank.world, rank=rank.rank, shuffle=True, seed=opts.seed)
     loader = DataLoader(train_set, batch_size=_steps_per_rank(opts, rank.world), sampler=sampler)
     steps_per_epoch = len(loader)
@@ -194,7 +201,7 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         bar, task = steps.progress(f"epoch {epoch + 1}/{opts.epochs}", steps_per_epoch)
-        running = torch.zeros(2, dtype=torch.float64)
+        running = torch.zeros(2, dtype=torch.float64, device=rank.device)  # NCCL reduces CUDA tensors only
         with bar:
             for xb, yb in loader:
                 loss = loss_fn(net(xb.to(rank.device)), yb.to(rank.device))
@@ -202,11 +209,11 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
                 loss.backward()
                 optim.step()
                 sched.step()
-                running += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
+                running += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64, device=rank.device)
                 bar.update(task, advance=1, description=f"epoch {epoch + 1}/{opts.epochs} loss {running[0] / running[1]:.3f}")
         if rank.distributed:
             dist.all_reduce(running)  # the loss over every process's steps
-        mean_loss = float(running[0] / running[1])
+        mean_loss = float((running[0] / running[1]).cpu())
         if rank.main:
             val_acc = accuracy_on(model, TrainImages(val_items, spec), rank.device) if val_items else float("nan")
             history.append({"epoch": epoch + 1, "loss": mean_loss, "val_acc": val_acc})
@@ -216,7 +223,7 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
                 sidecar = Sidecar(variant.name, len(classes), opts.img_size, spec, classes, val_acc, epoch + 1,
                                   len(train_items), {k: v for k, v in vars(opts).items()})
                 save_checkpoint(model, out, sidecar)
-            TrainState(variant.name, classes, epoch + 1, best, history, dict(vars(opts)), str(data), str(out),
+            TrainState(variant.name, classes, epoch + 1, best, history, dict(vars(opts)), str(data.resolve()), str(out.resolve()),
                        _plain_state(model), optim.state_dict(), sched.state_dict()).save(state_path(out))
         barrier(rank)
     if not rank.main:

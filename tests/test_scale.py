@@ -16,6 +16,7 @@ from fnx.calibration.options import Int8Options
 from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.dev import ExportRecipe, cached_export
+from fnx.errors import FnxError
 from fnx.evaluation import evaluate, evaluate_many
 
 FNX = [sys.executable, "-m", "fnx"]
@@ -119,11 +120,34 @@ def test_ray_eval_both_preprocessing_modes_in_process(artifacts, eval_data, ray_
         assert len(alive) == 2 and int(ray.cluster_resources()["CPU"]) == 2
         r = evaluate_many([artifacts[1]], eval_data, mode="fast", limit=60, ray="auto", workers=2)
         assert ray.is_initialized()
+        with pytest.raises(FnxError, match="largest node has 1 CPU"):  # an actor no node can host: refused, no hang
+            evaluate_many([artifacts[1]], eval_data, limit=10, ray="auto", threads=2)
     finally:
         ray.shutdown()
     local = evaluate_many([artifacts[1]], eval_data, mode="fast", limit=60)
     assert r["results"][0]["modes"] == local["results"][0]["modes"]
     assert r["results"][0]["agreement"] == local["results"][0]["agreement"]
+
+
+def test_reference_agreement_between_a_labelled_and_an_unlabelled_model(artifacts, eval_data, tmp_path):
+    import json as _json
+
+    bare = tmp_path / artifacts[0].name  # the same model, its manifest without labels
+    shutil.copy(artifacts[0], bare)
+    m = _json.loads(artifacts[0].with_suffix(".json").read_text())
+    m["labels"] = None
+    bare.with_suffix(".json").write_text(_json.dumps(m))
+    r = evaluate_many([bare], eval_data, reference=artifacts[0], limit=40)
+    assert r["results"][0]["reference_agreement"] == 1.0
+
+
+def test_eval_refuses_a_backbone(eval_data, tmp_path, cli):
+    from fnx.exporter import ExportOptions, export_model
+
+    (res,) = export_model("t0", ExportOptions(formats=("onnx",), weights=str(DEMO_CHECKPOINT), out_dir=tmp_path,
+                                              features=True, verify=False))
+    r = cli("eval", res.artifact, "--data", eval_data)
+    assert r.exit_code == 1 and "--features backbone" in r.output
 
 
 def test_ray_errors_are_one_line(artifacts, eval_data):

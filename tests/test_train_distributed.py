@@ -104,7 +104,6 @@ def test_under_torchrun(small, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--nproc", "2", "--sync-bn", "--device", "cpu"], "--sync-bn needs GPUs"),
     (["--nproc", "3", "--batch-size", "16"], "does not split evenly across 3 processes"),
-    (["--resume", "missing.last.pt"], "no such file"),
 ])
 def test_bad_distributed_options(small, tmp_path, cli, args, message):
     r = cli("train", "fasternet-t0", "--data", small, "--epochs", "1", "--img-size", "32",
@@ -118,5 +117,10 @@ def test_resume_refuses_a_checkpoint_and_another_model(small, tmp_path, cli):
     train("fasternet_t0", small, out, TrainOptions(epochs=1, batch_size=16, img_size=32))
     r = cli("train", "--resume", out)
     assert r.exit_code == 1 and "not a fnx training state" in r.output
+    r = cli("train", "--resume", tmp_path / "missing.last.pt")
+    assert r.exit_code == 1 and "no such file" in r.output
     r = cli("train", "fasternet-t1", "--resume", state_path(out))
     assert r.exit_code == 1 and "is a fasternet_t0 run, not fasternet-t1" in r.output
+    r = cli("train", "--resume", state_path(out), "--epochs", "30", "--lr", "0.1")
+    assert r.exit_code == 1 and "leave out --epochs, --lr" in r.output
+    assert load_state(state_path(out)).options["epochs"] == 1 and Path(load_state(state_path(out)).out).is_absolute()

@@ -15,11 +15,11 @@ from fnx.cli.common import command, console, err_console
 def train_cmd(
     model: Optional[str] = typer.Argument(None, help="fasternet-t0 ... fasternet-l (with --resume: taken from the state)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
-    epochs: int = typer.Option(12, "--epochs", min=1, help="Passes over the training images."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per optimizer step, across all processes."),
-    lr: float = typer.Option(2e-3, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule)."),
-    img_size: int = typer.Option(224, "--img-size", help="Input size (multiple of 32)."),
-    weights: str = typer.Option("random", "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training images [default: 12]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per optimizer step, across all processes [default: 32]."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule) [default: 0.002]."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (multiple of 32) [default: 224]."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning) [default: random]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json and resumable state .last.pt beside it [default: runs/model.pth]."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N processes on this machine (DDP; gloo on CPU, NCCL on GPUs). Under torchrun, leave it out."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (each process takes the GPU of its local rank)."),
@@ -33,8 +33,14 @@ def train_cmd(
     from fnx.progress import Steps
     from fnx.train import TrainOptions, train
 
+    given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights).items()
+             if v is not None}
     if resume is not None:
         from fnx.train_state import load_state
+
+        if given:
+            raise FnxError(f"--resume continues a run with its own options; leave out "
+                           f"{', '.join('--' + k.replace('_', '-') for k in given)} (or start a new run without --resume)")
 
         state = load_state(resume)
         if model is not None and model.replace("-", "_") != state.model_name:
@@ -45,8 +51,7 @@ def train_cmd(
         if model is None or data is None:
             raise FnxError("name the MODEL and --data to train on (or --resume a run's .last.pt state)")
         out = out or Path("runs/model.pth")
-        opts = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights,
-                            nproc=nproc, device=device, sync_bn=sync_bn)
+        opts = TrainOptions(**given, nproc=nproc, device=device, sync_bn=sync_bn)
     side = train(model, data, out, opts, Steps(console=err_console), resume=resume)
     if side is None:  # a non-zero rank under torchrun: rank 0 reports
         return

@@ -35,6 +35,9 @@ def target_classes(target: Path) -> tuple[list[str] | None, list[str] | None]:
         from fnx.manifest import read_manifest
 
         m = read_manifest(target)
+        if m is not None and any(o.kind == "feature_map" for o in m.outputs):
+            raise FnxError(f"{target.name} is a --features backbone (feature maps, no class scores): fnx eval scores "
+                           f"classifiers; evaluate the classifier export of the model")
         return (m.labels, m.class_ids) if m else (None, None)
     from fnx.models.sidecar import read_sidecar
 
@@ -94,13 +97,18 @@ def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | 
 
         runs = predict_on_ray(order, paths, modes, address=ray, workers=workers, threads=threads, engine=engine,
                               inference_precision=inference_precision, batch=batch, steps=steps)
-    ref_names = predicted_names_of(runs[ref].top[mode], runs[ref].labels) if ref else None
+
+    def names(r: Predictions) -> list[str | None]:
+        index = class_index(folder, r.labels, r.class_ids)
+        return predicted_names_of(r.top[mode], r.labels, {int(i): c for i, c in zip(index, folder.classes)})
+
+    ref_names = names(runs[ref]) if ref else None
     results = []
     for t in targets:
         r = runs[t]
         truth = class_index(folder, r.labels, r.class_ids)[folder_class]
         results.append(summarize(str(t), r.kind, r.top, truth, folder_class, folder.classes, mode, r.errors,
-                                 r.labels, ref_names))
+                                 names(r), ref_names))
     return {"data": str(data), "images": len(paths), "classes": folder.classes,
             "reference": str(ref) if ref else None, "runner": "ray" if ray is not None else "local", "results": results}
 

@@ -85,6 +85,9 @@ def _probe(address: str, timeout: float = 5.0) -> None:
 
 def _bundle(target: Path) -> tuple[str, dict[str, bytes]]:
     """Return (content digest, {file name: bytes}) of every file the target needs."""
+    missing = [p.name for p in target_files(target) if not p.is_file()]
+    if missing:
+        raise FnxError(f"{target.name} needs {', '.join(missing)} beside it, which is missing: copy the files together")
     files = {p.name: p.read_bytes() for p in target_files(target)}
     h = hashlib.sha256()
     for name in sorted(files):
@@ -141,6 +144,10 @@ def predict_on_ray(targets: Sequence[Path], paths: Sequence[Path], modes: tuple[
     with ray_cluster(address, steps) as ray:
         per_actor = max(1, threads or 1)
         cpus = int(ray.cluster_resources().get("CPU", 1))
+        biggest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0)
+        if per_actor > biggest:  # no node could host one actor: Ray Data would wait forever
+            raise FnxError(f"--threads {per_actor}: the cluster's largest node has {biggest} CPU(s), so no actor could "
+                           f"start; use --threads {max(1, biggest)} or fewer")
         pool = workers or max(1, cpus // per_actor)
         rows = ray.data.from_items([{"index": i, "path": os.path.abspath(p)} for i, p in enumerate(paths)],
                                    override_num_blocks=max(1, min(len(paths), pool * 4)))

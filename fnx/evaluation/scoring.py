@@ -62,10 +62,10 @@ def _scores(top: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def summarize(target: str, kind: str, top: dict[str, np.ndarray], truth: np.ndarray, folder_class: np.ndarray,
-              classes: list[str], mode: str, errors: list[dict], predicted_names: list[str] | None = None,
-              reference: np.ndarray | None = None) -> dict:
-    """Return one target's figures: top-1/top-5 (the requested mode), per-class top-1 and, given a reference's
-    predicted class per image (names, None where unread), the share of images whose top-1 class matches it."""
+              classes: list[str], mode: str, errors: list[dict], predicted_names: list[str | None] | None = None,
+              reference: list[str | None] | None = None) -> dict:
+    """Return one target's figures: top-1/top-5 (the requested mode), per-class top-1 and, given this target's and a
+    reference's predicted class per image (`predicted_names_of`), the share of images whose top-1 classes match."""
     readable = top[mode][:, 0] >= 0
     n = int(readable.sum())
     if n == 0:
@@ -85,13 +85,16 @@ def summarize(target: str, kind: str, top: dict[str, np.ndarray], truth: np.ndar
         out["modes"] = per_mode
         both = readable & (top["fast"][:, 0] >= 0)
         out["agreement"] = float((top["exact"][both, 0] == top["fast"][both, 0]).mean())
-    if reference is not None:
-        names = predicted_names_of(top[mode], predicted_names)
+    if reference is not None and predicted_names is not None:
+        names = predicted_names
         common = [i for i in range(len(truth)) if names[i] is not None and reference[i] is not None]
         out["reference_agreement"] = float(np.mean([names[i] == reference[i] for i in common])) if common else None
     return out
 
 
-def predicted_names_of(top: np.ndarray, labels: list[str] | None) -> list[str | None]:
-    """Return each image's top-1 class as a name (the label, else the index as text); None where unread."""
-    return [None if i < 0 else (labels[i] if labels and i < len(labels) else str(i)) for i in top[:, 0].tolist()]
+def predicted_names_of(top: np.ndarray, labels: list[str] | None, folder_names: dict[int, str] | None = None) -> list[str | None]:
+    """Return each image's top-1 class as a name: the class folder it stands for, else its label, else its index
+    as text; None where unread. Folder names make models with and without labels comparable."""
+    folder_names = folder_names or {}
+    return [None if i < 0 else folder_names.get(i) or (labels[i] if labels and i < len(labels) else str(i))
+            for i in top[:, 0].tolist()]
