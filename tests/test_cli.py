@@ -19,6 +19,10 @@ def test_version_works_without_a_command(cli):
     ("export", ["onnx|openvino|tflite|all", "fp32|fp16|int8", "minmax|percentile|entropy", "[default: tflite]", "[default: 256]"]),
     ("run", ["litert|tflite-runtime|tf.lite|onnxruntime", "rpi4", "[default: auto]", "[default: 5]"]),
     ("bench", ["[default: cpu]", "[default: 50]"]),
+    # brackets written in help texts survive rich markup (an unescaped "[scale]" or "[@REV]" vanished)
+    ("export", ["hf-hub:ORG/REPO[@REV]"]),
+    ("train", ["[default: 12]", "[default: runs/model.pth]"]),
+    ("eval", ["pip install 'fnx[scale]'"]),
 ])
 def test_help_lists_registry_choices_and_defaults(cli, command, shown):
     r = cli(command, "--help", env={"COLUMNS": "250"})

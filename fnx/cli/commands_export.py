@@ -34,7 +34,7 @@ def export_cmd(
     model: str = typer.Argument(..., help="fasternet-t0 ... fasternet-l (fasternet_t0 and t0 also accepted)."),
     fmt: FormatChoice = typer.Option(FormatChoice("tflite"), "--format", "-f", help="Artifact format (all: every one).", case_sensitive=False),
     precision: PrecisionChoice = typer.Option(PrecisionChoice("fp32"), "--precision", "-p", help="int8 needs --calib-data.", case_sensitive=False),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="PATH, URL, hf-hub:ORG/REPO[@REV], official or random (default: official, else its Hub mirror; an error if neither can be had)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="PATH, URL, hf-hub:ORG/REPO\\[@REV], official or random (default: official, else its Hub mirror; an error if neither can be had)."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=0, help="Classifier size (default: from the checkpoint, else 1000)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size, a multiple of 32 (default: the checkpoint's, else 224)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Static batch size."),
