@@ -120,3 +120,36 @@ def test_import_pulls_in_no_ml_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def _row(fmt, precision, engine, p50, passed=True, hint="native"):
+    return {"format": fmt, "precision": precision, "engine": engine, "engine_label": engine, "inference_precision": hint,
+            "p50_ms": p50, "cosine": 0.999 if passed else 0.9, "parity_passed": passed, "top1": None, "file_mb": 1.0,
+            "fastest_within_bounds": False}
+
+
+def test_devices_shows_what_bench_all_measured_here(tmp_path, monkeypatch, cli):
+    import json
+
+    from fnx.devices.measured import measured_here, record_path, save_ranking
+
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    r = cli("devices", env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "Not measured on this machine yet" in r.output and measured_here() == []
+    rows = [_row("onnx", "int8", "openvino", 0.9, passed=False), _row("openvino", "int8", "openvino", 1.0),
+            _row("tflite", "int8", "litert", 1.5), _row("tflite", "fp32", "litert", 4.0),
+            {"format": "onnx", "precision": "fp16", "engine": None, "error": "refused"}]
+    rows[1]["fastest_within_bounds"] = True
+    path = save_ranking("fasternet_t2", 224, 2, rows)
+    assert path == record_path() and path.parent == tmp_path / "bench"
+    (run,) = measured_here()
+    assert run["fastest"]["format"] == "openvino" and len(run["rows"]) == 4  # the unmeasured row is not kept
+    r = cli("devices", env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "openvino int8 on openvino" in r.output
+    detected = detection_report()["profile"]
+    if (PROFILES[detected].format, PROFILES[detected].engine) == ("tflite", "litert"):  # x86/ARM CPU profiles
+        assert "1.50 ms (1.50x)" in r.output  # the profile's own choice beside the fastest, measured
+    r = cli("devices", "--json")
+    assert json.loads(r.stdout)["measured_here"][0]["model"] == "fasternet_t2"
+    path.write_text("{broken")  # a damaged record is ignored, never an error
+    assert measured_here() == [] and cli("devices").exit_code == 0

@@ -145,8 +145,9 @@ def test_openvino_is_loaded_without_telemetry(tmp_path, monkeypatch):
     assert telemetry_accepted()
 
 
-def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli):
+def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, monkeypatch):
     """fp32 and int8 (synthetic calibration) of every installed format, on every engine that runs each."""
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
     r = cli("bench", "--all", "t0", "--weights", t0_ckpt, "--img-size", "64", "--precisions", "fp32,int8",
             "--calib-data", "synthetic", "--runs", "3", "--warmup", "1", "--out", tmp_path, "--json",
             env={"COLUMNS": "250"})
@@ -164,6 +165,12 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli):
     assert best["parity_passed"] and all(not x["parity_passed"] for x in rows[: rows.index(best)])
     fp32 = [x for x in rows if x["precision"] == "fp32"]
     assert all(x["parity_passed"] and x["cosine"] >= 0.99999 for x in fp32)
+    from fnx.devices.measured import measured_here
+
+    (run,) = measured_here()  # kept for fnx devices, under the size actually exported
+    assert (run["model"], run["img_size"], run["threads"]) == ("fasternet_t0", 64, 1)
+    assert {k: run["fastest"][k] for k in ("format", "precision", "engine", "p50_ms")} == \
+        {k: best[k] for k in ("format", "precision", "engine", "p50_ms")}
     r = cli("bench", "--all", "t0", "t1")
     assert r.exit_code == 1 and "--all takes one model name" in r.output
     r = cli("bench", "--all", "t0", "--precisions", "fp64")

@@ -26,6 +26,16 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
                          int8=Int8Options(data=calib_data))
     rows = bench_all(model, opts, threads=threads, runs=runs, warmup=warmup, data=data, precisions=chosen,
                      steps=Steps(console=err_console, quiet=as_json))
+    from fnx.devices.measured import save_ranking
+    from fnx.manifest import read_manifest
+    from fnx.models import get_variant
+
+    first = next((r for r in rows if "error" not in r), None)
+    m = read_manifest(opts.out_dir / first["artifact"]) if first else None
+    size = m.model.img_size if m else img_size or get_variant(model).default_img_size
+    saved = save_ranking(get_variant(model).name, size, threads, rows)
+    if not as_json:
+        err_console.print(f"ranking kept for this machine in {saved} (fnx devices shows the fastest)", highlight=False)
     if as_json:
         print_json(rows)
         return

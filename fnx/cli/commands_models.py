@@ -50,11 +50,15 @@ def devices_cmd(as_json: AsJson = False) -> None:
     from fnx.devices import PROFILES, detection_report
     from fnx.runtime.engines import ENGINES
 
+    from fnx.devices.measured import measured_here
+
     det = detection_report()
+    measured = measured_here()
     engines = [{"name": e.name, "formats": list(e.formats), "devices": list(e.devices), "installed": e.available(),
                 "version": e.version() if e.available() else None} for e in ENGINES.values()]
     if as_json:
-        print_json({"detected": det, "profiles": [p.to_dict() for p in PROFILES.values()], "engines": engines})
+        print_json({"detected": det, "profiles": [p.to_dict() for p in PROFILES.values()], "engines": engines,
+                    "measured_here": measured})
         return
     table = Table(title="Device profiles", caption=f"* detected here: {det['profile']} ({det['reason']})",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
@@ -72,3 +76,29 @@ def devices_cmd(as_json: AsJson = False) -> None:
         et.add_row(e["name"], ", ".join(e["formats"]), ", ".join(e["devices"]),
                    f"[green]{e['version']}[/]" if e["installed"] else "[dim]no[/]")
     console.print(et)
+    _print_measured(measured, PROFILES.get(det["profile"]))
+
+
+def _print_measured(measured: list[dict], profile) -> None:
+    """The fastest path within bounds that `fnx bench --all` measured here, beside the detected profile's choice."""
+    from fnx.devices.measured import profile_row
+
+    if not measured:
+        console.print("Not measured on this machine yet: `fnx bench --all MODEL` ranks every format x precision x "
+                      "engine here; fnx devices then shows the fastest within its parity bounds.", highlight=False)
+        return
+    mt = Table(title="Measured here (fnx bench --all): fastest within parity bounds", box=box.SIMPLE_HEAD,
+               pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("model", "size", "thr", "fastest path", "p50 ms", "cosine", f"profile {profile.name if profile else '-'}",
+                "when"):
+        mt.add_column(col, no_wrap=col not in ("fastest path",))
+    for run in measured:
+        best = run.get("fastest")
+        own = profile_row(run, profile.format, profile.precision, profile.engine) if profile else None
+        path = (f"{best['format']} {best['precision']} on {best['engine']}"
+                + (f" ({best['inference_precision']})" if best["inference_precision"] not in (None, "native") else "")) \
+            if best else "none within bounds"
+        vs = "-" if not (own and best) else f"{own['p50_ms']:.2f} ms ({own['p50_ms'] / best['p50_ms']:.2f}x)"
+        mt.add_row(run["model"].replace("_", "-"), str(run["img_size"]), str(run["threads"]), path,
+                   f"{best['p50_ms']:.2f}" if best else "-", f"{best['cosine']:.5f}" if best else "-", vs, run["date"])
+    console.print(mt)

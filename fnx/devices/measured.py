@@ -1,0 +1,72 @@
+"""What `fnx bench --all` measured on this machine, kept for `fnx devices`: per model, size and thread count, the
+fastest path within its parity bounds. A profile is a guess made elsewhere; this is this CPU's answer. Torch-free."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from fnx.fileio import write_text_atomic
+
+RECORD_FORMAT = "fnx.bench-record/1"
+ROW_FIELDS = ("format", "precision", "engine", "engine_label", "inference_precision", "p50_ms", "cosine",
+              "parity_passed", "top1", "file_mb")
+
+
+def machine_identity() -> dict:
+    """The CPU a measurement belongs to: model name, logical cores, architecture (a measurement holds for that CPU)."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware", "model\t")) and ":" in line:
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or "unknown", "cores": os.cpu_count() or 1, "arch": platform.machine()}
+
+
+def record_path(identity: dict | None = None) -> Path:
+    """Return this machine's record file ($FNX_CACHE_DIR, else ~/.cache/fnx, then bench/<cpu key>.json)."""
+    identity = identity or machine_identity()
+    root = os.environ.get("FNX_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fnx")
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(root) / "bench" / f"{key}.json"
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("format") == RECORD_FORMAT else {}
+
+
+def save_ranking(model: str, img_size: int, threads: int, rows: list[dict]) -> Path:
+    """Record one `fnx bench --all` ranking (rows as bench_all returns them) for this machine; returns the file."""
+    identity = machine_identity()
+    path = record_path(identity)
+    record = _read(path) or {"format": RECORD_FORMAT, "machine": identity, "runs": {}}
+    timed = [{k: r.get(k) for k in ROW_FIELDS} for r in rows if "error" not in r]
+    best = next((r for r in rows if r.get("fastest_within_bounds")), None)
+    record["runs"][f"{model}@{img_size}@{threads}"] = {
+        "model": model, "img_size": img_size, "threads": threads, "date": time.strftime("%Y-%m-%d %H:%M"),
+        "fastest": {k: best.get(k) for k in ROW_FIELDS} if best else None, "rows": timed}
+    write_text_atomic(path, json.dumps(record, indent=1))
+    return path
+
+
+def measured_here() -> list[dict]:
+    """Return this machine's recorded rankings, newest first ([] when nothing was measured here)."""
+    runs = list(_read(record_path()).get("runs", {}).values())
+    return sorted(runs, key=lambda r: r.get("date", ""), reverse=True)
+
+
+def profile_row(run: dict, fmt: str, precision: str, engine: str) -> dict | None:
+    """Return the run's row for a profile's own choice (format, precision, engine), if it was measured."""
+    return next((r for r in run.get("rows", []) if (r["format"], r["precision"], r["engine"]) == (fmt, precision, engine)
+                 and r.get("inference_precision") in (None, "native", "f32")), None)
