@@ -130,14 +130,20 @@ def test_ray_eval_both_preprocessing_modes_in_process(artifacts, eval_data, ray_
 
 
 def test_reference_agreement_between_a_labelled_and_an_unlabelled_model(artifacts, eval_data, tmp_path):
-    import json as _json
-
-    bare = tmp_path / artifacts[0].name  # the same model, its manifest without labels
-    shutil.copy(artifacts[0], bare)
-    m = _json.loads(artifacts[0].with_suffix(".json").read_text())
-    m["labels"] = None
-    bare.with_suffix(".json").write_text(_json.dumps(m))
-    r = evaluate_many([bare], eval_data, reference=artifacts[0], limit=40)
+    """Folders named d0..d9: the labelled twin's labels are those names, the unlabelled twin's classes are indices;
+    agreement compares the folder classes both stand for (comparing label text with index text gave 0%)."""
+    data = tmp_path / "named"
+    for c in eval_data.iterdir():
+        shutil.copytree(c, data / f"d{c.name}")
+    twins = {}
+    for name, labels in (("labelled", [f"d{i}" for i in range(10)]), ("bare", None)):
+        twins[name] = tmp_path / name / artifacts[0].name
+        twins[name].parent.mkdir()
+        shutil.copy(artifacts[0], twins[name])
+        m = json.loads(artifacts[0].with_suffix(".json").read_text())
+        m["labels"] = labels
+        twins[name].with_suffix(".json").write_text(json.dumps(m))
+    r = evaluate_many([twins["bare"]], data, reference=twins["labelled"], limit=40)
     assert r["results"][0]["reference_agreement"] == 1.0
 
 
