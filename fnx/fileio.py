@@ -21,6 +21,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def cache_root() -> Path:
+    """Return fnx's cache directory: $FNX_CACHE_DIR, else ~/.cache/fnx (weights, bench records)."""
+    return Path(os.environ.get("FNX_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fnx"))
+
+
 def ensure_dir(path: str | Path) -> Path:
     """Create path (and parents) or raise FnxError saying it is not writable."""
     path = Path(path)

@@ -153,3 +153,13 @@ def test_devices_shows_what_bench_all_measured_here(tmp_path, monkeypatch, cli):
     assert json.loads(r.stdout)["measured_here"][0]["model"] == "fasternet_t2"
     path.write_text("{broken")  # a damaged record is ignored, never an error
     assert measured_here() == [] and cli("devices").exit_code == 0
+
+
+def test_cpu_name_is_the_model_name_not_the_model_number(tmp_path):
+    from fnx.devices.detect import cpu_name
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text("vendor_id\t: AuthenticAMD\nmodel\t\t: 17\nmodel name\t: AMD EPYC 9B14\n")
+    assert cpu_name(tmp_path) == "AMD EPYC 9B14"
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nCPU part\t: 0xd0b\nModel\t\t: Raspberry Pi 5 Model B\n")
+    assert cpu_name(tmp_path) == "Raspberry Pi 5 Model B"

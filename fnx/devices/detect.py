@@ -63,6 +63,12 @@ def _cpuinfo(text: str) -> tuple[dict[str, str], list[str]]:
     return fields, parts
 
 
+def cpu_name(root: str | Path = "/") -> str:
+    """Return the CPU's name from /proc/cpuinfo: x86's "model name", ARM's "Model"/"Hardware" ("" if unknown)."""
+    fields, _ = _cpuinfo(_read(Path(root) / "proc/cpuinfo"))
+    return next((fields[k] for k in ("model name", "Model", "Hardware") if fields.get(k)), "")
+
+
 def _normalize_arch(machine: str) -> str:
     m = machine.lower()
     return _ARCH.get(m) or ("armv7l" if m.startswith("arm") else m)

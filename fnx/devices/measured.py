@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
-from fnx.fileio import write_text_atomic
+from fnx.devices.detect import cpu_count, cpu_name
+from fnx.fileio import cache_root, write_text_atomic
 
 RECORD_FORMAT = "fnx.bench-record/1"
 ROW_FIELDS = ("format", "precision", "engine", "engine_label", "inference_precision", "p50_ms", "cosine",
@@ -18,24 +18,14 @@ ROW_FIELDS = ("format", "precision", "engine", "engine_label", "inference_precis
 
 
 def machine_identity() -> dict:
-    """The CPU a measurement belongs to: model name, logical cores, architecture (a measurement holds for that CPU)."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "model\t")) and ":" in line:
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model or platform.processor() or "unknown", "cores": os.cpu_count() or 1, "arch": platform.machine()}
+    """The CPU a measurement belongs to: model name, usable cores, architecture (a measurement holds for that CPU)."""
+    return {"cpu": cpu_name() or platform.processor() or "unknown", "cores": cpu_count(), "arch": platform.machine()}
 
 
 def record_path(identity: dict | None = None) -> Path:
-    """Return this machine's record file ($FNX_CACHE_DIR, else ~/.cache/fnx, then bench/<cpu key>.json)."""
-    identity = identity or machine_identity()
-    root = os.environ.get("FNX_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fnx")
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(root) / "bench" / f"{key}.json"
+    """Return this machine's record file (fnx's cache dir, then bench/<cpu key>.json)."""
+    key = hashlib.sha256(json.dumps(identity or machine_identity(), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_root() / "bench" / f"{key}.json"
 
 
 def _read(path: Path) -> dict:

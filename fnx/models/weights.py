@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from fnx.errors import FnxError
-from fnx.fileio import ensure_dir, sha256_file, write_text_atomic
+from fnx.fileio import cache_root, ensure_dir, sha256_file, write_text_atomic
 from fnx.manifest import WeightsInfo
 from fnx.models import hub
 from fnx.models.variants import Variant
 
-CACHE_ENV = "FNX_CACHE_DIR"
 OFFICIAL_URL_ENV = "FNX_OFFICIAL_URL_BASE"  # replaces the release URL's base (tests, mirrors)
 
 
@@ -46,8 +45,7 @@ class WeightSource:
 
 def cache_dir() -> Path:
     """Return the weights cache directory ($FNX_CACHE_DIR, else ~/.cache/fnx)."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "fnx")
-    return Path(root) / "weights"
+    return cache_root() / "weights"
 
 
 

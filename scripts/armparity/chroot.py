@@ -222,6 +222,6 @@ def jobs_for(artifacts: list, tag: str, cdir: str, images: dict | None, sets=(*S
             if runner == "classify" and images:
                 job.update(images=images["files"], spec=images["spec"], pre_out=f"{cdir}/pre-{s}.npy")
             if runner == "cli":  # `fnx run --json` on the image files, judged against x86's top-1
-                job.update(images=images["files"] if images else [], cli_out=f"{cdir}/cli-{jid}.json")
+                job.update(images=images["files"] if images else [])
             jobs.append(job)
     return sorted(jobs, key=lambda j: -len(j["artifacts"]))
