@@ -182,6 +182,7 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     train_set = TrainImages(train_items, spec, crop=opts.img_size, seed=opts.seed,
                             cache_bytes=CACHE_BYTES // rank.local_world)  # the machine's budget, shared
+    val_set = TrainImages(val_items, spec)  # decoded once, on rank 0, then kept (the cache)
     sampler = DistributedSampler(train_set, num_replicas=rank.world, rank=rank.rank, shuffle=True, seed=opts.seed)
     loader = DataLoader(train_set, batch_size=_steps_per_rank(opts, rank.world), sampler=sampler)
     steps_per_epoch = len(loader)
@@ -215,7 +216,7 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
             dist.all_reduce(running)  # the loss over every process's steps
         mean_loss = float((running[0] / running[1]).cpu())
         if rank.main:
-            val_acc = accuracy_on(model, TrainImages(val_items, spec), rank.device) if val_items else float("nan")
+            val_acc = accuracy_on(model, val_set, rank.device) if val_items else float("nan")
             history.append({"epoch": epoch + 1, "loss": mean_loss, "val_acc": val_acc})
             steps.info(f"epoch {epoch + 1}: loss {mean_loss:.3f}, val top-1 {100 * val_acc:.2f}%")
             if not val_items or val_acc > best:
