@@ -1,34 +1,65 @@
 #!/usr/bin/env bash
-# GPU check: on a machine with an NVIDIA GPU, install what CUDA/TensorRT need, run the tests that skip on
-# CPU (-m cuda), and print a T0/T2 fp32/fp16/int8 latency table (ONNX Runtime's CUDA and TensorRT providers).
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]   (about 10 minutes; writes OUT_DIR/gpu_check.{log,json})
-# Offline machines: the wheels must come from a reachable package index (or a wheelhouse: PIP_FIND_LINKS).
-set -euo pipefail
+# GPU check: on a machine with an NVIDIA GPU, run the tests that skip without one (tests/test_gpu.py: ONNX Runtime's
+# CUDA/TensorRT providers against PyTorch, fnx run/verify --device cuda, training on CUDA with NCCL + SyncBatchNorm)
+# and print a T0/T2 fp32/fp16/int8 latency table (scripts/gpu_table.py) beside PyTorch eager on the same GPU.
+#
+#   bash scripts/gpu_check.sh [OUT_DIR]                       writes OUT_DIR/gpu_check.{log,json}, OUT_DIR/pytest.log
+#
+# Where the Python comes from:
+#   online (default): a venv (.venv-gpu) with torch (CPU build: the exporter's), fnx[dev] and onnxruntime-gpu[cuda,cudnn]
+#   GPU_PYTHON=python3: that interpreter as it is (e.g. an image with CUDA torch, onnx and fnx's other needs), fnx from
+#     this checkout; onnxruntime-gpu and anything else missing from FNX_WHEELHOUSE=DIR (wheels, installed offline
+#     into a private target that shadows the interpreter's own onnxruntime).
+# Exports are cached in GPU_WORK (default /tmp/fnx-gpu-work); GPU_STEPS=export|tests|table|all (default all).
+set -uo pipefail
 cd "$(dirname "$0")/.."
+REPO="$PWD"
 OUT="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu_check.log") 2>&1
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+STEPS="${GPU_STEPS:-all}"
+WORK="${GPU_WORK:-/tmp/fnx-gpu-work}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || { echo "no NVIDIA GPU here"; exit 3; }
-PY="${PYTHON:-python3}"
-VENV="${GPU_VENV:-.venv-gpu}"
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q --upgrade pip
-# CPU torch (the exporter needs it, not the GPU), onnxruntime-gpu (CUDA 12 + cuDNN 9 and TensorRT libraries
-# from their pip packages) in place of onnxruntime.
-"$VENV/bin/pip" install -q "torch==2.13.0" --index-url "${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
-  || "$VENV/bin/pip" install -q "torch==2.13.0"
-"$VENV/bin/pip" install -q -e ".[dev]"
-"$VENV/bin/pip" uninstall -q -y onnxruntime || true
-"$VENV/bin/pip" install -q "onnxruntime-gpu[cuda,cudnn]" tensorrt-cu12 || "$VENV/bin/pip" install -q onnxruntime-gpu
-"$VENV/bin/python" - <<'PYEOF'
+
+if [ -n "${GPU_PYTHON:-}" ]; then
+  PY="$GPU_PYTHON"
+  if [ -n "${FNX_WHEELHOUSE:-}" ]; then
+    SITE="${GPU_SITE:-/tmp/fnx-gpu-site}"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+      "$FNX_WHEELHOUSE"/*.whl || exit 4
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+else
+  VENV="${GPU_VENV:-.venv-gpu}"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "torch==2.13.0" --index-url "${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+    || "$VENV/bin/pip" install -q "torch==2.13.0"
+  "$VENV/bin/pip" install -q -e ".[dev]" || exit 4
+  "$VENV/bin/pip" uninstall -q -y onnxruntime || true
+  "$VENV/bin/pip" install -q "onnxruntime-gpu[cuda,cudnn]" || exit 4
+  PY="$VENV/bin/python"
+fi
+
+"$PY" - <<'PYEOF'
+import platform
 import onnxruntime as ort
-print("onnxruntime", ort.__version__, "providers:", ort.get_available_providers())
-try:
-    ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* pip packages
-except Exception as e:  # older onnxruntime-gpu
-    print("preload_dlls:", e)
+import torch
+print("python", platform.python_version(), "| onnxruntime", ort.__version__, ort.__file__)
+print("providers:", ort.get_available_providers())
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
 PYEOF
-echo "== tests that skip without a GPU (-m cuda), and the runtime tests"
-"$VENV/bin/python" -m pytest -q -m "cuda or not slow" tests/test_runtime.py -k "cuda" -p no:cacheprovider || true
-echo "== latency table"
-"$VENV/bin/python" scripts/gpu_table.py "$OUT/gpu_check.json"
+
+if [[ "$STEPS" == all || "$STEPS" == export ]]; then
+  echo "== exports (ONNX, 224 px, cached in $WORK)"
+  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" --export-only || echo "EXPORTS FAILED"
+fi
+if [[ "$STEPS" == all || "$STEPS" == tests ]]; then
+  echo "== tests that skip without a GPU (pytest -m cuda tests/test_gpu.py)"
+  "$PY" -m pytest -q -m cuda tests/test_gpu.py -p no:cacheprovider -rs ${GPU_PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log" | tail -40
+fi
+if [[ "$STEPS" == all || "$STEPS" == table ]]; then
+  echo "== latency table (batch 1, median ms; cosine against PyTorch fp32 on the CPU)"
+  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" || echo "TABLE FAILED"
+fi

@@ -161,22 +161,9 @@ def test_cuda_without_gpu_runtime_says_what_to_install(t0_exports):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        pytest.skip("a CUDA provider is present: see test_cuda_session")
+        pytest.skip("a CUDA provider is present: tests/test_gpu.py runs it")
     with pytest.raises(FnxError, match="onnxruntime-gpu"):
         load(t0_exports["onnx"].artifact, device="cuda")
-
-
-@pytest.mark.cuda
-def test_cuda_session(t0_exports):
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("no CUDA provider (onnxruntime-gpu and an NVIDIA GPU needed)")
-    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    gpu = load(t0_exports["onnx"].artifact, device="cuda")
-    assert "CUDAExecutionProvider" in gpu.engine.providers
-    cpu = load(t0_exports["onnx"].artifact, device="cpu").run(x)[0]
-    assert np.abs(gpu.run(x)[0] - cpu).max() <= 1e-3 * max(1, np.abs(cpu).max())
 
 
 def test_device_resolves_to_a_neutral_placement(t0_exports):

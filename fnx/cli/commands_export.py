@@ -8,9 +8,9 @@ from typing import Optional
 import typer
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, FormatChoice, Int8IO, MaxTop1Drop,
-                            MinCosine, OnnxInt8Form, OnnxInt8FormChoice,
-                            PrecisionChoice, command, console, err_console, need_file, print_json)
+from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
+                            Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice, PrecisionChoice, command,
+                            console, err_console, need_file, print_json)
 from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM
 from fnx.errors import FnxError
 
@@ -112,13 +112,14 @@ def verify_cmd(
     artifact: Path = typer.Argument(..., help="An exported artifact with its manifest."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The PyTorch weights to compare against (default: the manifest's source)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Images (default: 16 synthetic images)."),
+    device: Device = DeviceChoice("cpu"),
     as_json: AsJson = False,
 ) -> None:
-    """Re-run the export's parity check on an existing artifact against PyTorch (needs the export extra)."""
+    """Re-run the export's parity check on an existing artifact against PyTorch (needs the export extra), on the CPU or another device."""
     from fnx.cli.tables import parity_table
     from fnx.exporter.verify import verify_artifact
 
-    report = verify_artifact(need_file(artifact, "artifact"), weights=weights, data=data)
+    report = verify_artifact(need_file(artifact, "artifact"), weights=weights, data=data, device=device.value)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -36,12 +36,13 @@ def reference_outputs(model: torch.nn.Module, batch_nhwc: np.ndarray) -> list[np
     return [o.numpy() for o in out] if isinstance(out, (list, tuple)) else [out.numpy()]
 
 
-def run_artifact(path: Path, batch_nhwc: np.ndarray, layout: str, threads: int | None = None) -> list[np.ndarray]:
-    """Return an artifact's float outputs for an NHWC batch through fnx's runtime Session."""
+def run_artifact(path: Path, batch_nhwc: np.ndarray, layout: str, threads: int | None = None,
+                 device: str = "cpu") -> list[np.ndarray]:
+    """Return an artifact's float outputs for an NHWC batch through fnx's runtime Session (on device)."""
     from fnx.runtime import Session
     from fnx.runtime.preprocess import to_layout
 
-    return Session(path, device="cpu", threads=threads).run(to_layout(batch_nhwc, layout))
+    return Session(path, device=device, threads=threads).run(to_layout(batch_nhwc, layout))
 
 
 def as_nchw(outs: list[np.ndarray], specs: list[TensorSpec]) -> list[np.ndarray]:

@@ -11,8 +11,10 @@ from fnx.models import create_model
 from fnx.parity import ParityReport, bounds_for, check
 
 
-def verify_artifact(artifact: Path, weights: str | None = None, data: Path | None = None) -> ParityReport:
-    """Return the ParityReport of artifact against its PyTorch model (weights from the manifest unless given)."""
+def verify_artifact(artifact: Path, weights: str | None = None, data: Path | None = None,
+                    device: str = "cpu") -> ParityReport:
+    """Return the ParityReport of artifact, run on device, against its PyTorch model (weights from the manifest
+    unless given)."""
     manifest = read_manifest(artifact)
     if manifest is None:
         raise FnxError(f"{artifact} has no manifest beside it ({Path(artifact).with_suffix('.json').name}); "
@@ -26,7 +28,7 @@ def verify_artifact(artifact: Path, weights: str | None = None, data: Path | Non
                          features_only=m.features_only)
     batch, source = verification_images(data, manifest.preprocessing)
     refs = reference_outputs(model, batch)
-    outs = as_nchw(run_artifact(Path(artifact), batch, manifest.input.layout), manifest.outputs)
+    outs = as_nchw(run_artifact(Path(artifact), batch, manifest.input.layout, device=device), manifest.outputs)
     precision = manifest.artifact.precision
     min_cosine = manifest.calibration.guard.min_cosine if manifest.calibration else None
     return check(refs, outs, precision, [o.name for o in manifest.outputs],

@@ -1,4 +1,10 @@
-"""ONNX Runtime: the CPU, CUDA and TensorRT execution providers, chosen from the placement."""
+"""ONNX Runtime: the CPU, CUDA and TensorRT execution providers, chosen from the placement.
+
+On CUDA, fp32 artifacts compute in fp32: TF32 (ONNX Runtime's `use_tf32`, on by default on Ampere and later)
+is turned off, so that `fnx verify` holds fp32's bounds there too; an fp16 artifact is the fast path on a GPU.
+An explicit `--device cuda|tensorrt` fails when ONNX Runtime falls back to a slower provider (its libraries did
+not load) instead of running on the CPU unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,13 @@ PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+# What each accelerator needs when ONNX Runtime lists it but cannot start it.
+NEEDS = {
+    "CUDAExecutionProvider": "the CUDA and cuDNN 9 libraries of onnxruntime-gpu's CUDA major version "
+                             "(pip install 'onnxruntime-gpu[cuda,cudnn]')",
+    "TensorrtExecutionProvider": "TensorRT's libraries (pip install tensorrt-cu12 or tensorrt-cu13, the CUDA major "
+                                 "version of your onnxruntime-gpu), beside CUDA's",
 }
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int8)": np.int8,
            "tensor(uint8)": np.uint8, "tensor(int64)": np.int64}
@@ -55,11 +68,19 @@ class OnnxRuntime:
             opts.intra_op_num_threads = placement.threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        providers = [p for p in wanted if p in available]
+        if accelerators and any(p in available for p in accelerators):
+            _preload_gpu_libraries(ort)
+        options = [_CUDA_FP32 if p == "CUDAExecutionProvider" and _has_tf32_option(ort) else {} for p in providers]
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=[p for p in wanted if p in available])
+            self.session = ort.InferenceSession(str(path), opts, providers=providers, provider_options=options)
         except Exception as e:
             raise load_error(self.name, path, e) from e
         self.providers = self.session.get_providers()
+        if placement.strict and accelerators and wanted[0] not in self.providers:
+            raise FnxError(f"ONNX Runtime lists {wanted[0]} but could not start it here, so it fell back to "
+                           f"{', '.join(self.providers)}: install {NEEDS[wanted[0]]}, or run with --device "
+                           f"{'cuda' if placement.kind == 'tensorrt' else 'cpu'}")
         self.inputs = [_info(i) for i in self.session.get_inputs()]
         self.outputs = [_info(o) for o in self.session.get_outputs()]
         self._names = [i.name for i in self.inputs]
@@ -69,6 +90,25 @@ class OnnxRuntime:
 
     def describe(self) -> str:
         return f"{self.name} {self.version()} ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
+
+
+_CUDA_FP32 = {"use_tf32": "0"}  # the CUDA provider's option (ONNX Runtime 1.18 on); older versions have no TF32
+
+
+def _has_tf32_option(ort) -> bool:
+    parts = [int(p) for p in ort.__version__.split(".")[:2] if p.isdigit()]
+    return tuple(parts) >= (1, 18)
+
+
+def _preload_gpu_libraries(ort) -> None:
+    """Load CUDA/cuDNN from NVIDIA's pip packages where they are installed (onnxruntime-gpu >= 1.21 can)."""
+    import importlib.util
+
+    if hasattr(ort, "preload_dlls") and importlib.util.find_spec("nvidia") is not None:
+        try:
+            ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+        except Exception:  # noqa: BLE001 - the session's own provider check below says what is missing
+            pass
 
 
 def _info(t) -> TensorInfo:
