@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # GPU check: on a machine with an NVIDIA GPU, run the tests that skip without one (tests/test_gpu.py: ONNX Runtime's
 # CUDA/TensorRT providers against PyTorch, fnx run/verify --device cuda, training on CUDA with NCCL + SyncBatchNorm)
-# and print a T0/T2 fp32/fp16/int8 latency table (scripts/gpu_table.py) beside PyTorch eager on the same GPU.
+# and print a T0/T2 fp32/fp16/int8 latency table (scripts/gpu_table.py) beside PyTorch eager on the same GPU, then
+# batch-1/64 figures for ONNX Runtime's layout and TF32 options (scripts/gpu_throughput.py).
 #
-#   bash scripts/gpu_check.sh [OUT_DIR]                       writes OUT_DIR/gpu_check.{log,json}, OUT_DIR/pytest.log
+#   bash scripts/gpu_check.sh [OUT_DIR]     writes OUT_DIR/gpu_check.{log,json}, gpu_throughput.json, pytest.log
 #
 # Where the Python comes from:
 #   online (default): a venv (.venv-gpu) with torch (CPU build: the exporter's), fnx[dev] and onnxruntime-gpu[cuda,cudnn]
 #   GPU_PYTHON=python3: that interpreter as it is (e.g. an image with CUDA torch, onnx and fnx's other needs), fnx from
 #     this checkout; onnxruntime-gpu and anything else missing from FNX_WHEELHOUSE=DIR (wheels, installed offline
 #     into a private target that shadows the interpreter's own onnxruntime).
-# Exports are cached in GPU_WORK (default /tmp/fnx-gpu-work); GPU_STEPS=export|tests|table|all (default all).
+# Exports are cached in GPU_WORK (default /tmp/fnx-gpu-work); GPU_STEPS=export|tests|table|throughput|all
+# (default all). About 4 minutes on an H100 machine with 16 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -62,4 +64,8 @@ fi
 if [[ "$STEPS" == all || "$STEPS" == table ]]; then
   echo "== latency table (batch 1, median ms; cosine against PyTorch fp32 on the CPU)"
   "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" || echo "TABLE FAILED"
+fi
+if [[ "$STEPS" == all || "$STEPS" == throughput ]]; then
+  echo "== batch 1 and 64: ONNX Runtime CUDA options (TF32, NHWC) and PyTorch eager"
+  "$PY" scripts/gpu_throughput.py "$OUT/gpu_throughput.json" --work "$WORK" || echo "THROUGHPUT FAILED"
 fi

@@ -166,6 +166,35 @@ def test_cuda_without_gpu_runtime_says_what_to_install(t0_exports):
         load(t0_exports["onnx"].artifact, device="cuda")
 
 
+def test_cuda_fallback_is_an_error_not_a_silent_cpu_run(t0_exports, monkeypatch):
+    """ONNX Runtime that lists CUDA but cannot start it runs on the CPU; an explicit --device cuda refuses that."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is present: tests/test_gpu.py runs it")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(FnxError, match="could not start it here.*CUDA and cuDNN"):
+        load(t0_exports["onnx"].artifact, device="cuda")
+    from fnx.runtime import Placement
+    from fnx.runtime.engines import open_engine
+
+    auto = open_engine(t0_exports["onnx"].artifact, Placement("cuda", strict=False))  # --device auto: the CPU will do
+    assert auto.providers == ["CPUExecutionProvider"]
+
+
+def test_cuda_options_follow_the_artifact_precision(t0_exports, tmp_path):
+    """TF32 off always; NHWC convolutions for fp16 artifacts only (faster for fp16, slower for fp32 on an H100)."""
+    from fnx.runtime.engines.onnxruntime import _cuda_options, _precision
+
+    assert _precision(t0_exports["onnx"].artifact) == "fp32"
+    assert _cuda_options("1.31.1", nhwc=False) == {"use_tf32": "0"}
+    assert _cuda_options("1.31.1", nhwc=True) == {"use_tf32": "0", "prefer_nhwc": "1"}
+    assert _cuda_options("1.17.3", nhwc=True) == {}  # options this old ONNX Runtime does not know are not sent
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(t0_exports["onnx"].artifact.read_bytes())
+    assert _precision(bare) is None  # no manifest: fp32 defaults
+
+
 def test_device_resolves_to_a_neutral_placement(t0_exports):
     from fnx.runtime import Placement, resolve_placement
     from fnx.runtime.engines.onnxruntime import PROVIDERS

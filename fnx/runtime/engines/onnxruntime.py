@@ -1,7 +1,8 @@
 """ONNX Runtime: the CPU, CUDA and TensorRT execution providers, chosen from the placement.
 
 On CUDA, fp32 artifacts compute in fp32: TF32 (ONNX Runtime's `use_tf32`, on by default on Ampere and later)
-is turned off, so that `fnx verify` holds fp32's bounds there too; an fp16 artifact is the fast path on a GPU.
+is turned off, so that `fnx verify` holds fp32's bounds there too; an fp16 artifact is the fast path on a GPU
+(with NHWC convolutions, which only fp16 gains from).
 An explicit `--device cuda|tensorrt` fails when ONNX Runtime falls back to a slower provider (its libraries did
 not load) instead of running on the CPU unnoticed.
 """
@@ -71,7 +72,8 @@ class OnnxRuntime:
         providers = [p for p in wanted if p in available]
         if accelerators and any(p in available for p in accelerators):
             _preload_gpu_libraries(ort)
-        options = [_CUDA_FP32 if p == "CUDAExecutionProvider" and _has_tf32_option(ort) else {} for p in providers]
+        cuda = _cuda_options(ort.__version__, nhwc=_precision(path) == "fp16")
+        options = [cuda if p == "CUDAExecutionProvider" else {} for p in providers]
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers, provider_options=options)
         except Exception as e:
@@ -92,12 +94,28 @@ class OnnxRuntime:
         return f"{self.name} {self.version()} ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
 
 
-_CUDA_FP32 = {"use_tf32": "0"}  # the CUDA provider's option (ONNX Runtime 1.18 on); older versions have no TF32
+def _cuda_options(version: str, nhwc: bool) -> dict[str, str]:
+    """Return the CUDA provider's options: no TF32 (fp32 stays fp32; ONNX Runtime >= 1.18 has the switch) and, for
+    fp16 artifacts, NHWC convolutions (>= 1.20). Measured on an H100 (docs/BENCHMARKS.md): NHWC made fp16 T0/T2
+    1.4x faster at batch 1 and 1.2-1.3x at 64, but fp32 up to 1.3x slower, so fp32 keeps NCHW."""
+    major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    options = {}
+    if major_minor >= (1, 18):
+        options["use_tf32"] = "0"
+    if nhwc and major_minor >= (1, 20):
+        options["prefer_nhwc"] = "1"
+    return options
 
 
-def _has_tf32_option(ort) -> bool:
-    parts = [int(p) for p in ort.__version__.split(".")[:2] if p.isdigit()]
-    return tuple(parts) >= (1, 18)
+def _precision(path: Path) -> str | None:
+    """Return the artifact's precision from its manifest (None without one; a bad one is the Session's to report)."""
+    from fnx.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(path)
+    except FnxError:
+        return None
+    return manifest.artifact.precision if manifest else None
 
 
 def _preload_gpu_libraries(ort) -> None:
