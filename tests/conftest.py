@@ -21,11 +21,13 @@ from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tes
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_hub(tmp_path_factory):
-    """No test reaches the real Hugging Face Hub: a refusing endpoint and an empty cache unless a test sets its own."""
+    """No test reaches the real Hugging Face Hub (a refusing endpoint and an empty cache unless a test sets its own),
+    nor the user's fnx cache: weights and `fnx bench --all` records (which steer `--device auto`) start empty."""
     import os
 
     os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: connection refused at once
     os.environ["HF_HUB_CACHE"] = str(tmp_path_factory.mktemp("hf-cache"))
+    os.environ["FNX_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnx-cache"))
     os.environ.pop("HF_HUB_OFFLINE", None)
     yield
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fnx.devices import PROFILES, DeviceProfile, detect, detection_report, get_profile
@@ -153,6 +154,53 @@ def test_devices_shows_what_bench_all_measured_here(tmp_path, monkeypatch, cli):
     assert json.loads(r.stdout)["measured_here"][0]["model"] == "fasternet_t2"
     path.write_text("{broken")  # a damaged record is ignored, never an error
     assert measured_here() == [] and cli("devices").exit_code == 0
+
+
+def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path, monkeypatch, cli):
+    """A record of `fnx bench --all` for this model/format/precision steers --device auto to the fastest installed
+    engine within bounds; an explicit device or engine, a failed parity, an absent engine or another model do not."""
+    import json
+
+    from fnx.devices.measured import save_ranking
+    from fnx.runtime import load
+    from fnx.runtime.engines import get_engine
+
+    if not get_engine("openvino").available():
+        pytest.skip("needs two engines for ONNX: onnxruntime and openvino")
+    art = t0_exports["onnx"].artifact
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # nothing measured: fixed order
+    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "ncnn", 0.5),  # not an engine here: passed over
+                                         _row("onnx", "fp32", "onnxruntime", 0.9, passed=False),  # out of bounds
+                                         _row("onnx", "fp32", "openvino", 1.0, hint="bf16"),  # lower precision
+                                         _row("onnx", "fp32", "openvino", 1.2), _row("onnx", "fp32", "onnxruntime", 2.0),
+                                         _row("tflite", "fp32", "litert", 0.1)])
+    s = load(art, threads=1)
+    assert s.engine_name == "openvino" and "fastest within parity bounds" in s.engine_choice
+    assert "1.20 ms" in s.engine_choice and "fnx bench --all" in s.engine_choice
+    assert load(art).engine_name == "openvino"  # threads None: the most threads measured (1 here)
+    assert load(art, device="cpu").engine_name == "onnxruntime" and load(art, device="cpu").engine_choice is None
+    assert load(art, engine="onnxruntime").engine_name == "onnxruntime"
+    assert load(t0_exports["tflite"].artifact).engine_choice is None  # already the engine fnx takes
+    r = cli("run", art, "--json", *[str(p) for p in _images(tmp_path)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["engine"].startswith("openvino") and "measured here" in summary["engine_choice"]
+    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "onnxruntime", 3.0), _row("onnx", "fp32", "openvino", 4.0)])
+    assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # a new ranking replaces the old
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "other"))
+    save_ranking("fasternet_t2", 64, 1, [_row("onnx", "fp32", "openvino", 1.0)])
+    assert load(art).engine_name == "onnxruntime"  # another model's record says nothing about this one
+
+
+def _images(folder):
+    from PIL import Image
+
+    paths = []
+    for i in range(2):
+        paths.append(folder / f"img{i}.png")
+        Image.fromarray(np.full((70, 90, 3), 40 * i + 20, dtype=np.uint8)).save(paths[-1])
+    return paths
 
 
 def test_cpu_name_is_the_model_name_not_the_model_number(tmp_path):

@@ -166,6 +166,7 @@ def test_cuda_without_gpu_runtime_says_what_to_install(t0_exports):
         load(t0_exports["onnx"].artifact, device="cuda")
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")
 def test_cuda_fallback_is_an_error_not_a_silent_cpu_run(t0_exports, monkeypatch):
     """ONNX Runtime that lists CUDA but cannot start it runs on the CPU; an explicit --device cuda refuses that."""
     import onnxruntime as ort

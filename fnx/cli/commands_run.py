@@ -70,7 +70,8 @@ def run_cmd(
     secs = time.perf_counter() - t1
     summary = {"artifact": str(artifact), "engine": session.engine_label, "inputs": n, "failed": len(errors),
                "seconds": secs, "images_per_s": (n - len(errors)) / secs if secs else None, "load_ms": load_ms,
-               "preprocess": preprocess.value, "batch_size": batch_size, "workers": workers}
+               "preprocess": preprocess.value, "batch_size": batch_size, "workers": workers,
+               "engine_choice": session.engine_choice}
     if fmt == "json":
         print_json({**summary, "predictions": [r.prediction.to_dict() for r in writer.buffer if r.prediction],
                     "errors": errors})
@@ -78,6 +79,8 @@ def run_cmd(
         err_console.print(f"[dim]{n} input(s), {len(errors)} failed, {secs:.2f} s ({summary['images_per_s'] or 0:.1f} "
                           f"img/s) on {session.engine_label}; preprocess {preprocess.value}, batch {batch_size}, "
                           f"{workers} worker(s); model load {load_ms:.0f} ms[/]", highlight=False)
+        if session.engine_choice:
+            err_console.print(f"[dim]engine chosen by --device auto: {session.engine_choice}[/]", highlight=False)
     if n == 0:
         raise FnxError("no inputs: pass image files, folders, globs, @list.txt files, videos or camera:N")
     report_failures(errors, n)

@@ -60,3 +60,25 @@ def profile_row(run: dict, fmt: str, precision: str, engine: str) -> dict | None
     """Return the run's row for a profile's own choice (format, precision, engine), if it was measured."""
     return next((r for r in run.get("rows", []) if (r["format"], r["precision"], r["engine"]) == (fmt, precision, engine)
                  and r.get("inference_precision") in (None, "native", "f32")), None)
+
+
+def measured_ranking(fmt: str, precision: str, model: str, img_size: int, threads: int | None) -> list[dict]:
+    """Return the rows measured here for an artifact like this one, fastest first ([] when nothing fits).
+
+    Like = the same model, format and precision, computed in its own numerics (no bf16/f16 hint) and within its
+    parity bounds, from one run: the one at the nearest thread count (None: the most threads measured), then the
+    same image size, then the newest. Each row gets "measured": the run's model, img_size, threads and date.
+    """
+    runs = [r for r in measured_here() if r.get("model") == model]
+    if not runs:
+        return []
+    want = threads if threads is not None else max(r.get("threads") or 0 for r in runs)
+    runs.sort(key=lambda r: (abs((r.get("threads") or 0) - want), r.get("img_size") != img_size))  # stable: newest
+    for run in runs:
+        rows = [r for r in run.get("rows", []) if r.get("format") == fmt and r.get("precision") == precision
+                and r.get("parity_passed") and r.get("inference_precision") in (None, "native", "f32")
+                and isinstance(r.get("p50_ms"), (int, float))]
+        if rows:
+            about = {k: run.get(k) for k in ("model", "img_size", "threads", "date")}
+            return [{**r, "measured": about} for r in sorted(rows, key=lambda r: r["p50_ms"])]
+    return []

@@ -10,8 +10,8 @@ import numpy as np
 from fnx.errors import FnxError
 from fnx.formats import artifact_digest, detect_format
 from fnx.manifest import Manifest, Preprocessing, read_manifest
-from fnx.runtime.engines import Engine, TensorInfo, open_engine
-from fnx.runtime.placement import resolve_placement
+from fnx.runtime.engines import ENGINES, Engine, TensorInfo, engine_for, get_engine, open_engine
+from fnx.runtime.placement import Placement, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
 from fnx.runtime.results import Prediction, Result
@@ -26,6 +26,9 @@ class Session:
         self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
         self.placement = resolve_placement(device, threads, inference_precision)
+        self.engine_choice: str | None = None  # why --device auto took another engine than the first installed
+        if engine is None and not self.placement.strict and inference_precision is None:
+            engine, self.engine_choice = measured_engine(self.path, self.manifest, self.placement)
         self.engine: Engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
@@ -145,3 +148,23 @@ def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
+
+
+def measured_engine(path: Path, manifest: Manifest | None, placement: Placement) -> tuple[str | None, str | None]:
+    """Return (engine, reason) for `--device auto` on a CPU: the fastest engine within parity bounds that
+    `fnx bench --all` measured on this machine for this model, format and precision, when it is installed here and
+    is not the one fnx would take anyway; (None, None) otherwise (the profile's choice stands)."""
+    from fnx.devices.measured import measured_ranking
+
+    if manifest is None or placement.kind != "cpu":
+        return None, None
+    fmt = detect_format(path).name
+    rows = measured_ranking(fmt, manifest.artifact.precision, manifest.model.name, manifest.model.img_size,
+                            placement.threads)
+    row = next((r for r in rows if r["engine"] in ENGINES and get_engine(r["engine"]).available()), None)
+    if row is None or get_engine(row["engine"]) is engine_for(fmt, placement):
+        return None, None
+    m = row["measured"]
+    return row["engine"], (f"{row['engine']}: fastest within parity bounds for {m['model']} {fmt} "
+                           f"{manifest.artifact.precision} measured here ({row['p50_ms']:.2f} ms at {m['img_size']} px, "
+                           f"{m['threads']} thread(s), fnx bench --all {m['date']})")
