@@ -22,7 +22,7 @@ demo: setup
 # ARM parity first (it prints its table), then pytest, whose summary stays the closing line; both must pass.
 test: setup
 	@arm=0; $(PY) scripts/arm_parity.py || arm=$$?; \
-	$(PY) -m pytest -q || exit $$?; \
+	$(PY) -m pytest -q --durations=15 || exit $$?; \
 	if [ $$arm -ne 0 ]; then echo "ARM parity failed (exit $$arm)"; exit $$arm; fi
 
 arm-parity: setup

@@ -135,6 +135,24 @@ def test_devices_detects_the_cuda_profile():
     assert json.loads(r.stdout)["detected"]["profile"] == "cuda"
 
 
+@ORT_CUDA
+def test_bench_all_ranks_the_gpu_rows_too(t0_ckpt, tmp_path, monkeypatch):
+    """On a GPU machine `fnx bench --all` adds each artifact on ONNX Runtime's CUDA (and TensorRT) providers, held to
+    the same parity bounds; the record behind --device auto stays about the CPU."""
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "fnx", "bench", "--all", "t0", "--weights", str(t0_ckpt), "--img-size",
+                        "64", "--precisions", "fp32,fp16", "--runs", "5", "--warmup", "2", "--out", str(tmp_path),
+                        "--json"], capture_output=True, text=True, env={**ENV, "FNX_CACHE_DIR": str(tmp_path / "cache")},
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads(r.stdout)
+    cuda = {x["precision"]: x for x in rows if x.get("device") == "cuda" and "error" not in x}
+    assert set(cuda) == {"fp32", "fp16"} and all(x["parity_passed"] for x in cuda.values())
+    assert all("CUDA" in x["engine_label"] for x in cuda.values())
+    trt = [x for x in rows if x.get("device") == "tensorrt"]
+    assert all(x.get("parity_passed") or "TensorRT" in x.get("error", "") for x in trt)
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     from PIL import Image

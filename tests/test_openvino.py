@@ -159,6 +159,10 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     for fmt in installed_formats():
         assert (fmt, "fp32", {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}[fmt]) in combos
     assert ("onnx", "fp32", "openvino") in combos  # OpenVINO also runs fnx's ONNX
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert {x["device"] for x in rows} == {"cpu"}  # a GPU machine adds CUDA rows (tests/test_gpu.py)
     assert [x["p50_ms"] for x in rows] == sorted(x["p50_ms"] for x in rows)
     assert sum(x["fastest_within_bounds"] for x in rows) == 1
     best = next(x for x in rows if x["fastest_within_bounds"])

@@ -183,6 +183,23 @@ def test_cuda_fallback_is_an_error_not_a_silent_cpu_run(t0_exports, monkeypatch)
     assert auto.providers == ["CPUExecutionProvider"]
 
 
+def test_onnxruntime_banners_stay_off_stdout(t0_exports, monkeypatch, capsys):
+    """ONNX Runtime prints its provider fall-back banner (seen on an H100 without TensorRT) with print(): fnx sends
+    it to stderr, so `--json` output on stdout stays JSON."""
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    def chatty(*args, **kwargs):
+        print("*************** EP Error ***************")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", chatty)
+    load(t0_exports["onnx"].artifact, device="cpu")
+    out = capsys.readouterr()
+    assert "EP Error" not in out.out and "EP Error" in out.err
+
+
 def test_cuda_options_follow_the_artifact_precision(t0_exports, tmp_path):
     """TF32 off always; NHWC convolutions for fp16 artifacts only (faster for fp16, slower for fp32 on an H100)."""
     from fnx.runtime.engines.onnxruntime import _cuda_options, _precision

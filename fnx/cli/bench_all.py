@@ -46,15 +46,18 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
                           left=("", "format", "prec", "engine", "compute"))
     for r in rows:
         if "error" in r:
-            table.add_row("", r["format"], r["precision"], "[red]not exported[/]", "", "", "", "", "", "")
+            what = f"[red]not on {r['device']}[/]" if r.get("device") else "[red]not exported[/]"
+            table.add_row("", r["format"], r["precision"], what, "", "", "", "", "", "")
             continue
         cos = f"{r['cosine']:.5f}" + ("" if r["parity_passed"] else " [red]fail[/]")
         top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.1f}"
-        table.add_row("*" if r["fastest_within_bounds"] else "", r["format"], r["precision"], r["engine"],
+        engine = r["engine"] + (f" {r['device']}" if r.get("device", "cpu") != "cpu" else "")
+        table.add_row("*" if r["fastest_within_bounds"] else "", r["format"], r["precision"], engine,
                       r["inference_precision"], f"{r['file_mb']:.1f}", cos, top1, f"{r['p50_ms']:.2f}",
                       f"{r['throughput_ips']:.0f}")
     console.print(table)
     for r in rows:
         if "error" in r:
-            err_console.print(f"[yellow]{r['format']} {r['precision']} not exported:[/] {r['error']}", highlight=False,
+            what = f"not run on {r['engine']} {r['device']}" if r.get("device") else "not exported"
+            err_console.print(f"[yellow]{r['format']} {r['precision']} {what}:[/] {r['error']}", highlight=False,
                               soft_wrap=True)

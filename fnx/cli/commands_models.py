@@ -94,8 +94,10 @@ def _print_measured(measured: list[dict], profile) -> None:
         mt.add_column(col, no_wrap=col not in ("fastest path",))
     for run in measured:
         best = run.get("fastest")
-        own = profile_row(run, profile.format, profile.precision, profile.engine) if profile else None
+        own = profile_row(run, profile.format, profile.precision, profile.engine, profile.accelerator) \
+            if profile else None
         path = (f"{best['format']} {best['precision']} on {best['engine']}"
+                + (f" {best['device']}" if best.get("device") not in (None, "cpu") else "")
                 + (f" ({best['inference_precision']})" if best["inference_precision"] not in (None, "native") else "")) \
             if best else "none within bounds"
         vs = "-" if not (own and best) else f"{own['p50_ms']:.2f} ms ({own['p50_ms'] / best['p50_ms']:.2f}x)"

@@ -13,7 +13,7 @@ from fnx.devices.detect import cpu_count, cpu_name
 from fnx.fileio import cache_root, write_text_atomic
 
 RECORD_FORMAT = "fnx.bench-record/1"
-ROW_FIELDS = ("format", "precision", "engine", "engine_label", "inference_precision", "p50_ms", "cosine",
+ROW_FIELDS = ("format", "precision", "engine", "device", "engine_label", "inference_precision", "p50_ms", "cosine",
               "parity_passed", "top1", "file_mb")
 
 
@@ -56,18 +56,21 @@ def measured_here() -> list[dict]:
     return sorted(runs, key=lambda r: r.get("date", ""), reverse=True)
 
 
-def profile_row(run: dict, fmt: str, precision: str, engine: str) -> dict | None:
-    """Return the run's row for a profile's own choice (format, precision, engine), if it was measured."""
+OWN_NUMERICS = (None, "native", "f32")  # rows computed in the artifact's own precision (no bf16/f16 hint)
+
+
+def profile_row(run: dict, fmt: str, precision: str, engine: str, device: str = "cpu") -> dict | None:
+    """Return the run's row for a profile's own choice (format, precision, engine, device), if it was measured."""
     return next((r for r in run.get("rows", []) if (r["format"], r["precision"], r["engine"]) == (fmt, precision, engine)
-                 and r.get("inference_precision") in (None, "native", "f32")), None)
+                 and (r.get("device") or "cpu") == device and r.get("inference_precision") in OWN_NUMERICS), None)
 
 
 def measured_ranking(fmt: str, precision: str, model: str, img_size: int, threads: int | None) -> list[dict]:
     """Return the rows measured here for an artifact like this one, fastest first ([] when nothing fits).
 
-    Like = the same model, format and precision, computed in its own numerics (no bf16/f16 hint) and within its
-    parity bounds, from one run: the one at the nearest thread count (None: the most threads measured), then the
-    same image size, then the newest. Each row gets "measured": the run's model, img_size, threads and date.
+    Like = the same model, format and precision, on the CPU, in its own numerics and within its parity bounds,
+    from one run: the one at the nearest thread count (None: the most threads measured), then the same image size,
+    then the newest. Each row gets "measured": the run's model, img_size, threads and date.
     """
     runs = [r for r in measured_here() if r.get("model") == model]
     if not runs:
@@ -75,9 +78,9 @@ def measured_ranking(fmt: str, precision: str, model: str, img_size: int, thread
     want = threads if threads is not None else max(r.get("threads") or 0 for r in runs)
     runs.sort(key=lambda r: (abs((r.get("threads") or 0) - want), r.get("img_size") != img_size))  # stable: newest
     for run in runs:
-        rows = [r for r in run.get("rows", []) if r.get("format") == fmt and r.get("precision") == precision
-                and r.get("parity_passed") and r.get("inference_precision") in (None, "native", "f32")
-                and isinstance(r.get("p50_ms"), (int, float))]
+        rows = [r for r in run.get("rows", []) if (r.get("format"), r.get("precision")) == (fmt, precision)
+                and (r.get("device") or "cpu") == "cpu" and r.get("inference_precision") in OWN_NUMERICS
+                and r.get("parity_passed") and isinstance(r.get("p50_ms"), (int, float))]
         if rows:
             about = {k: run.get(k) for k in ("model", "img_size", "threads", "date")}
             return [{**r, "measured": about} for r in sorted(rows, key=lambda r: r["p50_ms"])]

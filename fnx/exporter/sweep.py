@@ -21,11 +21,12 @@ from fnx.formats import artifact_digest
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
 
-def combinations(fmt: str, precision: str) -> list[tuple[str, str | None]]:
-    """Return (engine, inference precision) pairs that can run an artifact here (CPU engines only)."""
+def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
+    """Return (engine, inference precision, device kind) triples that can run an artifact here: every CPU engine,
+    and each accelerator an engine offers here (ONNX Runtime's CUDA/TensorRT providers on a GPU machine)."""
     from fnx.runtime.engines import ENGINES
 
-    pairs: list[tuple[str, str | None]] = []
+    pairs: list[tuple[str, str | None, str]] = []
     seen_tflite = False
     for engine in ENGINES.values():
         if fmt not in engine.formats or "cpu" not in engine.devices or not engine.available():
@@ -39,7 +40,11 @@ def combinations(fmt: str, precision: str) -> list[tuple[str, str | None]]:
             from fnx.runtime.engines.openvino import supported_precisions
 
             hints += [h for h in supported_precisions() if h != "f32"]
-        pairs += [(engine.name, h) for h in hints]
+        pairs += [(engine.name, h, "cpu") for h in hints]
+    for engine in ENGINES.values():
+        offers = getattr(engine, "offers", None)
+        if fmt in engine.formats and engine.available() and offers is not None:
+            pairs += [(engine.name, None, kind) for kind in engine.devices if kind != "cpu" and offers(kind)]
     return pairs
 
 
@@ -65,11 +70,18 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
             except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
                 rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
     for res in results:
-        for engine, hint in combinations(res.manifest.artifact.format, res.manifest.artifact.precision):
-            label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "")
+        for engine, hint, device in combinations(res.manifest.artifact.format, res.manifest.artifact.precision):
+            label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "") + \
+                (f" {device}" if device != "cpu" else "")
             with steps.step(f"bench {label}"):
-                rows.append(_measure(res, engine, hint, threads, (batch, source, refs), built.has_logits, warmup,
-                                     runs, data))
+                try:
+                    rows.append(_measure(res, engine, hint, device, threads, (batch, source, refs), built.has_logits,
+                                         warmup, runs, data))
+                except FnxError as e:  # an accelerator listed but not startable here: a row saying so
+                    if device == "cpu":
+                        raise
+                    rows.append({"format": res.manifest.artifact.format, "precision": res.manifest.artifact.precision,
+                                 "engine": engine, "device": device, "error": str(e)})
     failed = [r for r in rows if "error" in r]
     timed = sorted((r for r in rows if "error" not in r), key=lambda r: r["p50_ms"])
     best = next((r for r in timed if r["parity_passed"]), None)
@@ -78,9 +90,10 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     return timed + failed
 
 
-def _measure(res, engine: str, hint: str | None, threads: int, check_inputs: tuple, logits: bool, warmup: int,
-             runs: int, data: Path | None) -> dict:
-    """Return one row: an exported artifact on one engine (and inference precision): parity, top-1, latency."""
+def _measure(res, engine: str, hint: str | None, device: str, threads: int, check_inputs: tuple, logits: bool,
+             warmup: int, runs: int, data: Path | None) -> dict:
+    """Return one row: an exported artifact on one engine (inference precision, device): parity, top-1 (CPU rows;
+    the same artifact's), latency."""
     from fnx.runtime import load
     from fnx.runtime.bench import bench_session
     from fnx.runtime.preprocess import to_layout
@@ -88,19 +101,19 @@ def _measure(res, engine: str, hint: str | None, threads: int, check_inputs: tup
     batch, source, refs = check_inputs
     m = res.manifest
     precision = m.artifact.precision
-    session = load(res.artifact, device="cpu", threads=threads, engine=engine, inference_precision=hint)
+    session = load(res.artifact, device=device, threads=threads, engine=engine, inference_precision=hint)
     outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
     min_cos = m.calibration.guard.min_cosine if m.calibration else None
     parity = check(refs, outs, precision, [o.name for o in m.outputs], logits=logits,
                    bounds=bounds_for(precision, min_cos, hint), inputs=source)
     timing = bench_session(session, 1, warmup, runs)
     return {"artifact": res.artifact.name, "format": m.artifact.format, "precision": precision, "engine": engine,
-            "engine_label": session.engine_label,
+            "device": device, "engine_label": session.engine_label,
             "inference_precision": hint or getattr(session.engine, "precision", None) or "native",
             "file_mb": artifact_digest(res.artifact)[1] / 1e6,
             "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
             "parity_failures": parity.failures, "threads": threads,
-            "top1": _top1(res.artifact, data, engine, hint, threads) if data is not None else None,
+            "top1": _top1(res.artifact, data, engine, hint, threads) if data is not None and device == "cpu" else None,
             "p50_ms": timing["p50_ms"], "mean_ms": timing["mean_ms"], "throughput_ips": timing["throughput_ips"]}
 
 

@@ -9,6 +9,8 @@ not load) instead of running on the CPU unnoticed.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -51,6 +53,13 @@ class OnnxRuntime:
         return importlib.util.find_spec("onnxruntime") is not None
 
     @classmethod
+    def offers(cls, kind: str) -> bool:
+        """Whether ONNX Runtime here lists kind's provider (listed is not yet loadable: a session checks that)."""
+        import onnxruntime as ort
+
+        return PROVIDERS[kind][0] in ort.get_available_providers()
+
+    @classmethod
     def version(cls) -> str:
         return dist_version("onnxruntime") if dist_version("onnxruntime") != "unknown" else dist_version("onnxruntime-gpu")
 
@@ -74,8 +83,9 @@ class OnnxRuntime:
             _preload_gpu_libraries(ort)
         cuda = _cuda_options(ort.__version__, nhwc=_precision(path) == "fp16")
         options = [cuda if p == "CUDAExecutionProvider" else {} for p in providers]
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers, provider_options=options)
+        try:  # ONNX Runtime prints its provider fall-back banner on stdout: keep stdout for results (--json)
+            with contextlib.redirect_stdout(sys.stderr):
+                self.session = ort.InferenceSession(str(path), opts, providers=providers, provider_options=options)
         except Exception as e:
             raise load_error(self.name, path, e) from e
         self.providers = self.session.get_providers()
