@@ -9,7 +9,8 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - mobilevit         FasterNet-T0 vs MobileViT-XXS (timm, in a separate venv)
 - peers             ONNX -> onnx2tf TFLite against fnx's TFLite (separate venv, if it can be set up)
 - e2e               JPEG file -> label: decode, preprocess, invoke, post-process; exact vs fast; pipelined
-- engines           LiteRT, ONNX Runtime (int8 forms) and OpenVINO (f32/bf16/NNCF int8) side by side, with fidelity
+- engines           LiteRT, ONNX Runtime (int8 forms) and OpenVINO (f32/bf16/NNCF int8) side by side, with fidelity,
+                    then the runtime peers ExecuTorch XNNPACK and ncnn (benchmark-only venvs, built on demand)
 - scale             fnx eval on a local Ray cluster vs one process (2,000 images), and a full-sweep projection
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from benchmarks.context import REPO, Ctx
 from benchmarks.report import PAPER_CPU_MS, Section, Table, f, ratio
+from benchmarks.venvs import side_venv
 
 NAME = "mobilevit"
 TITLE = "FasterNet-T0 vs MobileViT-XXS"
@@ -29,26 +28,7 @@ PAPER = {"FasterNet-T0": {"ms": PAPER_CPU_MS["fasternet_t0"], "top1": 71.9, "gfl
 
 def ensure_venv(ctx: Ctx) -> tuple[Path | None, str]:
     """Return (python of the benchmark venv, how it was found or made) or (None, why not)."""
-    py = VENV / "bin" / "python"
-    check = [str(py), "-c", "import timm, torchvision, onnxruntime, onnx"]
-    if py.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return py, f"existing venv {VENV.name}"
-    ctx.log(f"    creating {VENV} ({' '.join(PACKAGES)}), at most {SETUP_TIMEOUT_S} s")
-    t0 = time.perf_counter()
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)],
-                       check=True, capture_output=True, timeout=60)
-        (VENV / ".gitignore").write_text("*\n")
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True, capture_output=True,
-                       timeout=SETUP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return None, f"setting up {VENV.name} took over {SETUP_TIMEOUT_S} s"
-    except subprocess.CalledProcessError as e:
-        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        return None, f"setting up {VENV.name} failed: {tail[0][:200]}"
-    if subprocess.run(check, capture_output=True).returncode:
-        return None, f"{VENV.name} was installed but timm/torchvision do not import"
-    return py, f"venv {VENV.name} created in {time.perf_counter() - t0:.0f} s"
+    return side_venv(ctx, VENV, PACKAGES, ("timm", "torchvision", "onnxruntime", "onnx"), SETUP_TIMEOUT_S)
 
 
 def run(ctx: Ctx) -> Section:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from benchmarks.context import REPO, Ctx, artifacts, checkpoint
 from benchmarks.report import Section, Table, f, pretty, short_error
 from benchmarks.timing import run_float, stats, time_engine
+from benchmarks.venvs import side_venv
 from fnx.parity import cosine_per_sample
 
 NAME = "peers"
@@ -36,22 +36,9 @@ SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
 def ensure_venv(ctx: Ctx) -> tuple[Path | None, str]:
+    python, how = side_venv(ctx, VENV, PACKAGES, ("onnx2tf", "tensorflow"), SETUP_TIMEOUT_S)
     exe = VENV / "bin" / "onnx2tf"
-    if exe.exists():
-        return exe, f"existing venv {VENV.name}"
-    ctx.log(f"    creating {VENV} (onnx2tf, TensorFlow 2.19), at most {SETUP_TIMEOUT_S} s")
-    t0 = time.perf_counter()
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=60)
-        (VENV / ".gitignore").write_text("*\n")
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", *PACKAGES], check=True,
-                       capture_output=True, timeout=SETUP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return None, f"setting up {VENV.name} (TensorFlow 2.19 + onnx2tf) took over {SETUP_TIMEOUT_S} s"
-    except subprocess.CalledProcessError as e:
-        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        return None, f"setting up {VENV.name} failed: {tail[0][:200]}"
-    return (exe, f"venv {VENV.name} created in {time.perf_counter() - t0:.0f} s") if exe.exists() else (None, "no onnx2tf")
+    return (exe, how) if python is not None and exe.exists() else (None, how if python is None else "no onnx2tf")
 
 
 def run_tflite(path: Path, x_nhwc: np.ndarray) -> np.ndarray:

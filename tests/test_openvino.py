@@ -149,7 +149,7 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     """fp32 and int8 (synthetic calibration) of every installed format, on every engine that runs each."""
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
     r = cli("bench", "--all", "t0", "--weights", t0_ckpt, "--img-size", "64", "--precisions", "fp32,int8",
-            "--calib-data", "synthetic", "--runs", "3", "--warmup", "1", "--out", tmp_path, "--json",
+            "--calib-data", "synthetic", "--calib-size", "32", "--runs", "3", "--warmup", "1", "--out", tmp_path, "--json",
             env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     rows = [x for x in json.loads(r.stdout) if "error" not in x]  # an int8 the guard refused is a row saying so

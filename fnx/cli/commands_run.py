@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, CalibData, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads, command, console,
+from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads, command, console,
                             err_console, need_file, print_json, report_failures)
 from fnx.errors import FnxError
 
@@ -122,6 +122,7 @@ def bench_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="--all: the weights to export (as fnx export's --weights)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", min=32, help="--all: input size (default: the variant's)."),
     calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
     data: Optional[Path] = typer.Option(None, "--data", help="--all: labelled image folder (class per subfolder): parity inputs and top-1."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="--all: where the artifacts go (default: ./fnx-bench-all)."),
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="--all: comma-separated precisions to export."),
@@ -147,8 +148,8 @@ def bench_cmd(
 
         if len(artifacts) != 1:
             raise FnxError("--all takes one model name, e.g. fnx bench --all fasternet-t2 --calib-data photos/")
-        return bench_all_cmd(str(artifacts[0]), counts[0], runs, warmup, weights, img_size, calib_data, data,
-                             out, precisions, as_json)
+        return bench_all_cmd(str(artifacts[0]), counts[0], runs, warmup, weights, img_size, calib_data, calib_size,
+                             data, out, precisions, as_json)
     if e2e_folder is not None:
         return e2e_cmd(artifacts, e2e_folder, counts[0], e2e_limit, workers, device.value, engine, skip_manifest_check,
                        as_json)
