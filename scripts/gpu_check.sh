@@ -7,7 +7,8 @@
 #   bash scripts/gpu_check.sh [OUT_DIR]     writes OUT_DIR/gpu_check.{log,json}, gpu_throughput.json, pytest.log
 #
 # Where the Python comes from:
-#   online (default): a venv (.venv-gpu) with torch (CPU build: the exporter's), fnx[dev] and onnxruntime-gpu[cuda,cudnn]
+#   online (default): a venv (.venv-gpu) with torch (CPU build: the exporter's; the CUDA training tests then skip),
+#     fnx[dev] and onnxruntime-gpu[cuda,cudnn]
 #   GPU_PYTHON=python3: that interpreter as it is (e.g. an image with CUDA torch, onnx and fnx's other needs), fnx from
 #     this checkout; onnxruntime-gpu and anything else missing from FNX_WHEELHOUSE=DIR (wheels, installed offline
 #     into a private target that shadows the interpreter's own onnxruntime).
@@ -20,6 +21,7 @@ OUT="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 STEPS="${GPU_STEPS:-all}"
+FAILED=""
 WORK="${GPU_WORK:-/tmp/fnx-gpu-work}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || { echo "no NVIDIA GPU here"; exit 3; }
 
@@ -55,17 +57,21 @@ PYEOF
 
 if [[ "$STEPS" == all || "$STEPS" == export ]]; then
   echo "== exports (ONNX, 224 px, cached in $WORK)"
-  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" --export-only || echo "EXPORTS FAILED"
+  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" --export-only || FAILED="$FAILED exports"
 fi
 if [[ "$STEPS" == all || "$STEPS" == tests ]]; then
   echo "== tests that skip without a GPU (pytest -m cuda tests/test_gpu.py)"
-  "$PY" -m pytest -q -m cuda tests/test_gpu.py -p no:cacheprovider -rs ${GPU_PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log" | tail -40
+  "$PY" -m pytest -q -m cuda tests/test_gpu.py -p no:cacheprovider -rs ${GPU_PYTEST_ARGS:-} > "$OUT/pytest.log" 2>&1 \
+    || FAILED="$FAILED tests"
+  tail -40 "$OUT/pytest.log"
 fi
 if [[ "$STEPS" == all || "$STEPS" == table ]]; then
   echo "== latency table (batch 1, median ms; cosine against PyTorch fp32 on the CPU)"
-  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" || echo "TABLE FAILED"
+  "$PY" scripts/gpu_table.py "$OUT/gpu_check.json" --work "$WORK" || FAILED="$FAILED table"
 fi
 if [[ "$STEPS" == all || "$STEPS" == throughput ]]; then
   echo "== batch 1 and 64: ONNX Runtime CUDA options (TF32, NHWC) and PyTorch eager"
-  "$PY" scripts/gpu_throughput.py "$OUT/gpu_throughput.json" --work "$WORK" || echo "THROUGHPUT FAILED"
+  "$PY" scripts/gpu_throughput.py "$OUT/gpu_throughput.json" --work "$WORK" || FAILED="$FAILED throughput"
 fi
+if [ -n "$FAILED" ]; then echo "GPU CHECK FAILED:$FAILED"; exit 1; fi
+echo "GPU CHECK OK"

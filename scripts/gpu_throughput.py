@@ -80,6 +80,8 @@ def main() -> None:
                 try:
                     sess = ort.InferenceSession(str(arts[precision]), providers=[provider],
                                                 provider_options=[options if provider != "CPUExecutionProvider" else {}])
+                    if sess.get_providers()[0] != provider:
+                        raise RuntimeError(f"ONNX Runtime fell back to {sess.get_providers()[0]}")
                     feed = {sess.get_inputs()[0].name: x}
                     where = provider.replace("ExecutionProvider", "").lower()
                     add(f"onnxruntime {where} {label}", lambda: sess.run(None, feed), sess.run(None, feed)[0])

@@ -169,19 +169,22 @@ def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path
         pytest.skip("needs two engines for ONNX: onnxruntime and openvino")
     art = t0_exports["onnx"].artifact
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("fnx.devices.detect", lambda *a, **k: PROFILES["x86"])  # a CPU machine, also on a GPU box
     assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # nothing measured: fixed order
     save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "ncnn", 0.5),  # not an engine here: passed over
                                          _row("onnx", "fp32", "onnxruntime", 0.9, passed=False),  # out of bounds
                                          _row("onnx", "fp32", "openvino", 1.0, hint="bf16"),  # lower precision
                                          _row("onnx", "fp32", "openvino", 1.2), _row("onnx", "fp32", "onnxruntime", 2.0),
-                                         _row("tflite", "fp32", "litert", 0.1)])
+                                         _row("tflite", "fp32", "litert", 0.1),
+                                         _row("tflite", "fp32", "openvino", 0.05)])  # a record that cannot open it
     s = load(art, threads=1)
     assert s.engine_name == "openvino" and "fastest within parity bounds" in s.engine_choice
     assert "1.20 ms" in s.engine_choice and "fnx bench --all" in s.engine_choice
     assert load(art).engine_name == "openvino"  # threads None: the most threads measured (1 here)
     assert load(art, device="cpu").engine_name == "onnxruntime" and load(art, device="cpu").engine_choice is None
     assert load(art, engine="onnxruntime").engine_name == "onnxruntime"
-    assert load(t0_exports["tflite"].artifact).engine_choice is None  # already the engine fnx takes
+    tfl = load(t0_exports["tflite"].artifact)  # the record's engine cannot open TFLite: fnx's order, no claim
+    assert tfl.engine_name == "litert" and tfl.engine_choice is None
     r = cli("run", art, "--json", *[str(p) for p in _images(tmp_path)])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)

@@ -30,7 +30,11 @@ def _ort_providers() -> list[str]:
 ORT_CUDA = pytest.mark.skipif("CUDAExecutionProvider" not in _ort_providers(),
                               reason="no CUDA provider (onnxruntime-gpu and an NVIDIA GPU needed)")
 TORCH_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
-ENV = {**os.environ, "COLUMNS": "200"}
+
+
+def _env() -> dict:
+    """The environment now (conftest's isolated caches and hub endpoint included), for a subprocess."""
+    return {**os.environ, "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +120,20 @@ def test_fnx_run_and_verify_on_cuda(onnx_t0, tmp_path):
     for i in range(3):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(tmp_path / f"{i}.jpg")
     cpu = subprocess.run([sys.executable, "-m", "fnx", "run", str(arts["fp32"]), str(tmp_path), "--device", "cpu",
-                          "--json"], capture_output=True, text=True, env=ENV, timeout=300)
+                          "--json"], capture_output=True, text=True, env=_env(), timeout=300)
     gpu = subprocess.run([sys.executable, "-m", "fnx", "run", str(arts["fp32"]), str(tmp_path), "--device", "cuda",
-                          "--json"], capture_output=True, text=True, env=ENV, timeout=300)
+                          "--json"], capture_output=True, text=True, env=_env(), timeout=300)
     assert cpu.returncode == 0 and gpu.returncode == 0, cpu.stderr + gpu.stderr
     top = [[p["top"][0]["index"] for p in json.loads(r.stdout)["predictions"]] for r in (cpu, gpu)]
     assert top[0] == top[1] and len(top[0]) == 3
     v = subprocess.run([sys.executable, "-m", "fnx", "verify", str(arts["fp16"]), "--device", "cuda", "--json"],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+                       capture_output=True, text=True, env=_env(), timeout=300)
     assert v.returncode == 0 and json.loads(v.stdout)["passed"], v.stdout + v.stderr
 
 
 @ORT_CUDA
 def test_devices_detects_the_cuda_profile():
-    r = subprocess.run([sys.executable, "-m", "fnx", "devices", "--json"], capture_output=True, text=True, env=ENV,
+    r = subprocess.run([sys.executable, "-m", "fnx", "devices", "--json"], capture_output=True, text=True, env=_env(),
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["detected"]["profile"] == "cuda"
@@ -142,7 +146,7 @@ def test_bench_all_ranks_the_gpu_rows_too(t0_ckpt, tmp_path, monkeypatch):
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
     r = subprocess.run([sys.executable, "-m", "fnx", "bench", "--all", "t0", "--weights", str(t0_ckpt), "--img-size",
                         "64", "--precisions", "fp32,fp16", "--runs", "5", "--warmup", "2", "--out", str(tmp_path),
-                        "--json"], capture_output=True, text=True, env={**ENV, "FNX_CACHE_DIR": str(tmp_path / "cache")},
+                        "--json"], capture_output=True, text=True, env={**_env(), "FNX_CACHE_DIR": str(tmp_path / "cache")},
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = json.loads(r.stdout)
@@ -186,6 +190,6 @@ def test_train_nccl_with_sync_bn(tiny_folder, tmp_path):
     out = tmp_path / "ddp.pth"
     r = subprocess.run([sys.executable, "-m", "fnx", "train", "fasternet_t0", "--data", str(tiny_folder), "--out", str(out),
                         "--epochs", "1", "--batch-size", "8", "--img-size", "32", "--nproc", "1", "--device", "cuda",
-                        "--sync-bn"], capture_output=True, text=True, env=ENV, timeout=600)
+                        "--sync-bn"], capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert out.is_file()

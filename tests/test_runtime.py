@@ -183,6 +183,41 @@ def test_cuda_fallback_is_an_error_not_a_silent_cpu_run(t0_exports, monkeypatch)
     assert auto.providers == ["CPUExecutionProvider"]
 
 
+def test_a_provider_that_fails_to_start(t0_exports, tmp_path, monkeypatch):
+    """As on the H100 without TensorRT's libraries: creating the session on the accelerator raises. An explicit
+    device says so; auto falls back to the next provider itself, keeping fnx's CUDA options (ONNX Runtime's own
+    fall-back drops them); a bad file is still reported as a bad file."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is present: tests/test_gpu.py runs it")
+    real, tried = ort.InferenceSession, []
+
+    def fake(path, opts, providers, provider_options, **kwargs):
+        tried.append((list(providers), provider_options, kwargs))
+        if providers[0] != "CPUExecutionProvider":
+            raise RuntimeError("Failed to load library libonnxruntime_providers_cuda.so")
+        return real(path, opts, providers=providers, provider_options=provider_options, **kwargs)
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", fake)
+    with pytest.raises(FnxError, match="could not start it here: install the CUDA and cuDNN"):
+        load(t0_exports["onnx"].artifact, device="cuda")
+    assert tried[0][1][0] == {"use_tf32": "0"}  # fnx's CUDA options on the try (fp32: no NHWC)
+    assert all(kw == {"enable_fallback": 0} for _, _, kw in tried)  # ONNX Runtime's own fall-back is never used
+    from fnx.runtime import Placement
+    from fnx.runtime.engines import open_engine
+
+    tried.clear()
+    auto = open_engine(t0_exports["onnx"].artifact, Placement("cuda", strict=False))
+    assert auto.providers == ["CPUExecutionProvider"] and [t[0][0] for t in tried] == ["CUDAExecutionProvider",
+                                                                                      "CPUExecutionProvider"]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(t0_exports["onnx"].artifact.read_bytes()[:4000])
+    with pytest.raises(FnxError, match="cannot load"):
+        load(bad, device="cuda", check_manifest=False)
+
+
 def test_onnxruntime_banners_stay_off_stdout(t0_exports, monkeypatch, capsys):
     """ONNX Runtime prints its provider fall-back banner (seen on an H100 without TensorRT) with print(): fnx sends
     it to stderr, so `--json` output on stdout stays JSON."""

@@ -104,5 +104,6 @@ def _print_measured(measured: list[dict], profile) -> None:
         mt.add_row(run["model"].replace("_", "-"), str(run["img_size"]), str(run["threads"]), path,
                    f"{best['p50_ms']:.2f}" if best else "-", f"{best['cosine']:.5f}" if best else "-", vs, run["date"])
     console.print(mt)
-    console.print("--device auto runs an artifact on the fastest installed engine measured here for its model, "
-                  "format and precision (--engine overrides it).", highlight=False)
+    if profile is None or profile.accelerator == "cpu":
+        console.print("--device auto runs an artifact on the fastest installed engine measured here for its model, "
+                      "format and precision (--engine overrides it).", highlight=False)

@@ -10,7 +10,7 @@ import numpy as np
 from fnx.errors import FnxError
 from fnx.formats import artifact_digest, detect_format
 from fnx.manifest import Manifest, Preprocessing, read_manifest
-from fnx.runtime.engines import ENGINES, Engine, TensorInfo, engine_for, get_engine, open_engine
+from fnx.runtime.engines import Engine, TensorInfo, engine_for, get_engine, open_engine
 from fnx.runtime.placement import Placement, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
@@ -27,9 +27,15 @@ class Session:
         self.device = device
         self.placement = resolve_placement(device, threads, inference_precision)
         self.engine_choice: str | None = None  # why --device auto took another engine than the first installed
-        if engine is None and not self.placement.strict and inference_precision is None:
+        if engine is None and not self.placement.strict and inference_precision is None and check_manifest:
             engine, self.engine_choice = measured_engine(self.path, self.manifest, self.placement)
-        self.engine: Engine = open_engine(self.path, self.placement, engine)
+        try:
+            self.engine: Engine = open_engine(self.path, self.placement, engine)
+        except FnxError:
+            if self.engine_choice is None:
+                raise
+            engine, self.engine_choice = None, None  # the measured engine would not open it: fnx's fixed order
+            self.engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
         self.outputs: list[TensorInfo] = self.engine.outputs
@@ -161,10 +167,18 @@ def measured_engine(path: Path, manifest: Manifest | None, placement: Placement)
     fmt = detect_format(path).name
     rows = measured_ranking(fmt, manifest.artifact.precision, manifest.model.name, manifest.model.img_size,
                             placement.threads)
-    row = next((r for r in rows if r["engine"] in ENGINES and get_engine(r["engine"]).available()), None)
+    row = next((r for r in rows if _installed(r.get("engine"))), None)
     if row is None or get_engine(row["engine"]) is engine_for(fmt, placement):
         return None, None
     m = row["measured"]
     return row["engine"], (f"{row['engine']}: fastest within parity bounds for {m['model']} {fmt} "
                            f"{manifest.artifact.precision} measured here ({row['p50_ms']:.2f} ms at {m['img_size']} px, "
                            f"{m['threads']} thread(s), fnx bench --all {m['date']})")
+
+
+def _installed(name: object) -> bool:
+    """Whether a recorded engine name (or alias) is a registered engine installed here."""
+    try:
+        return isinstance(name, str) and get_engine(name).available()
+    except FnxError:
+        return False

@@ -70,38 +70,63 @@ class OnnxRuntime:
         available = ort.get_available_providers()
         wanted = PROVIDERS[placement.kind]
         accelerators = [p for p in wanted if p != "CPUExecutionProvider"]
-        if accelerators and placement.strict and not any(p in available for p in accelerators):
-            raise FnxError(f"ONNX Runtime here offers {', '.join(available)}, not {', '.join(accelerators)}: install "
-                           f"onnxruntime-gpu (pip install onnxruntime-gpu, with a matching CUDA) or run with --device cpu")
+        instead = "cuda" if placement.kind == "tensorrt" and "CUDAExecutionProvider" in available else "cpu"
+        if accelerators and placement.strict and wanted[0] not in available:
+            raise FnxError(f"ONNX Runtime here offers {', '.join(available)}, not {wanted[0]}: install onnxruntime-gpu "
+                           f"(pip install 'onnxruntime-gpu[cuda,cudnn]', with a matching CUDA) or run with --device "
+                           f"{instead}")
         opts = ort.SessionOptions()
         if placement.threads:
             opts.intra_op_num_threads = placement.threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        providers = [p for p in wanted if p in available]
-        if accelerators and any(p in available for p in accelerators):
+        chain = [p for p in wanted if p in available]
+        if any(p in available for p in accelerators):
             _preload_gpu_libraries(ort)
         cuda = _cuda_options(ort.__version__, nhwc=_precision(path) == "fp16")
-        options = [cuda if p == "CUDAExecutionProvider" else {} for p in providers]
-        try:  # ONNX Runtime prints its provider fall-back banner on stdout: keep stdout for results (--json)
-            with contextlib.redirect_stdout(sys.stderr):
-                self.session = ort.InferenceSession(str(path), opts, providers=providers, provider_options=options)
-        except Exception as e:
-            raise load_error(self.name, path, e) from e
+        while True:  # fnx's own fall-back: ONNX Runtime's drops the provider options (TF32 back on) and prints on stdout
+            try:
+                self.session = _start(ort, path, opts, chain, cuda)
+                break
+            except (RuntimeError, ValueError) as e:
+                if chain[0] == "CPUExecutionProvider":
+                    raise load_error(self.name, path, e) from e
+                if placement.strict:
+                    try:  # a bad file is reported as a bad file, not as a provider that would not start
+                        _start(ort, path, opts, ["CPUExecutionProvider"], cuda)
+                    except Exception as bad:
+                        raise load_error(self.name, path, bad) from bad
+                    raise self._not_started(chain[0], None, instead) from e
+                chain = chain[1:]  # --device auto: the next provider will do
+            except Exception as e:
+                raise load_error(self.name, path, e) from e
+        self.session.disable_fallback()  # a provider failing mid-run raises; ONNX Runtime would switch silently
         self.providers = self.session.get_providers()
         if placement.strict and accelerators and wanted[0] not in self.providers:
-            raise FnxError(f"ONNX Runtime lists {wanted[0]} but could not start it here, so it fell back to "
-                           f"{', '.join(self.providers)}: install {NEEDS[wanted[0]]}, or run with --device "
-                           f"{'cuda' if placement.kind == 'tensorrt' else 'cpu'}")
+            raise self._not_started(wanted[0], self.providers, instead)
         self.inputs = [_info(i) for i in self.session.get_inputs()]
         self.outputs = [_info(o) for o in self.session.get_outputs()]
         self._names = [i.name for i in self.inputs]
+
+    @staticmethod
+    def _not_started(provider: str, running: list[str] | None, instead: str) -> FnxError:
+        fell = f" (it fell back to {', '.join(running)})" if running else ""
+        return FnxError(f"ONNX Runtime lists {provider} but could not start it here{fell}: install {NEEDS[provider]}, "
+                        f"or run with --device {instead}")
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, dict(zip(self._names, feeds)))
 
     def describe(self) -> str:
         return f"{self.name} {self.version()} ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
+
+
+def _start(ort, path: Path, opts, chain: list[str], cuda: dict[str, str]):
+    """Return an InferenceSession on the providers in chain (CUDA's with fnx's options), ONNX Runtime's own
+    fall-back off; anything it prints goes to stderr, so stdout stays for results (--json)."""
+    options = [cuda if p == "CUDAExecutionProvider" else {} for p in chain]
+    with contextlib.redirect_stdout(sys.stderr):
+        return ort.InferenceSession(str(path), opts, providers=chain, provider_options=options, enable_fallback=0)
 
 
 def _cuda_options(version: str, nhwc: bool) -> dict[str, str]:
