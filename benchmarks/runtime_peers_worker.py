@@ -20,12 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def median_ms(fn, warmup: int, runs: int) -> float:
-    from benchmarks.timing import time_fn  # numpy only: importable in a peer's venv
-
-    return float(np.median(time_fn(fn, warmup, runs)))
+from benchmarks.timing import median_ms  # noqa: E402  (numpy only: importable in a peer's venv)
 
 
 def executorch_rows(model, x, calib, threads, warmup, runs, work: Path) -> list[dict]:

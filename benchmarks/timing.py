@@ -42,6 +42,11 @@ def interleaved(fns: dict[str, Callable[[], object]], warmup: int, runs: int, bl
     return {k: np.array(v) for k, v in out.items()}
 
 
+def median_ms(fn: Callable[[], object], warmup: int, runs: int) -> float:
+    """Return the median wall time of fn in ms (time_fn's runs)."""
+    return float(np.median(time_fn(fn, warmup, runs)))
+
+
 def stats(ms: np.ndarray) -> dict:
     return {"median_ms": float(np.median(ms)), "mean_ms": float(ms.mean()), "p10_ms": float(np.percentile(ms, 10)),
             "p90_ms": float(np.percentile(ms, 90)), "runs": int(len(ms))}

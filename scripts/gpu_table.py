@@ -13,25 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.timing import median_ms  # noqa: E402
+
 MODELS = tuple(os.environ.get("FNX_GPU_MODELS", "fasternet_t0,fasternet_t2").split(","))
 PRECISIONS = ("fp32", "fp16", "int8")
 DEVICES = ("cpu", "cuda", "tensorrt")
-
-
-def median_ms(fn, warmup: int = 20, runs: int = 200) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
 
 
 def artifacts(work: Path) -> dict[tuple[str, str], Path]:
@@ -71,7 +64,7 @@ def torch_rows(name: str, weights: Path, x: np.ndarray, ref: np.ndarray) -> list
             return y
 
         got = step().float().cpu().numpy()
-        rows.append({"model": name, "path": f"pytorch eager cuda {label}", "precision": label, "ms": median_ms(step),
+        rows.append({"model": name, "path": f"pytorch eager cuda {label}", "precision": label, "ms": median_ms(step, 20, 200),
                      "cosine": float(cosine_per_sample(ref, got).min())})
     return rows
 
@@ -111,7 +104,7 @@ def main() -> None:
                 try:
                     s = load(arts[name, precision], device=device)
                     got = s.run(x)[0]
-                    row.update(engine=s.engine.describe(), ms=median_ms(lambda: s.run(x)),
+                    row.update(engine=s.engine.describe(), ms=median_ms(lambda: s.run(x), 20, 200),
                                cosine=float(cosine_per_sample(ref, got).min()))
                 except Exception as e:  # noqa: BLE001 - reported in the table
                     row["error"] = f"{type(e).__name__}: {e}"[:300]
@@ -124,7 +117,7 @@ def main() -> None:
             feed = {sess.get_inputs()[0].name: x}
             got = sess.run(None, feed)[0]
             report({"model": name, "path": "onnxruntime cuda fp32, TF32 on", "precision": "fp32", "device": "cuda",
-                    "ms": median_ms(lambda: sess.run(None, feed)), "cosine": float(cosine_per_sample(ref, got).min())})
+                    "ms": median_ms(lambda: sess.run(None, feed), 20, 200), "cosine": float(cosine_per_sample(ref, got).min())})
         except Exception as e:  # noqa: BLE001
             report({"model": name, "path": "onnxruntime cuda fp32, TF32 on", "error": f"{type(e).__name__}: {e}"[:300]})
         for row in torch_rows(name, weights, x, ref):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gpu_table import median_ms  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.timing import median_ms  # noqa: E402
 
 MODELS = tuple(os.environ.get("FNX_GPU_MODELS", "fasternet_t0,fasternet_t2").split(","))
 BATCHES = (1, 64)

@@ -153,6 +153,10 @@ def test_bench_all_ranks_the_gpu_rows_too(t0_ckpt, tmp_path, monkeypatch):
     cuda = {x["precision"]: x for x in rows if x.get("device") == "cuda" and "error" not in x}
     assert set(cuda) == {"fp32", "fp16"} and all(x["parity_passed"] for x in cuda.values())
     assert all("CUDA" in x["engine_label"] for x in cuda.values())
+    from fnx.devices.measured import measured_ranking
+
+    kept = measured_ranking("onnx", "fp32", "fasternet_t0", 64, 1)  # the record behind --device auto: CPU rows only
+    assert kept and all(x.get("device") in (None, "cpu") for x in kept)
     trt = [x for x in rows if x.get("device") == "tensorrt"]
     assert all(x.get("parity_passed") or "TensorRT" in x.get("error", "") for x in trt)
 

@@ -3,6 +3,7 @@ fastest path within its parity bounds. A profile is a guess made elsewhere; this
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -19,7 +20,12 @@ ROW_FIELDS = ("format", "precision", "engine", "device", "engine_label", "infere
 
 def machine_identity() -> dict:
     """The CPU a measurement belongs to: model name, usable cores, architecture (a measurement holds for that CPU)."""
-    return {"cpu": cpu_name() or platform.processor() or "unknown", "cores": cpu_count(), "arch": platform.machine()}
+    return dict(_identity())
+
+
+@functools.lru_cache(maxsize=1)  # /proc/cpuinfo read once per process: every --device auto load asks
+def _identity() -> tuple:
+    return (("cpu", cpu_name() or platform.processor() or "unknown"), ("cores", cpu_count()), ("arch", platform.machine()))
 
 
 def record_path(identity: dict | None = None) -> Path:
@@ -59,10 +65,15 @@ def measured_here() -> list[dict]:
 OWN_NUMERICS = (None, "native", "f32")  # rows computed in the artifact's own precision (no bf16/f16 hint)
 
 
+def _own_numerics_on(row: dict, device: str) -> bool:
+    """Whether a row ran on device (rows from before GPU rows existed: the CPU) in the artifact's own numerics."""
+    return (row.get("device") or "cpu") == device and row.get("inference_precision") in OWN_NUMERICS
+
+
 def profile_row(run: dict, fmt: str, precision: str, engine: str, device: str = "cpu") -> dict | None:
     """Return the run's row for a profile's own choice (format, precision, engine, device), if it was measured."""
     return next((r for r in run.get("rows", []) if (r["format"], r["precision"], r["engine"]) == (fmt, precision, engine)
-                 and (r.get("device") or "cpu") == device and r.get("inference_precision") in OWN_NUMERICS), None)
+                 and _own_numerics_on(r, device)), None)
 
 
 def measured_ranking(fmt: str, precision: str, model: str, img_size: int, threads: int | None) -> list[dict]:
@@ -79,8 +90,7 @@ def measured_ranking(fmt: str, precision: str, model: str, img_size: int, thread
     runs.sort(key=lambda r: (abs((r.get("threads") or 0) - want), r.get("img_size") != img_size))  # stable: newest
     for run in runs:
         rows = [r for r in run.get("rows", []) if (r.get("format"), r.get("precision")) == (fmt, precision)
-                and (r.get("device") or "cpu") == "cpu" and r.get("inference_precision") in OWN_NUMERICS
-                and r.get("parity_passed") and isinstance(r.get("p50_ms"), (int, float))]
+                and _own_numerics_on(r, "cpu") and r.get("parity_passed") and isinstance(r.get("p50_ms"), (int, float))]
         if rows:
             about = {k: run.get(k) for k in ("model", "img_size", "threads", "date")}
             return [{**r, "measured": about} for r in sorted(rows, key=lambda r: r["p50_ms"])]
