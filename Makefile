@@ -19,11 +19,10 @@ demo: setup
 	$(VENV)/bin/fnx models
 	$(VENV)/bin/fnx demo --out demo_out
 
-# ARM parity first (it prints its table), then pytest, whose summary stays the closing line; both must pass.
+# ARM parity beside pytest (scripts/run_tests.sh): its table after pytest's output, pytest's summary the closing
+# line; both must pass.
 test: setup
-	@arm=0; $(PY) scripts/arm_parity.py || arm=$$?; \
-	$(PY) -m pytest -q --durations=15 || exit $$?; \
-	if [ $$arm -ne 0 ]; then echo "ARM parity failed (exit $$arm)"; exit $$arm; fi
+	@bash scripts/run_tests.sh $(PY) -q --durations=15
 
 arm-parity: setup
 	$(PY) scripts/arm_parity.py

@@ -76,3 +76,27 @@ def t0_exports(t0_ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports")
     results = export_model("t0", ExportOptions(formats=("onnx", "tflite"), weights=str(t0_ckpt), img_size=64, out_dir=out))
     return {r.manifest.artifact.format: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def t0_tflite_int8(t0_ckpt, tmp_path_factory):
+    """An int8 TFLite export of t0_ckpt at 64x64 (synthetic calibration, guard at cosine 0.95), made once per session."""
+    from fnx.exporter import ExportOptions, Int8Options, export_model
+
+    (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                              out_dir=tmp_path_factory.mktemp("tflite-int8"),
+                                              int8=Int8Options("synthetic", 32, min_cosine=0.95)))
+    return res
+
+
+# The machine switch (fnx.cpu_features): a test that branches on bf16/f16 takes `reduced_precision`, and so runs as
+# on a CPU without them (an AVX2 AMD EPYC), with bf16 only (Zen 4, Cooper Lake) and with both (a Xeon with AMX),
+# whichever machine runs the suite. Where the CPU lacks a shown one, OpenVINO computes in f32 and fnx says so.
+REDUCED_PRECISION_KINDS = {"none": "-bf16,-f16", "bf16": "+bf16,-f16", "bf16+f16": "+bf16,+f16"}
+
+
+@pytest.fixture(params=list(REDUCED_PRECISION_KINDS))
+def reduced_precision(request, monkeypatch) -> set[str]:
+    """Set FNX_CPU_FEATURES to hide or show bf16/f16 for this test; returns the reduced precisions shown."""
+    monkeypatch.setenv("FNX_CPU_FEATURES", REDUCED_PRECISION_KINDS[request.param])
+    return set() if request.param == "none" else set(request.param.split("+"))

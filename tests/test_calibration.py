@@ -116,8 +116,8 @@ def test_guard_needs_labels_for_top1_drop(t0_ckpt, tmp_path):
         _int8("onnx", t0_ckpt, tmp_path, max_top1_drop=1.0, min_cosine=0.5)
 
 
-def test_tflite_int8_has_int8_io(t0_ckpt, tmp_path):
-    res = _int8("tflite", t0_ckpt, tmp_path)
+def test_tflite_int8_has_int8_io(t0_tflite_int8):
+    res = t0_tflite_int8
     m = res.manifest
     assert m.input.dtype == "int8" and m.input.quantization.scale > 0
     assert m.outputs[0].dtype == "int8"

@@ -48,14 +48,10 @@ def test_batch_larger_than_model_batch(t0_exports):
     assert np.array_equal(batched[1], s.run(x[1:2])[0][0])
 
 
-def test_int8_io_quantized_inside(t0_ckpt, tmp_path):
+def test_int8_io_quantized_inside(t0_tflite_int8):
     from ai_edge_litert.interpreter import Interpreter
 
-    from fnx.exporter import ExportOptions, Int8Options, export_model
-
-    (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
-                                              out_dir=tmp_path, verify=False,
-                                              int8=Int8Options("synthetic", 16, min_cosine=0.9)))
+    res = t0_tflite_int8
     x = np.random.default_rng(3).standard_normal((1, 64, 64, 3)).astype(np.float32)
     it = Interpreter(model_path=str(res.artifact))
     it.allocate_tensors()

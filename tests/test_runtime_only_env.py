@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from fnx.exporter import ExportOptions, Int8Options, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,15 +35,12 @@ def test_runtime_extra_pulls_no_torch(runtime_env):
     assert not names & {"torch", "tensorflow", "onnx", "onnxruntime", "litert-torch"}
 
 
-def test_run_and_bench_fp32_and_int8(runtime_env, t0_ckpt, tmp_path):
+def test_run_and_bench_fp32_and_int8(runtime_env, t0_exports, t0_tflite_int8, tmp_path):
     from PIL import Image
 
     from fnx.calibration.synthetic import synthetic_images
 
-    arts = [r.artifact for r in export_model("t0", ExportOptions(formats=("tflite",), weights=str(t0_ckpt), img_size=64, out_dir=tmp_path))]
-    arts += [r.artifact for r in export_model("t0", ExportOptions(
-        formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64, out_dir=tmp_path, verify=False,
-        int8=Int8Options("synthetic", 16, min_cosine=0.9)))]
+    arts = [t0_exports["tflite"].artifact, t0_tflite_int8.artifact]
     img = tmp_path / "frame.png"
     Image.fromarray(synthetic_images(1, size=80, seed=3)[0]).save(img)
     fnx = str(runtime_env / "fnx")

@@ -10,7 +10,7 @@ from fnx.cli.tables import compact_table
 
 def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str | None, img_size: int | None,
                   calib_data: str | None, calib_size: int, data: Path | None, out: Path | None, precisions: str,
-                  as_json: bool) -> None:
+                  as_json: bool, min_cosine: float | None = None) -> None:
     """Export model everywhere it can go here, time and check each combination, and print the ranking."""
     from fnx.calibration.options import Int8Options
     from fnx.exporter import ExportOptions
@@ -24,7 +24,7 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
         raise FnxError(f"--precisions takes a comma-separated list of {', '.join(PRECISIONS)}; got {precisions!r}")
 
     opts = ExportOptions(weights=weights, img_size=img_size, data=data, out_dir=out or Path("fnx-bench-all"),
-                         int8=Int8Options(data=calib_data, size=calib_size))
+                         int8=Int8Options(data=calib_data, size=calib_size, min_cosine=min_cosine))
     rows = bench_all(model, opts, threads=threads, runs=runs, warmup=warmup, data=data, precisions=chosen,
                      steps=Steps(console=err_console, quiet=as_json))
     from fnx.devices.measured import save_ranking
@@ -53,8 +53,11 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
         cos = f"{r['cosine']:.5f}" + ("" if r["parity_passed"] else " [red]fail[/]")
         top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.1f}"
         engine = r["engine"] + (f" {r['device']}" if r.get("device", "cpu") != "cpu" else "")
+        compute = r["inference_precision"]
+        if r.get("computed_precision") not in (None, "native", compute):  # the engine ignored the hint
+            compute += f" (ran {r['computed_precision']})"
         table.add_row("*" if r["fastest_within_bounds"] else "", r["format"], r["precision"], engine,
-                      r["inference_precision"], f"{r['file_mb']:.1f}", cos, top1, f"{r['p50_ms']:.2f}",
+                      compute, f"{r['file_mb']:.1f}", cos, top1, f"{r['p50_ms']:.2f}",
                       f"{r['throughput_ips']:.0f}")
     console.print(table)
     for r in rows:

@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads, command, console,
-                            err_console, need_file, print_json, report_failures)
+from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, MinCosine,
+                            PreprocessChoice, SkipCheck, Threads, command, console, err_console, need_file, print_json,
+                            report_failures)
 from fnx.errors import FnxError
 
 
@@ -123,6 +124,7 @@ def bench_cmd(
     img_size: Optional[int] = typer.Option(None, "--img-size", min=32, help="--all: input size (default: the variant's)."),
     calib_data: CalibData = None,
     calib_size: CalibSize = 256,
+    min_cosine: MinCosine = None,
     data: Optional[Path] = typer.Option(None, "--data", help="--all: labelled image folder (class per subfolder): parity inputs and top-1."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="--all: where the artifacts go (default: ./fnx-bench-all)."),
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="--all: comma-separated precisions to export."),
@@ -143,13 +145,15 @@ def bench_cmd(
         raise FnxError(f"--threads takes comma-separated integers like 1,2,4; got {threads!r}") from None
     if not counts or min(counts) < 1:
         raise FnxError(f"--threads takes thread counts of at least 1, like 1,2,4; got {threads!r}")
+    if min_cosine is not None and not all_paths:
+        raise FnxError("--min-cosine belongs to fnx bench --all (the int8 guard of the exports it makes)")
     if all_paths:
         from fnx.cli.bench_all import bench_all_cmd
 
         if len(artifacts) != 1:
             raise FnxError("--all takes one model name, e.g. fnx bench --all fasternet-t2 --calib-data photos/")
         return bench_all_cmd(str(artifacts[0]), counts[0], runs, warmup, weights, img_size, calib_data, calib_size,
-                             data, out, precisions, as_json)
+                             data, out, precisions, as_json, min_cosine)
     if e2e_folder is not None:
         return e2e_cmd(artifacts, e2e_folder, counts[0], e2e_limit, workers, device.value, engine, skip_manifest_check,
                        as_json)

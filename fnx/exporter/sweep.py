@@ -110,6 +110,7 @@ def _measure(res, engine: str, hint: str | None, device: str, threads: int, chec
     return {"artifact": res.artifact.name, "format": m.artifact.format, "precision": precision, "engine": engine,
             "device": device, "engine_label": session.engine_label,
             "inference_precision": hint or getattr(session.engine, "precision", None) or "native",
+            "computed_precision": getattr(session.engine, "precision", None) or "native",  # read back from the engine
             "file_mb": artifact_digest(res.artifact)[1] / 1e6,
             "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
             "parity_failures": parity.failures, "threads": threads,

@@ -2,7 +2,9 @@
 
 OpenVINO's own default on CPUs with bf16 (AMX, AVX-512 BF16) computes an fp32 model in bf16. fnx asks for
 f32 unless told otherwise (`inference_precision="bf16"`, `--inference-precision bf16`), so that a result
-is what the artifact computes; bf16/f16 are opt-in, with their own parity bounds (fnx.parity).
+is what the artifact computes; bf16/f16 are opt-in, with their own parity bounds (fnx.parity). The precision
+reported (`precision`) is the one read back from the compiled model: a plugin that ignores a hint says so.
+FNX_CPU_FEATURES (fnx.cpu_features) hides bf16/f16 from the plugin's capabilities, or offers them for tests.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from fnx import cpu_features
 from fnx.errors import FnxError
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
@@ -45,18 +48,19 @@ class OpenVino:
         ov = openvino_env.openvino()
 
         core = ov.Core()
-        self.precision = placement.inference_precision or "f32"
+        self.requested_precision = placement.inference_precision or "f32"
         capabilities = supported_precisions(core)
-        if self.precision not in capabilities:
-            raise FnxError(f"this CPU cannot compute in {self.precision} under OpenVINO (its CPU plugin offers "
-                           f"{', '.join(capabilities)}): use --inference-precision f32")
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": self.precision}
+        if self.requested_precision not in capabilities:
+            raise FnxError(f"this CPU cannot compute in {self.requested_precision} under OpenVINO (its CPU plugin "
+                           f"offers {', '.join(capabilities)}): use --inference-precision f32")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": self.requested_precision}
         if placement.threads:
             config["INFERENCE_NUM_THREADS"] = placement.threads
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         except Exception as e:  # noqa: BLE001  OpenVINO raises RuntimeError for every load failure
             raise load_error(self.name, path, e) from e
+        self.precision = _computed_precision(self.compiled, self.requested_precision)
         self.request = self.compiled.create_infer_request()
         self.inputs = [_info(p) for p in self.compiled.inputs]
         self.outputs = [_info(p) for p in self.compiled.outputs]
@@ -66,6 +70,8 @@ class OpenVino:
         return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.outputs))]
 
     def describe(self) -> str:
+        if self.precision != self.requested_precision:
+            return f"{self.name} {self.version()} (CPU, {self.precision}; {self.requested_precision} was asked for)"
         return f"{self.name} {self.version()} (CPU, {self.precision})"
 
 
@@ -76,7 +82,15 @@ def supported_precisions(core=None) -> list[str]:
 
         core = ov.Core()
     caps = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    return ["f32", *(hint for hint, cap in CAPABILITY.items() if cap in caps)]
+    return ["f32", *cpu_features.apply(hint for hint, cap in CAPABILITY.items() if cap in caps)]
+
+
+def _computed_precision(compiled, requested: str) -> str:
+    """Return the inference precision the compiled model reports (OpenVINO's own name: f32, bf16, f16)."""
+    try:
+        return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    except Exception:  # noqa: BLE001  a plugin without the property: what was asked for is all we know
+        return requested
 
 
 def _info(port) -> TensorInfo:
