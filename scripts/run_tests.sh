@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # `make test`: the emulated ARM parity run and pytest side by side, then ARM's table, then pytest's closing line.
 #
-# ARM parity (scripts/arm_parity.py) is mostly emulated, single-threaded work and pytest leaves about a third of a
-# 2-core machine idle (conversions, subprocesses, installs), so running them together saves minutes. Both must
-# pass. ARM's output is kept in a file and printed after pytest, so pytest's summary stays the last line.
+# ARM parity (scripts/arm_parity.py) is single-threaded work (exports, then qemu processes) and pytest leaves part
+# of a 2-core machine idle (conversions, subprocesses, installs), so together they take minutes less than one
+# after the other, provided neither oversubscribes the cores: ARM runs one emulated process at a time with one
+# torch thread, and pytest keeps torch to one thread while ARM runs (FNX_SHARE_CPU_WITH, tests/conftest.py) with
+# OpenMP's idle threads sleeping instead of spinning. Both must pass. ARM's output is printed after pytest's,
+# then pytest's summary again, so it stays the run's closing line.
 # Usage: scripts/run_tests.sh PYTHON [pytest args...]
 set -uo pipefail
 py=${1:?usage: run_tests.sh PYTHON [pytest args...]}
 shift
 arm_log=$(mktemp /tmp/fnx-arm-parity.XXXXXX.log)
 pytest_log=$(mktemp /tmp/fnx-pytest.XXXXXX.log)
-trap 'rm -f "$pytest_log"' EXIT
 
-"$py" scripts/arm_parity.py >"$arm_log" 2>&1 &
+OMP_NUM_THREADS=1 "$py" scripts/arm_parity.py --jobs 1 >"$arm_log" 2>&1 &
 arm_pid=$!
 trap 'kill "$arm_pid" 2>/dev/null; rm -f "$pytest_log"' EXIT
 echo "ARM parity running beside pytest (log: $arm_log)"
 
-"$py" -m pytest "$@" 2>&1 | tee "$pytest_log"
+FNX_SHARE_CPU_WITH=$arm_pid OMP_WAIT_POLICY=PASSIVE "$py" -m pytest "$@" 2>&1 | tee "$pytest_log"
 pytest_rc=${PIPESTATUS[0]}
 
 wait "$arm_pid"

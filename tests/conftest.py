@@ -32,6 +32,27 @@ def _no_real_hub(tmp_path_factory):
     yield
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _share_the_cpu():
+    """`make test` runs ARM parity beside pytest (scripts/run_tests.sh, FNX_SHARE_CPU_WITH=its pid): while it runs,
+    torch keeps to one thread here, so the two never oversubscribe a 2-core machine (spinning threads made
+    2-thread torch work 10x slower); once it is done, torch has its own thread count back."""
+    pid = os.environ.get("FNX_SHARE_CPU_WITH", "")
+    if pid.isdigit():
+        torch.set_num_threads(1 if _alive(int(pid)) else _TORCH_THREADS)
+    yield
+
+
+_TORCH_THREADS = torch.get_num_threads()
+
+
 @pytest.fixture
 def t0():
     from fnx.models import create_model
