@@ -1,0 +1,33 @@
+"""`make test`'s wiring (scripts/run_tests.sh): ARM parity beside pytest, both must pass, pytest's summary last."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A stand-in interpreter: answers `scripts/arm_parity.py ...` and `-m pytest ...` with the given exit codes.
+STUB = """#!/usr/bin/env bash
+if [ "$1" = scripts/arm_parity.py ]; then echo "ARM PARITY (stub) args: ${*:2}"; exit {arm}; fi
+echo "pytest (stub) FNX_SHARE_CPU_WITH=${FNX_SHARE_CPU_WITH:-unset}"; echo "3 passed in 0.10s"; exit {pytest}
+"""
+
+
+@pytest.mark.parametrize("arm, pytest_rc, expected", [(0, 0, 0), (1, 0, 1), (0, 1, 1), (3, 2, 2)])
+def test_both_must_pass_and_pytest_summary_closes(tmp_path, arm, pytest_rc, expected):
+    stub = tmp_path / "python"
+    stub.write_text(STUB.replace("{arm}", str(arm)).replace("{pytest}", str(pytest_rc)))
+    stub.chmod(0o755)
+    r = subprocess.run(["bash", "scripts/run_tests.sh", str(stub), "-q"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == expected, r.stdout + r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1] == "3 passed in 0.10s"  # CI reads the closing line
+    assert "ARM PARITY (stub) args: --jobs 1" in r.stdout  # ARM's output is printed, after pytest's
+    assert r.stdout.index("pytest (stub)") < r.stdout.index("ARM PARITY (stub)")
+    assert ("ARM parity failed" in r.stdout) == (arm != 0)
+    share = next(line for line in lines if line.startswith("pytest (stub)")).rpartition("=")[2]
+    assert share.isdigit()  # pytest is told which process it shares the CPU with
