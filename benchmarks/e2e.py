@@ -1,6 +1,6 @@
 """End to end, JPEG file -> top-5 label: where the time goes, per preprocessing mode, sequential and pipelined.
 
-Uses fnx.runtime.e2e (what `fnx bench --e2e` runs) on JPEGs it writes (fnx.dev.images): 1080p and 12 MP, q90.
+Uses fnx.runtime.e2e (what `fnx bench e2e` runs) on JPEGs it writes (fnx.dev.images): 1080p and 12 MP, q90.
 """
 
 from __future__ import annotations
@@ -44,6 +44,6 @@ def run(ctx: Ctx) -> Section:
         "the resize target, then the same bicubic resize and crop, resampling only the crop's pixels. The engine and "
         "the decode threads share the same 2 cores."))
     sec.intro = ("What a user's `fnx run photos/` costs beyond the model: decoding and resizing a 2 MP or 12 MP JPEG "
-                 "takes many times the T0 int8 invoke. `fnx bench ART --e2e FOLDER` prints this table for any folder.")
+                 "takes many times the T0 int8 invoke. `fnx bench e2e ART FOLDER` prints this table for any folder.")
     sec.headline = {"pipelined_ips": head}
     return sec

@@ -130,7 +130,7 @@ def run(ctx: Ctx) -> Section:
         "ORT int8 qdq-u8s8r: uint8 activations, 7-bit weights (reduce_range); qdq-s8s8: v0.1's form. OpenVINO f32 is "
         "fnx's default compute precision; bf16 only where the CPU has it. fp32-quality means cosine >= 0.9999."))
     sec.notes.extend(_targets(head))
-    sec.intro = ("Which engine and precision to ship on this CPU: `fnx bench --all MODEL` prints the same comparison "
+    sec.intro = ("Which engine and precision to ship on this CPU: `fnx bench all MODEL` prints the same comparison "
                  "for your own weights and data.")
     sec.headline = head
     return sec

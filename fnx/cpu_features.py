@@ -2,7 +2,7 @@
 
 fnx branches on what the CPU offers (today: OpenVINO's bf16/f16 inference precisions, which only CPUs with
 AVX512_BF16/AMX or AVX512_FP16 have). A test suite that runs on one kind of machine sees one branch only;
-the switch lets either kind run both, and lets a user keep a feature out of `fnx bench --all`:
+the switch lets either kind run both, and lets a user keep a feature out of `fnx bench all`:
 
     FNX_CPU_FEATURES=-bf16,-f16     behave as on a CPU without them (no bf16/f16 rows, hints refused)
     FNX_CPU_FEATURES=+bf16          offer bf16 even where the CPU lacks it (for tests: OpenVINO then

@@ -22,7 +22,7 @@ from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tes
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_hub(tmp_path_factory):
     """No test reaches the real Hugging Face Hub (a refusing endpoint and an empty cache unless a test sets its own),
-    nor the user's fnx cache: weights and `fnx bench --all` records (which steer `--device auto`) start empty."""
+    nor the user's fnx cache: weights and `fnx bench all` records (which steer `--device auto`) start empty."""
     import os
 
     os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: connection refused at once

@@ -59,7 +59,7 @@ CASES = [
     ("eval without classes", ["eval", "{art}", "--data", "{root}/flat"], 1, "fnx run"),
     ("epochs 0", ["train", "t0", "--data", "{root}/loose", "--epochs", "0", "--out", "{out}/m.pth"], 2, AT_LEAST_1),
     ("batch-size 0", ["train", "t0", "--data", "{root}/loose", "--batch-size", "0", "--out", "{out}/m.pth"], 2, AT_LEAST_1),
-    ("bench e2e threads not a number", ["bench", "{art}", "--e2e", "{root}", "--threads", "two"], 1, "comma-separated"),
+    ("bench e2e threads not a number", ["bench", "e2e", "{art}", "{root}", "--threads", "two"], 1, "comma-separated"),
     ("bench runs 0", ["bench", "{art}", "--runs", "0"], 2, AT_LEAST_1),
     ("topk -3", ["run", "{art}", "{root}/good.png", "--topk", "-3"], 2, AT_LEAST_1),
     ("threads 0", ["run", "{art}", "{root}/good.png", "--threads", "0"], 2, AT_LEAST_1),

@@ -18,14 +18,15 @@ def test_version_works_without_a_command(cli):
 @pytest.mark.parametrize("command, shown", [
     ("export", ["onnx|openvino|tflite|all", "fp32|fp16|int8", "minmax|percentile|entropy", "[default: tflite]", "[default: 256]"]),
     ("run", ["litert|tflite-runtime|tf.lite|onnxruntime", "rpi4", "[default: auto]", "[default: 5]"]),
-    ("bench", ["[default: cpu]", "[default: 50]"]),
+    ("bench latency", ["[default: cpu]", "[default: 50]"]),
+    ("bench all", ["[default: 256]", "[default: fp32,fp16,int8]"]),
     # brackets written in help texts survive rich markup (an unescaped "[scale]" or "[@REV]" vanished)
     ("export", ["hf-hub:ORG/REPO[@REV]"]),
     ("train", ["[default: 12]", "[default: runs/model.pth]"]),
     ("eval", ["pip install 'fnx[scale]'"]),
 ])
 def test_help_lists_registry_choices_and_defaults(cli, command, shown):
-    r = cli(command, "--help", env={"COLUMNS": "250"})
+    r = cli(*command.split(), "--help", env={"COLUMNS": "250"})
     squashed = re.sub(r"[\s│]+", "", r.output)
     assert r.exit_code == 0
     for s in shown:

@@ -157,7 +157,7 @@ def test_devices_shows_what_bench_all_measured_here(tmp_path, monkeypatch, cli):
 
 
 def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path, monkeypatch, cli):
-    """A record of `fnx bench --all` for this model/format/precision steers --device auto to the fastest installed
+    """A record of `fnx bench all` for this model/format/precision steers --device auto to the fastest installed
     engine within bounds; an explicit device or engine, a failed parity, an absent engine or another model do not."""
     import json
 
@@ -179,7 +179,7 @@ def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path
                                          _row("tflite", "fp32", "openvino", 0.05)])  # a record that cannot open it
     s = load(art, threads=1)
     assert s.engine_name == "openvino" and "fastest within parity bounds" in s.engine_choice
-    assert "1.20 ms" in s.engine_choice and "fnx bench --all" in s.engine_choice
+    assert "1.20 ms" in s.engine_choice and "fnx bench all" in s.engine_choice
     assert load(art).engine_name == "openvino"  # threads None: the most threads measured (1 here)
     assert load(art, device="cpu").engine_name == "onnxruntime" and load(art, device="cpu").engine_choice is None
     assert load(art, engine="onnxruntime").engine_name == "onnxruntime"

@@ -141,10 +141,10 @@ def test_devices_detects_the_cuda_profile():
 
 @ORT_CUDA
 def test_bench_all_ranks_the_gpu_rows_too(t0_ckpt, tmp_path, monkeypatch):
-    """On a GPU machine `fnx bench --all` adds each artifact on ONNX Runtime's CUDA (and TensorRT) providers, held to
+    """On a GPU machine `fnx bench all` adds each artifact on ONNX Runtime's CUDA (and TensorRT) providers, held to
     the same parity bounds; the record behind --device auto stays about the CPU."""
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
-    r = subprocess.run([sys.executable, "-m", "fnx", "bench", "--all", "t0", "--weights", str(t0_ckpt), "--img-size",
+    r = subprocess.run([sys.executable, "-m", "fnx", "bench", "all", "t0", "--weights", str(t0_ckpt), "--img-size",
                         "64", "--precisions", "fp32,fp16", "--runs", "5", "--warmup", "2", "--out", str(tmp_path),
                         "--json"], capture_output=True, text=True, env={**_env(), "FNX_CACHE_DIR": str(tmp_path / "cache")},
                        timeout=900)

@@ -128,7 +128,7 @@ def test_cli_many_images_print_a_line_each(cli, t0_exports, tmp_path):
 
 def test_bench_e2e_and_eval_fast(cli, t0_exports, tmp_path):
     write_jpegs(tmp_path / "hd", 4)
-    r = cli("bench", t0_exports["tflite"].artifact, "--e2e", tmp_path / "hd", "--json")
+    r = cli("bench", "e2e", t0_exports["tflite"].artifact, tmp_path / "hd", "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)[0]
     assert rep["images"] == 4 and [row["mode"] for row in rep["rows"]] == ["exact", "fast"]

@@ -1,4 +1,4 @@
-"""`fnx bench --all MODEL`: every format x precision x engine here, one table sorted by latency."""
+"""`fnx bench all MODEL`: every format x precision x engine here, one table sorted by latency."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
     if as_json:
         print_json(rows)
         return
-    table = compact_table(f"fnx bench --all {model} ({threads} thread(s), batch 1, {runs} runs; ms)",
+    table = compact_table(f"fnx bench all {model} ({threads} thread(s), batch 1, {runs} runs; ms)",
                           "parity: min cosine vs PyTorch fp32 on the same images, within its bounds (fnx.parity); "
                           "* fastest within bounds. All figures: --json",
                           ("", "format", "prec", "engine", "compute", "MB", "cosine", "top-1", "p50", "img/s"),

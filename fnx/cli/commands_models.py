@@ -80,14 +80,14 @@ def devices_cmd(as_json: AsJson = False) -> None:
 
 
 def _print_measured(measured: list[dict], profile) -> None:
-    """The fastest path within bounds that `fnx bench --all` measured here, beside the detected profile's choice."""
+    """The fastest path within bounds that `fnx bench all` measured here, beside the detected profile's choice."""
     from fnx.devices.measured import profile_row
 
     if not measured:
-        console.print("Not measured on this machine yet: `fnx bench --all MODEL` ranks every format x precision x "
+        console.print("Not measured on this machine yet: `fnx bench all MODEL` ranks every format x precision x "
                       "engine here; fnx devices then shows the fastest within its parity bounds.", highlight=False)
         return
-    mt = Table(title="Measured here (fnx bench --all): fastest within parity bounds", box=box.SIMPLE_HEAD,
+    mt = Table(title="Measured here (fnx bench all): fastest within parity bounds", box=box.SIMPLE_HEAD,
                pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("model", "size", "thr", "fastest path", "p50 ms", "cosine", f"profile {profile.name if profile else '-'}",
                 "when"):

@@ -113,12 +113,14 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
                 with keep_interrupts():
                     return fn(*a, **kw)
             except FnxError as e:
+                _debug_traceback(e)
                 err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except ModuleNotFoundError as e:
                 extra = EXTRA_OF.get((e.name or "").split(".")[0])
                 if extra is None:
                     raise
+                _debug_traceback(e)
                 err_console.print(f"[bold red]error:[/] this command needs {e.name}, which is not installed here: "
                                   f"{escape(extra)}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
@@ -131,6 +133,14 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
         return app.command(*args, **kwargs)(wrapper)
 
     return register
+
+
+def _debug_traceback(e: BaseException) -> None:
+    """With FNX_DEBUG=1, print the traceback behind a one-line error (huggingface_hub's HF_DEBUG habit)."""
+    if os.environ.get("FNX_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
 
 
 def escape(text: str) -> str:

@@ -1,4 +1,4 @@
-"""What `fnx bench --all` measured on this machine, kept for `fnx devices`: per model, size and thread count, the
+"""What `fnx bench all` measured on this machine, kept for `fnx devices`: per model, size and thread count, the
 fastest path within its parity bounds. A profile is a guess made elsewhere; this is this CPU's answer. Torch-free."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _read(path: Path) -> dict:
 
 
 def save_ranking(model: str, img_size: int, threads: int, rows: list[dict]) -> Path:
-    """Record one `fnx bench --all` ranking (rows as bench_all returns them) for this machine; returns the file."""
+    """Record one `fnx bench all` ranking (rows as bench_all returns them) for this machine; returns the file."""
     identity = machine_identity()
     path = record_path(identity)
     record = _read(path) or {"format": RECORD_FORMAT, "machine": identity, "runs": {}}

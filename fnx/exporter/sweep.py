@@ -1,4 +1,4 @@
-"""`fnx bench --all`: one model through every format x precision x engine this machine has, ranked by latency.
+"""`fnx bench all`: one model through every format x precision x engine this machine has, ranked by latency.
 
 Each row is an artifact on one engine (and, for OpenVINO, one inference precision): its size, its parity
 against the PyTorch fp32 model on the same images under that combination's bounds (fnx.parity), top-1

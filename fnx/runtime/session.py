@@ -158,7 +158,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def measured_engine(path: Path, manifest: Manifest | None, placement: Placement) -> tuple[str | None, str | None]:
     """Return (engine, reason) for `--device auto` on a CPU: the fastest engine within parity bounds that
-    `fnx bench --all` measured on this machine for this model, format and precision, when it is installed here and
+    `fnx bench all` measured on this machine for this model, format and precision, when it is installed here and
     is not the one fnx would take anyway; (None, None) otherwise (the profile's choice stands)."""
     from fnx.devices.measured import measured_ranking
 
@@ -173,7 +173,7 @@ def measured_engine(path: Path, manifest: Manifest | None, placement: Placement)
     m = row["measured"]
     return row["engine"], (f"{row['engine']}: fastest within parity bounds for {m['model']} {fmt} "
                            f"{manifest.artifact.precision} measured here ({row['p50_ms']:.2f} ms at {m['img_size']} px, "
-                           f"{m['threads']} thread(s), fnx bench --all {m['date']})")
+                           f"{m['threads']} thread(s), fnx bench all {m['date']})")
 
 
 def _installed(name: object) -> bool:

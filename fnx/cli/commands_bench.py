@@ -1,0 +1,152 @@
+"""`fnx bench`, by mode: `latency` (ART..., the default), `e2e` (ART... FOLDER: file -> label) and `all` (MODEL:
+every format x precision x engine here). Each mode takes only its own options (fnx.cli.bench_modes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from fnx.cli.app import app
+from fnx.cli.bench_modes import BenchGroup, ModeCommand
+from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, MinCosine,
+                            SkipCheck, command, console, err_console, need_file, print_json)
+from fnx.errors import FnxError
+
+bench_app = typer.Typer(cls=BenchGroup, no_args_is_help=True, help=(
+    "Time artifacts. Modes: fnx bench ART... (latency, the default), fnx bench e2e ART... FOLDER (file -> label), "
+    "fnx bench all MODEL (every format x precision x engine here, ranked)."))
+app.add_typer(bench_app, name="bench")
+
+Artifacts = typer.Argument(..., help="One or more exported artifacts.")
+ThreadCounts = typer.Option("1", "--threads", help="Comma-separated thread counts, e.g. 1,2,4: each is measured.")
+PAPER_PROTOCOL = {"threads": "1", "batch": 1, "warmup": 10, "runs": 200}
+
+
+def thread_counts(text: str) -> list[int]:
+    """Return the counts of a --threads list like 1,2,4."""
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise FnxError(f"--threads takes comma-separated integers like 1,2,4; got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise FnxError(f"--threads takes thread counts of at least 1, like 1,2,4; got {text!r}")
+    return counts
+
+
+def _engine(engine, inference_precision) -> dict:
+    return {"engine": engine.value if engine else None,
+            "inference_precision": inference_precision.value if inference_precision else None}
+
+
+@command(bench_app, "latency", cls=ModeCommand)
+def latency_cmd(
+    ctx: typer.Context,
+    artifacts: list[Path] = Artifacts,
+    threads: str = ThreadCounts,
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed warm-up runs."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Timed runs."),
+    paper_protocol: bool = typer.Option(False, "--paper-protocol", help="The paper's protocol: batch 1, one thread, 10 warm-up, 200 timed runs, mean."),
+    device: Device = DeviceChoice("cpu"),
+    engine: Engine = None,
+    inference_precision: InferencePrecision = None,
+    skip_manifest_check: SkipCheck = False,
+    as_json: AsJson = False,
+) -> None:
+    """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count (the default mode)."""
+    from fnx.runtime.bench import bench
+
+    if paper_protocol:
+        given = [f"--{k}" for k in PAPER_PROTOCOL if ctx.get_parameter_source(k).name == "COMMANDLINE"]
+        if given:
+            raise FnxError(f"--paper-protocol fixes batch 1, one thread, 10 warm-up and 200 timed runs: drop "
+                           f"{', '.join(given)} or --paper-protocol")
+        threads, batch, warmup, runs = PAPER_PROTOCOL.values()
+    counts = thread_counts(threads)
+    rows = []
+    for a in artifacts:
+        need_file(a, "model file")
+        for t in counts:
+            with err_console.status(f"bench {a.name}, {t} thread(s)"):
+                rows.append(bench(a, threads=t, batch=batch, warmup=warmup, runs=runs, device=device.value,
+                                  check_manifest=not skip_manifest_check, **_engine(engine, inference_precision)))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs; ms)",
+                  caption="all figures, p99 and peak RSS included: --json")
+    table.add_column("artifact / engine", overflow="fold", ratio=1)
+    for col in ("thr", "mean", "p50", "p90", "img/s", "GFLOPS", "MB"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        gf = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
+        table.add_row(f"{r['artifact']}\n[dim]{r['engine']}[/]", str(r["threads"]), f"{r['mean_ms']:.2f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_ips']:.1f}", gf, f"{r['file_mb']:.1f}")
+    console.print(table)
+
+
+@command(bench_app, "e2e", cls=ModeCommand)
+def e2e_cmd(
+    artifacts: list[Path] = Artifacts,
+    folder: Path = typer.Argument(..., help="Image folder to time file -> label on."),
+    threads: str = ThreadCounts,
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use at most N images of the folder."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decode threads of the pipelined run."),
+    device: Device = DeviceChoice("cpu"),
+    engine: Engine = None,
+    inference_precision: InferencePrecision = None,
+    skip_manifest_check: SkipCheck = False,
+    as_json: AsJson = False,
+) -> None:
+    """File -> label: decode, preprocess, invoke and post-process times, sequential and pipelined, per mode."""
+    from fnx.runtime import load
+    from fnx.runtime.e2e import e2e
+
+    counts = thread_counts(threads)
+    reports = []
+    for a in artifacts:
+        for t in counts:
+            s = load(need_file(a, "model file"), device=device.value, threads=t, check_manifest=not skip_manifest_check,
+                     **_engine(engine, inference_precision))
+            with err_console.status(f"end to end: {a.name} on {folder}, {t} thread(s)"):
+                reports.append({"artifact": a.name, "threads": t, **e2e(s, folder, workers=workers, limit=limit)})
+    if as_json:
+        print_json(reports)
+        return
+    for rep in reports:
+        table = Table(title=f"{rep['artifact']}, {rep['threads']} thread(s): file -> label on {rep['images']} images "
+                            "(ms per image, median)",
+                      caption=f"{rep['engine']}; engine alone {rep['invoke_only_ips']:.0f} img/s; pipelined: "
+                              f"{rep['workers']} decode worker(s), batch {rep['batch_size']}")
+        for col in ("mode", "decode", "preprocess", "invoke", "post", "img/s seq", "img/s piped"):
+            table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
+        for r in rep["rows"]:
+            table.add_row(r["mode"], f"{r['decode_ms']:.2f}", f"{r['preprocess_ms']:.2f}", f"{r['invoke_ms']:.2f}",
+                          f"{r['post_ms']:.3f}", f"{r['sequential_ips']:.1f}", f"{r['pipelined_ips']:.1f}")
+        console.print(table)
+
+
+@command(bench_app, "all", cls=ModeCommand)
+def all_cmd(
+    model: str = typer.Argument(..., help="A variant name, e.g. fasternet-t2."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Engine threads for every row."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed warm-up runs."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Timed runs."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The weights to export (as fnx export's --weights)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", min=32, help="Input size (default: the variant's)."),
+    precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="Comma-separated precisions to export."),
+    calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
+    min_cosine: MinCosine = None,
+    data: Optional[Path] = typer.Option(None, "--data", help="Labelled image folder (class per subfolder): parity inputs and top-1."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the artifacts go (default: ./fnx-bench-all)."),
+    as_json: AsJson = False,
+) -> None:
+    """Export MODEL to every format x precision installed here, run each on every engine that can, and rank them."""
+    from fnx.cli.bench_all import bench_all_cmd
+
+    bench_all_cmd(model, threads, runs, warmup, weights, img_size, calib_data, calib_size, data, out, precisions,
+                  as_json, min_cosine)
