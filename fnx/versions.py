@@ -6,11 +6,8 @@ from importlib import metadata
 
 from fnx import __version__
 
-KNOWN = ("torch", "onnx", "onnxruntime", "onnxslim", "ai-edge-litert", "litert-torch", "ai-edge-quantizer", "torchao",
-         "numpy", "pillow")
 
-
-def versions(dists: tuple[str, ...] = KNOWN, missing: str | None = None) -> dict[str, str]:
+def versions(dists: tuple[str, ...], missing: str | None = None) -> dict[str, str]:
     """Return {distribution: version} for dists ("fnx" is this package); absent ones are left out, or given `missing`."""
     out: dict[str, str] = {}
     for dist in dists:

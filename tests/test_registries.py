@@ -111,3 +111,33 @@ def _image(tmp_path):
     p = tmp_path / "x.png"
     Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(p)
     return p
+
+
+def test_export_cache_key_follows_the_formats_own_converters(monkeypatch):
+    """A cached export (fnx.dev) is keyed by the versions of its format's converters, as the format registry lists
+    them: an upgraded OpenVINO or NNCF makes a new OpenVINO export, an unrelated upgrade does not."""
+    from fnx.dev import exports
+    from fnx.dev.exports import ExportRecipe
+    from fnx.exporter.formats import FORMATS, get_format
+
+    real = exports.versions
+    seen: list[tuple[str, ...]] = []
+
+    def upgraded(dist):
+        def fake(dists, missing=None):
+            seen.append(tuple(dists))
+            return {**real(dists, missing), **({dist: "999.0"} if dist in dists else {})}
+        return fake
+
+    get_format("onnx")  # loads the built-in formats
+    for name, fmt in FORMATS.items():
+        recipe = ExportRecipe(fmt=name)
+        before = recipe.key()
+        for dist in fmt.converters:
+            monkeypatch.setattr(exports, "versions", upgraded(dist))
+            assert recipe.key() != before, (name, dist)
+        monkeypatch.setattr(exports, "versions", upgraded("some-unrelated-dist"))
+        assert recipe.key() == before
+        monkeypatch.setattr(exports, "versions", real)
+    assert {"openvino", "nncf"} <= set(FORMATS["openvino"].converters) and "torchao" in FORMATS["tflite"].converters
+    assert all(tuple(d) in {tuple(f.converters) for f in FORMATS.values()} for d in seen)

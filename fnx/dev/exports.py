@@ -14,8 +14,6 @@ from fnx.calibration.options import Int8Options
 from fnx.formats import artifact_files
 from fnx.versions import versions
 
-CONVERTERS = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx", "onnxruntime", "onnxslim")
-
 
 @dataclass(frozen=True)
 class ExportRecipe:
@@ -33,9 +31,13 @@ class ExportRecipe:
     verify: bool = True
 
     def key(self) -> str:
-        """Return a short hash of the recipe, fnx's sources and the converter versions."""
+        """Return a short hash of the recipe, fnx's sources and the versions of its format's converters (the format
+        registry's list: an upgraded converter makes a new export)."""
+        from fnx.exporter.formats import get_format
+
         recipe = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256((recipe + sources_key() + json.dumps(versions(CONVERTERS))).encode()).hexdigest()[:16]
+        converters = versions(get_format(self.fmt).converters, missing="absent")
+        return hashlib.sha256((recipe + sources_key() + json.dumps(converters, sort_keys=True)).encode()).hexdigest()[:16]
 
 
 def sources_key() -> str:

@@ -140,7 +140,7 @@ class TFLiteFormat:
     name = "tflite"
     file = FILE_FORMATS["tflite"]
     pconv_form = "split_cat"  # slicing is at most 1% faster and adds TRANSPOSE ops (benchmarks/pconv_forms.py)
-    converters = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+    converters = ("torch", "torchao", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")  # torchao: PT2E int8
     requires = ("torch", "litert_torch")
     gelu_note = ("GELU variant: XNNPACK has no int8 GELU kernel, so the GELU ops run on TFLite's built-in int8 kernels "
                  "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).")
