@@ -82,6 +82,18 @@ def test_calibration_imports_nothing_from_the_exporter():
     assert not {m: t for m, t in bad.items() if t}, bad
 
 
+def test_the_ranking_sits_above_exporter_runtime_and_evaluation():
+    """fnx.ranking drives the exporter and times with the runtime; nothing but the CLI imports it, and the exporter
+    reaches the runtime only to check its own artifacts (no engine internals, no evaluation)."""
+    edges = import_graph()
+    users = sorted(m for m, ts in edges.items() if any(t.startswith("fnx.ranking") for t in ts)
+                   and not m.startswith(("fnx.ranking", "fnx.cli")))
+    assert not users, users
+    upward = {m: sorted(t for t in ts if t.startswith(("fnx.evaluation", "fnx.runtime.engines", "fnx.devices", "fnx.cli")))
+              for m, ts in edges.items() if m.startswith("fnx.exporter")}
+    assert not {m: t for m, t in upward.items() if t}, upward
+
+
 def test_modules_are_short():
     long = {str(p.relative_to(PKG.parent)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"

@@ -152,8 +152,13 @@ def test_devices_shows_what_bench_all_measured_here(tmp_path, monkeypatch, cli):
         assert "1.50 ms (1.50x)" in r.output  # the profile's own choice beside the fastest, measured
     r = cli("devices", "--json")
     assert json.loads(r.stdout)["measured_here"][0]["model"] == "fasternet_t2"
-    path.write_text("{broken")  # a damaged record is ignored, never an error
-    assert measured_here() == [] and cli("devices").exit_code == 0
+    path.write_text("{broken")  # a damaged record is ignored with a warning saying what to do, never an error
+    from fnx.devices.measured import UnusableRecordWarning
+
+    with pytest.warns(UnusableRecordWarning, match="is not JSON: delete"):
+        assert measured_here() == []
+    r = cli("devices")
+    assert r.exit_code == 0 and "is not JSON" in r.output
 
 
 def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path, monkeypatch, cli):
@@ -214,3 +219,42 @@ def test_cpu_name_is_the_model_name_not_the_model_number(tmp_path):
     assert cpu_name(tmp_path) == "AMD EPYC 9B14"
     (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nCPU part\t: 0xd0b\nModel\t\t: Raspberry Pi 5 Model B\n")
     assert cpu_name(tmp_path) == "Raspberry Pi 5 Model B"
+
+
+def test_bench_record_is_typed_versioned_and_read_strictly(tmp_path, monkeypatch, cli):
+    """The record behind --device auto: written as schema 2, read strictly, version 1 (fnx 0.2) still read, a newer
+    schema refused (never overwritten, and `fnx bench all` says so before exporting), a damaged one replaced."""
+    import json
+
+    from fnx.devices.bench_record import SCHEMA, BenchRecord, UnknownRecordSchema, read_record
+    from fnx.devices.measured import UnusableRecordWarning, measured_here, record_path, save_ranking
+
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    path = save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "onnxruntime", 2.0)])
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA == "fnx.bench-record/2" and BenchRecord.from_dict(data).to_dict() == data
+    (row,) = data["runs"]["fasternet_t0@64@1"]["rows"]
+    assert "fastest_within_bounds" not in row and row["engine"] == "onnxruntime"
+
+    v1 = {"format": "fnx.bench-record/1", **{k: v for k, v in data.items() if k != "schema"}}
+    del v1["runs"]["fasternet_t0@64@1"]["rows"][0]["device"]  # 0.2's oldest rows had no device
+    path.write_text(json.dumps(v1))
+    assert read_record(path).runs["fasternet_t0@64@1"].rows[0].device is None and len(measured_here()) == 1
+
+    for damaged, says in [({**data, "runs": {"x": {"model": 1}}}, "damaged"), ({**data, "extra": 1}, "unknown field")]:
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(FnxError, match=says):
+            read_record(path)
+        with pytest.warns(UnusableRecordWarning, match="replaced"):
+            save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "onnxruntime", 2.0)])
+        assert read_record(path).schema == SCHEMA
+
+    newer = {**data, "schema": "fnx.bench-record/9"}
+    path.write_text(json.dumps(newer))
+    with pytest.raises(UnknownRecordSchema, match="does not know"):
+        save_ranking("fasternet_t0", 64, 1, [])
+    assert json.loads(path.read_text()) == newer  # never overwritten
+    r = cli("bench", "all", "t0", "--weights", "random", "--img-size", "64", "--precisions", "fp32", "--out",
+            tmp_path / "out", env={"COLUMNS": "250"})
+    assert r.exit_code == 1 and "does not know" in r.output and not (tmp_path / "out").exists()
+    assert path == record_path()

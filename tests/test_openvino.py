@@ -145,7 +145,7 @@ def test_machine_switch_reads_plus_and_minus_and_refuses_anything_else(monkeypat
 
 
 def test_bench_all_offers_reduced_precision_rows_only_where_the_cpu_has_them(reduced_precision):
-    from fnx.exporter.sweep import combinations
+    from fnx.ranking import combinations
 
     hints = {h for _, h, _ in combinations("openvino", "fp32")}
     assert hints == {None} | reduced_precision
@@ -176,7 +176,7 @@ def test_bench_all_rows_follow_the_machine_switch(t0_ckpt, tmp_path, monkeypatch
     """Each CPU kind's branch on any CPU: reduced-precision rows exactly where offered, each judged by the bound of
     its own combination, reporting what the engine computed; the --device auto record keeps own-numerics rows only."""
     from fnx.devices.measured import measured_ranking, save_ranking
-    from fnx.exporter import sweep
+    from fnx.ranking import sweep
     from fnx.parity import bounds_for
 
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
@@ -194,10 +194,15 @@ def test_bench_all_rows_follow_the_machine_switch(t0_ckpt, tmp_path, monkeypatch
 
 def test_bench_all_keeps_a_refusal_as_a_row(t0_ckpt, tmp_path, monkeypatch):
     """An int8 the guard refuses is a row saying so; the other rows go on."""
-    from fnx.exporter import sweep
+    from fnx.ranking import sweep
 
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sweep, "installed_formats", lambda: ("onnx",))
+    import fnx.exporter.pipeline as pipeline
+
+    builds = []
+    for module in (sweep, pipeline):
+        monkeypatch.setattr(module, "build", lambda *a, _real=module.build, **k: builds.append(1) or _real(*a, **k))
     opts = ExportOptions(weights=str(t0_ckpt), img_size=64, out_dir=tmp_path / "out",
                          int8=Int8Options("synthetic", 16, min_cosine=0.999999))
     rows = sweep.bench_all("t0", opts, runs=2, warmup=0, precisions=("fp32", "int8"))
@@ -205,6 +210,7 @@ def test_bench_all_keeps_a_refusal_as_a_row(t0_ckpt, tmp_path, monkeypatch):
     assert (refused["format"], refused["precision"]) == ("onnx", "int8") and "guard failed" in refused["error"]
     assert {(r["precision"], r["engine"]) for r in rows if "error" not in r} >= {("fp32", "onnxruntime")}
     assert not list((tmp_path / "out").glob("*int8*"))
+    assert len(builds) == 1  # the model is built once for all its exports
 
 
 def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, monkeypatch):

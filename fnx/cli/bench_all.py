@@ -15,10 +15,13 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
     from fnx.calibration.options import Int8Options
     from fnx.exporter import ExportOptions
     from fnx.errors import FnxError
-    from fnx.exporter.sweep import bench_all
+    from fnx.ranking import bench_all
     from fnx.formats import PRECISIONS
     from fnx.progress import Steps
 
+    from fnx.devices.measured import check_record_writable
+
+    check_record_writable()  # before any export: the ranking must be keepable
     chosen = tuple(p.strip() for p in precisions.split(",") if p.strip())
     if not chosen or any(p not in PRECISIONS for p in chosen):
         raise FnxError(f"--precisions takes a comma-separated list of {', '.join(PRECISIONS)}; got {precisions!r}")

@@ -8,14 +8,13 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
+from fnx.devices.bench_record import BenchRecord, MeasuredRow, MeasuredRun, UnknownRecordSchema, read_record
 from fnx.devices.detect import cpu_count, cpu_name
+from fnx.errors import FnxError
 from fnx.fileio import cache_root, write_text_atomic
-
-RECORD_FORMAT = "fnx.bench-record/1"
-ROW_FIELDS = ("format", "precision", "engine", "device", "engine_label", "inference_precision", "p50_ms", "cosine",
-              "parity_passed", "top1", "file_mb")
 
 
 def machine_identity() -> dict:
@@ -34,32 +33,54 @@ def record_path(identity: dict | None = None) -> Path:
     return cache_root() / "bench" / f"{key}.json"
 
 
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) and data.get("format") == RECORD_FORMAT else {}
-
-
 def save_ranking(model: str, img_size: int, threads: int, rows: list[dict]) -> Path:
-    """Record one `fnx bench all` ranking (rows as bench_all returns them) for this machine; returns the file."""
+    """Record one `fnx bench all` ranking (rows as bench_all returns them) for this machine; returns the file.
+
+    A record of another schema version is refused (UnknownRecordSchema), never overwritten: it may be a newer
+    fnx's (`check_record_writable` says so before the work); a damaged one is replaced, with a warning.
+    """
     identity = machine_identity()
     path = record_path(identity)
-    record = _read(path) or {"format": RECORD_FORMAT, "machine": identity, "runs": {}}
-    timed = [{k: r.get(k) for k in ROW_FIELDS} for r in rows if "error" not in r]
+    try:
+        record = read_record(path)
+    except UnknownRecordSchema:
+        raise
+    except FnxError as e:
+        warnings.warn(f"{e}; replaced by this run's record", UnusableRecordWarning, stacklevel=2)
+        record = None
+    record = record or BenchRecord(machine=identity)
     best = next((r for r in rows if r.get("fastest_within_bounds")), None)
-    record["runs"][f"{model}@{img_size}@{threads}"] = {
-        "model": model, "img_size": img_size, "threads": threads, "date": time.strftime("%Y-%m-%d %H:%M"),
-        "fastest": {k: best.get(k) for k in ROW_FIELDS} if best else None, "rows": timed}
-    write_text_atomic(path, json.dumps(record, indent=1))
+    record.runs[f"{model}@{img_size}@{threads}"] = MeasuredRun(
+        model=model, img_size=img_size, threads=threads, date=time.strftime("%Y-%m-%d %H:%M"),
+        rows=[MeasuredRow.of(r) for r in rows if "error" not in r], fastest=MeasuredRow.of(best) if best else None)
+    write_text_atomic(path, json.dumps(record.to_dict(), indent=1))
     return path
 
 
+def check_record_writable() -> None:
+    """Raise UnknownRecordSchema now if this machine's record is another fnx's (before `fnx bench all` works)."""
+    try:
+        read_record(record_path())
+    except UnknownRecordSchema:
+        raise
+    except FnxError:
+        pass  # damaged: save_ranking replaces it
+
+
 def measured_here() -> list[dict]:
-    """Return this machine's recorded rankings, newest first ([] when nothing was measured here)."""
-    runs = list(_read(record_path()).get("runs", {}).values())
+    """Return this machine's recorded rankings, newest first ([] when nothing was measured here, or, with a
+    warning saying what to do, when the record cannot be used)."""
+    try:
+        record = read_record(record_path())
+    except FnxError as e:
+        warnings.warn(f"{e}; until then nothing measured here is used", UnusableRecordWarning, stacklevel=2)
+        return []
+    runs = [run.to_dict() for run in record.runs.values()] if record else []
     return sorted(runs, key=lambda r: r.get("date", ""), reverse=True)
+
+
+class UnusableRecordWarning(UserWarning):
+    """The bench record cannot be read: `--device auto` and `fnx devices` go on without it."""
 
 
 OWN_NUMERICS = (None, "native", "f32")  # rows computed in the artifact's own precision (no bf16/f16 hint)

@@ -64,15 +64,21 @@ def base_manifest(built: BuiltModel, fmt: ArtifactFormat, opts: ExportOptions) -
                     converter=versions(("fnx", *fmt.converters)))
 
 
-def export_model(name: str, opts: ExportOptions, steps: Steps | None = None) -> list[ExportResult]:
-    """Export one model to every requested format; returns the verified artifacts."""
+def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
+                 built: BuiltModel | None = None) -> list[ExportResult]:
+    """Export one model to every requested format; returns the verified artifacts.
+
+    built: the model as `build(name, opts)` made it, to export it again in other formats or precisions without
+    building it again (what it depends on: weights, classes, size, features, must be the same).
+    """
     steps = steps or Steps(quiet=True)
     formats = [get_format(f) for f in opts.formats]
     for fmt in formats:
         fmt.check(opts)
-    weights = opts.weights if opts.weights is not None else "official (the default)"
-    with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
-        built = build(name, opts)
+    if built is None:
+        weights = opts.weights if opts.weights is not None else "official (the default)"
+        with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
+            built = build(name, opts)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
         deployed = {f.pconv_form: deploy_form(built.model, f.pconv_form) for f in formats}

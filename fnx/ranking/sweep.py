@@ -3,7 +3,7 @@
 Each row is an artifact on one engine (and, for OpenVINO, one inference precision): its size, its parity
 against the PyTorch fp32 model on the same images under that combination's bounds (fnx.parity), top-1
 on labelled data if given, and latency at the requested threads. The fastest row within its bounds is
-the recommendation. Artifacts are exported once, with the export's own checks.
+the recommendation. The model is built once; each artifact is exported once, with the export's own checks.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     for precision in precisions:
         for fmt in formats:
             try:
-                results += export_model(name, replace(opts, formats=(fmt,), precision=precision), steps)
+                results += export_model(name, replace(opts, formats=(fmt,), precision=precision), steps, built=built)
             except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
                 rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
     for res in results:
