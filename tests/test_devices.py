@@ -258,3 +258,20 @@ def test_bench_record_is_typed_versioned_and_read_strictly(tmp_path, monkeypatch
             tmp_path / "out", env={"COLUMNS": "250"})
     assert r.exit_code == 1 and "does not know" in r.output and not (tmp_path / "out").exists()
     assert path == record_path()
+
+
+def test_every_profile_names_registered_formats_and_engines_that_fit():
+    """Profiles are data: their format, precision and engine come from the registries, and the engine runs that
+    format on that accelerator (no side list of names to keep in step)."""
+    from fnx.exporter.formats import FORMATS
+    from fnx.formats import PRECISIONS
+    from fnx.runtime.engines import get_engine
+
+    for p in PROFILES.values():
+        engine = get_engine(p.engine)
+        assert p.format in FORMATS and p.precision in PRECISIONS, p
+        assert p.format in engine.formats and p.accelerator in engine.devices, p
+    from fnx.devices.profiles import DeviceProfile
+
+    with pytest.raises(FnxError, match="not one of"):
+        DeviceProfile("x", "x", "x86_64", 2, "keras", "fp32", "litert")

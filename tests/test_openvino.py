@@ -72,6 +72,12 @@ def test_cli_run_bench_and_verify_on_ir(ir_fp32, tmp_path, cli):
     assert r.exit_code == 0, r.output
 
 
+def test_quantize_refuses_ir_naming_the_export_that_makes_its_int8(ir_fp32, cli):
+    r = cli("quantize", ir_fp32.artifact, "--calib-data", "synthetic", env={"COLUMNS": "250"})
+    assert r.exit_code == 1 and "fnx export MODEL --format openvino --precision int8" in r.output
+    assert "takes an fp32 .onnx export" in r.output  # the formats that can, from the registry
+
+
 def test_int8_through_nncf_is_guarded_and_reported(t0_ckpt, tmp_path):
     int8 = Int8Options(data="synthetic", size=32, min_cosine=0.95)
     (res,) = export_model("t0", ExportOptions(formats=("openvino",), precision="int8", weights=str(t0_ckpt),

@@ -141,3 +141,97 @@ def test_export_cache_key_follows_the_formats_own_converters(monkeypatch):
         monkeypatch.setattr(exports, "versions", real)
     assert {"openvino", "nncf"} <= set(FORMATS["openvino"].converters) and "torchao" in FORMATS["tflite"].converters
     assert all(tuple(d) in {tuple(f.converters) for f in FORMATS.values()} for d in seen)
+
+
+def test_a_plugin_missing_a_protocol_member_is_refused_at_registration():
+    from fnx.exporter import register_format
+    from fnx.runtime import register_engine
+
+    class NoRun:
+        name, formats, devices, install = "norun", ("onnx",), ("cpu",), "nothing"
+        available = version = describe = classmethod(lambda cls: True)
+
+    with pytest.raises(TypeError, match="lacks run"):
+        register_engine(NoRun)
+
+    class NoExport:
+        name, file, pconv_form, converters = "noexport", TorchScriptFormat.file, "split_cat", ()
+
+    with pytest.raises(TypeError, match="lacks check, export_float, int8_quantizer"):
+        register_format(NoExport)
+
+
+def _registered_pairs() -> list[tuple[str, str]]:
+    from fnx.exporter.formats import FORMATS
+    from fnx.runtime.engines import ENGINES
+
+    return [(f, e.name) for f in FORMATS for e in ENGINES.values() if f in e.formats and "cpu" in e.devices]
+
+
+@pytest.fixture(scope="module")
+def one_artifact_per_format(t0_exports, t0_ckpt, tmp_path_factory):
+    """An fp32 export of t0_ckpt at 64 px in every installed format (ONNX and TFLite shared with other tests)."""
+    from fnx.exporter import ExportOptions, export_model
+    from fnx.exporter.formats import installed_formats
+
+    arts = {fmt: res.artifact for fmt, res in t0_exports.items()}
+    rest = tuple(f for f in installed_formats() if f not in arts)
+    if rest:
+        opts = ExportOptions(formats=rest, weights=str(t0_ckpt), img_size=64, out_dir=tmp_path_factory.mktemp("each"))
+        arts.update({r.manifest.artifact.format: r.artifact for r in export_model("t0", opts)})
+    return arts
+
+
+def test_every_registered_format_has_an_engine_here_and_every_pair_is_covered():
+    from fnx.exporter.formats import installed_formats
+
+    pairs = _registered_pairs()
+    assert {f for f, _ in pairs} >= set(installed_formats())
+    assert {("onnx", "onnxruntime"), ("onnx", "openvino"), ("tflite", "litert"), ("openvino", "openvino")} <= set(pairs)
+
+
+@pytest.mark.parametrize("fmt, engine", _registered_pairs())
+def test_format_engine_conformance(fmt, engine, one_artifact_per_format, t0_ckpt):
+    """Every registered (format, engine) pair: export (shared), open, parity with PyTorch within the format's fp32
+    bounds, and the manifest's round trip. A pair whose engine is not installed here says which engine."""
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.build import build
+    from fnx.exporter.checks import as_nchw, reference_outputs, verification_images
+    from fnx.manifest import Manifest, manifest_path, read_manifest
+    from fnx.parity import bounds_for, check
+    from fnx.runtime import load
+    from fnx.runtime.engines import get_engine
+    from fnx.runtime.preprocess import to_layout
+
+    if not get_engine(engine).available():
+        pytest.skip(f"engine {engine} is not installed here ({get_engine(engine).install})")
+    if fmt not in one_artifact_per_format:
+        pytest.skip(f"format {fmt}'s converters are not installed here")
+    art = one_artifact_per_format[fmt]
+    session = load(art, device="cpu", engine=engine)
+    assert session.engine_name == engine
+    built = build("t0", ExportOptions(weights=str(t0_ckpt), img_size=64))
+    batch, source = verification_images(None, built.preprocessing)
+    refs = reference_outputs(built.model, batch)
+    m = read_manifest(art)
+    outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
+    report = check(refs, outs, "fp32", [o.name for o in m.outputs], logits=True, bounds=bounds_for("fp32"),
+                   inputs=source)
+    assert report.passed, report.failures
+    on_disk = json.loads(manifest_path(art).read_text())
+    assert Manifest.from_dict(on_disk).to_dict() == on_disk == m.to_dict()
+
+
+def test_install_hints_come_from_the_registries():
+    """A missing module's hint is the format's or engine's own (no side list of their modules)."""
+    from fnx.cli.common import OTHER_EXTRAS, install_hint
+    from fnx.exporter.formats import FORMATS
+    from fnx.runtime.engines import ENGINES
+
+    for fmt in FORMATS.values():
+        assert fmt.requires and all(install_hint(m) for m in fmt.requires), fmt.name
+    for engine in ENGINES.values():
+        assert engine.modules and install_hint(engine.modules[0]) in {engine.install} | {f.install for f in FORMATS.values()}
+    assert install_hint("ai_edge_litert") == ENGINES["litert"].install and install_hint("nosuchmodule") is None
+    declared = {m for f in FORMATS.values() for m in f.requires} | {m for e in ENGINES.values() for m in e.modules}
+    assert not declared & set(OTHER_EXTRAS)  # one place each

@@ -1,6 +1,7 @@
 """`pip install 'fnx[runtime]'` alone (no torch, no ONNX Runtime): `fnx run` and `fnx bench` on fp32 and int8 TFLite."""
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def runtime_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("runtime_env")
-    wheels = base / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+    wheels, src = base / "wheels", base / "src"  # built from a copy: building in the checkout leaves build/ there
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "fnx", src / "fnx", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
                    check=True, capture_output=True)
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)

@@ -23,12 +23,21 @@ from fnx.runtime.preprocess import PREPROCESS_MODES
 console = Console()
 err_console = Console(stderr=True)
 
-# What to install when a command meets a missing optional module (the runtime-only install has none of these).
-EXTRA_OF = {m: "pip install 'fnx[export]'" for m in ("torch", "torchao", "litert_torch", "onnx", "onnxslim", "safetensors",
-                                                     "ai_edge_quantizer", "onnxruntime", "huggingface_hub")}
-EXTRA_OF.update(openvino="pip install 'fnx[openvino]'", nncf="pip install 'fnx[openvino]'", ray="pip install 'fnx[scale]'")
-EXTRA_OF.update(PIL="pip install 'fnx[runtime]'", ai_edge_litert="pip install 'fnx[runtime]'",
-                sklearn="pip install scikit-learn (the demo's digits data set)")
+# What to install for a missing optional module that no format (`requires`) or engine (`modules`) declares.
+OTHER_EXTRAS = {**{m: "pip install 'fnx[export]'" for m in ("torchao", "safetensors", "ai_edge_quantizer", "huggingface_hub")},
+                "ray": "pip install 'fnx[scale]'", "PIL": "pip install 'fnx[runtime]'",
+                "sklearn": "pip install scikit-learn (the demo's digits data set)"}
+
+
+def install_hint(module: str) -> str | None:
+    """Return what to install for a missing top-level module: the format that requires it, the engine that imports
+    it (the registries say), or OTHER_EXTRAS; None for a module fnx does not know."""
+    from fnx.exporter.formats import FORMATS
+    from fnx.runtime.engines import ENGINES
+
+    hints = [f.install for f in FORMATS.values() if module in f.requires]
+    hints += [e.install for e in ENGINES.values() if module in e.modules]
+    return hints[0] if hints else OTHER_EXTRAS.get(module)
 
 
 def _choices(name: str, values) -> type[Enum]:
@@ -117,7 +126,7 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
                 err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except ModuleNotFoundError as e:
-                extra = EXTRA_OF.get((e.name or "").split(".")[0])
+                extra = install_hint((e.name or "").split(".")[0])
                 if extra is None:
                     raise
                 _debug_traceback(e)

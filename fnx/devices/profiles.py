@@ -6,11 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from fnx.errors import FnxError
+from fnx.formats import FILE_FORMATS, PRECISIONS
 
 Arch = Literal["aarch64", "x86_64", "armv7l"]
-Format = Literal["tflite", "onnx"]
-Precision = Literal["int8", "fp16", "fp32"]
-Engine = Literal["litert", "onnxruntime"]
 
 Accelerator = Literal["cpu", "cuda", "tensorrt"]  # a fnx.runtime.Placement kind; each engine maps it itself
 
@@ -23,12 +21,17 @@ class DeviceProfile:
     description: str
     arch: Arch
     cores: int | None
-    format: Format
-    precision: Precision
-    engine: Engine
+    format: str  # a registered format (fnx.formats); the engine must run it (tests/test_devices.py checks)
+    precision: str
+    engine: str  # a registered engine (fnx.runtime.engines) name
     threads: int | None = None  # None: use every core this process may run on
     accelerator: Accelerator = "cpu"  # where the engine runs (TensorRT falls back to CUDA, then CPU, under auto)
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.format not in FILE_FORMATS or self.precision not in PRECISIONS:
+            raise FnxError(f"profile {self.name}: format {self.format!r} / precision {self.precision!r} is not one of "
+                           f"{', '.join(FILE_FORMATS)} / {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as a JSON-ready dict."""

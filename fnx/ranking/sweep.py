@@ -36,15 +36,14 @@ def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
                 continue
             seen_tflite = True
         hints = [None]
-        if getattr(engine, "inference_precisions", ()) and precision != "int8":
+        if engine.inference_precisions and precision != "int8":
             from fnx.runtime.engines.openvino import supported_precisions
 
             hints += [h for h in supported_precisions() if h != "f32"]
         pairs += [(engine.name, h, "cpu") for h in hints]
     for engine in ENGINES.values():
-        offers = getattr(engine, "offers", None)
-        if fmt in engine.formats and engine.available() and offers is not None:
-            pairs += [(engine.name, None, kind) for kind in engine.devices if kind != "cpu" and offers(kind)]
+        if fmt in engine.formats and engine.available() and engine.offers is not None:
+            pairs += [(engine.name, None, kind) for kind in engine.devices if kind != "cpu" and engine.offers(kind)]
     return pairs
 
 

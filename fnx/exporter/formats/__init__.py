@@ -30,8 +30,10 @@ class ArtifactFormat(Protocol):
     file: ClassVar[FileFormat]
     pconv_form: ClassVar[str]  # the PConv form that converts best to this format (benchmarks/pconv_forms.py)
     converters: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
-    requires: ClassVar[tuple[str, ...]]  # modules the converter imports (what `--format all` checks is installed)
-    gelu_note: ClassVar[str | None]  # what int8 means for the GELU variants on this format's engines
+    requires: ClassVar[tuple[str, ...]]  # optional: modules the converter imports (what `--format all` checks)
+    gelu_note: ClassVar[str | None]  # optional: what int8 means for the GELU variants on this format's engines
+    quantizes_files: ClassVar[bool]  # optional: `fnx quantize` makes int8 from an fp32 file (no PyTorch model)
+    install: ClassVar[str]  # optional: what to install for its `requires` (default: fnx's export extra)
 
     def check(self, opts: ExportOptions) -> None:
         """Refuse options this format cannot honour, with what to use instead."""
@@ -47,8 +49,22 @@ class ArtifactFormat(Protocol):
 FORMATS: dict[str, ArtifactFormat] = {}
 
 
+REQUIRED_MEMBERS = ("name", "file", "pconv_form", "converters", "check", "export_float", "int8_quantizer")
+OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": "pip install 'fnx[export]'"}  # what a format without them gets
+
+
 def register_format(cls: type) -> type:
-    """Add a format class (instantiated once) to the registry; returns the class."""
+    """Add a format class (instantiated once) to the registry; returns the class.
+
+    A class missing a required member of the ArtifactFormat protocol is refused (TypeError naming it); the
+    optional ones get their defaults, so the rest of fnx reads every member directly.
+    """
+    missing = [m for m in REQUIRED_MEMBERS if not hasattr(cls, m)]
+    if missing:
+        raise TypeError(f"format {cls.__name__!r} lacks {', '.join(missing)} (fnx's ArtifactFormat protocol)")
+    for member, default in OPTIONAL_MEMBERS.items():
+        if not hasattr(cls, member):
+            setattr(cls, member, default)
     FORMATS[cls.name] = cls()
     return cls
 
@@ -67,7 +83,7 @@ def installed_formats() -> list[str]:
 
     _load_builtin()
     return [name for name, fmt in FORMATS.items()
-            if all(importlib.util.find_spec(m) is not None for m in getattr(fmt, "requires", ()))]
+            if all(importlib.util.find_spec(m) is not None for m in fmt.requires)]
 
 
 def _load_builtin() -> None:

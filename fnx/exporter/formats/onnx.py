@@ -74,6 +74,7 @@ class OnnxFormat:
     pconv_form = "split_cat"  # the slicing form's in-place write becomes ScatterND chains in ONNX
     converters = ("torch", "onnx", "onnxslim", "onnxruntime")
     requires = ("torch", "onnx", "onnxslim", "onnxruntime")
+    quantizes_files = True  # ONNX Runtime's static quantization works on the file (fnx.calibration.quantize)
     gelu_note = ("GELU variant: ONNX Runtime has no int8 GELU and runs it in float between int8 convs; measured here, "
                  "int8 ONNX of T0/T1 is 1.6-1.9x faster than fp32 where int8 TFLite (LiteRT) is 2.6-3.1x "
                  "(docs/BENCHMARKS.md): prefer int8 TFLite for these variants.")

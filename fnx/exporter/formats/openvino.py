@@ -33,6 +33,7 @@ class OpenVinoFormat:
     pconv_form = "split_cat"  # converted from the ONNX graph, which takes this form best
     converters = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     requires = ("torch", "onnx", "onnxslim", "openvino", "nncf")
+    install = "pip install 'fnx[export,openvino]'"
     gelu_note = None  # NNCF quantizes the convs around GELU; the guard judges the result like any other
 
     def check(self, opts) -> None:

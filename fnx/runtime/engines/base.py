@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol
 
 import numpy as np
 
@@ -54,8 +54,10 @@ class Engine(Protocol):
     formats: ClassVar[tuple[str, ...]]  # fnx.formats names it runs
     devices: ClassVar[tuple[str, ...]]  # placement kinds it serves ("cpu", "cuda", "tensorrt")
     install: ClassVar[str]  # how to get it, for error messages
-    aliases: ClassVar[tuple[str, ...]]
-    inference_precisions: ClassVar[tuple[str, ...]]  # internal compute precisions it can be asked for; () if none
+    aliases: ClassVar[tuple[str, ...]]  # optional: () by default
+    inference_precisions: ClassVar[tuple[str, ...]]  # optional: internal compute precisions it can be asked for; ()
+    offers: ClassVar[Callable[[str], bool] | None]  # optional: whether an accelerator kind in devices can start here
+    modules: ClassVar[tuple[str, ...]]  # optional: top-level modules it imports (a missing one: `install` says what to do)
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -76,8 +78,22 @@ class Engine(Protocol):
 ENGINES: dict[str, type[Engine]] = {}
 
 
+REQUIRED_MEMBERS = ("name", "formats", "devices", "install", "available", "version", "run", "describe")
+OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": ()}  # what an engine without them gets
+
+
 def register_engine(engine: type[Engine]) -> type[Engine]:
-    """Add an engine class to the registry (registration order is the order of preference); returns it."""
+    """Add an engine class to the registry (registration order is the order of preference); returns it.
+
+    A class missing a required member of the Engine protocol is refused (TypeError naming it); the optional
+    ones get their defaults, so the rest of fnx reads every member directly.
+    """
+    missing = [m for m in REQUIRED_MEMBERS if not hasattr(engine, m)]
+    if missing:
+        raise TypeError(f"engine {getattr(engine, '__name__', engine)!r} lacks {', '.join(missing)} (fnx's Engine protocol)")
+    for member, default in OPTIONAL_MEMBERS.items():
+        if not hasattr(engine, member):
+            setattr(engine, member, default)
     ENGINES[engine.name] = engine
     return engine
 
@@ -86,7 +102,7 @@ def get_engine(name: str) -> type[Engine]:
     """Return the engine class called name (or one of its aliases)."""
     key = name.strip().lower()
     for e in ENGINES.values():
-        if key == e.name or key in getattr(e, "aliases", ()):
+        if key == e.name or key in e.aliases:
             return e
     raise FnxError(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}")
 
@@ -129,9 +145,8 @@ def open_engine(path: str | Path, placement: Placement | None = None, engine: st
     fmt = detect_format(path)
     placement = placement or Placement()
     cls = engine_for(fmt.name, placement, engine)
-    hints = getattr(cls, "inference_precisions", ())
-    if placement.inference_precision not in (None, "f32") and placement.inference_precision not in hints:
-        takers = [e.name for e in ENGINES.values() if placement.inference_precision in getattr(e, "inference_precisions", ())]
+    if placement.inference_precision not in (None, "f32") and placement.inference_precision not in cls.inference_precisions:
+        takers = [e.name for e in ENGINES.values() if placement.inference_precision in e.inference_precisions]
         raise FnxError(f"engine {cls.name} computes in the artifact's own precision: --inference-precision "
                        f"{placement.inference_precision} needs {' or '.join(takers) or 'another engine'} (--engine)")
     return cls(path, placement)

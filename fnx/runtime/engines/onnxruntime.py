@@ -44,6 +44,7 @@ class OnnxRuntime:
     aliases: ClassVar[tuple[str, ...]] = ("ort", "onnx-runtime")
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "tensorrt")
+    modules: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     install: ClassVar[str] = "pip install onnxruntime (or 'fnx[onnx-runtime]'; onnxruntime-gpu for CUDA)"
 
     @classmethod

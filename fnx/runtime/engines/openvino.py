@@ -31,6 +31,7 @@ class OpenVino:
     aliases: ClassVar[tuple[str, ...]] = ("ov",)
     formats: ClassVar[tuple[str, ...]] = ("openvino", "onnx")
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    modules: ClassVar[tuple[str, ...]] = ("openvino",)
     install: ClassVar[str] = "pip install 'fnx[openvino]' (or pip install openvino)"
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32", "bf16", "f16")
 

@@ -26,6 +26,10 @@ class _Interpreter:
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.modules = (cls.module.split(".")[0],)
+
     @classmethod
     def interpreter_class(cls):
         return importlib.import_module(cls.module).Interpreter
