@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from fnx.errors import FnxError
 from fnx.formats import FileFormat
+from fnx.plugins import complete_plugin
 
 if TYPE_CHECKING:
     import torch
@@ -59,13 +60,7 @@ def register_format(cls: type) -> type:
     A class missing a required member of the ArtifactFormat protocol is refused (TypeError naming it); the
     optional ones get their defaults, so the rest of fnx reads every member directly.
     """
-    missing = [m for m in REQUIRED_MEMBERS if not hasattr(cls, m)]
-    if missing:
-        raise TypeError(f"format {cls.__name__!r} lacks {', '.join(missing)} (fnx's ArtifactFormat protocol)")
-    for member, default in OPTIONAL_MEMBERS.items():
-        if not hasattr(cls, member):
-            setattr(cls, member, default)
-    FORMATS[cls.name] = cls()
+    FORMATS[cls.name] = complete_plugin(cls, "ArtifactFormat", REQUIRED_MEMBERS, OPTIONAL_MEMBERS)()
     return cls
 
 

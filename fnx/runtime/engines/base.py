@@ -11,6 +11,7 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.formats import detect_format
+from fnx.plugins import complete_plugin
 from fnx.runtime.placement import Placement
 
 
@@ -88,13 +89,7 @@ def register_engine(engine: type[Engine]) -> type[Engine]:
     A class missing a required member of the Engine protocol is refused (TypeError naming it); the optional
     ones get their defaults, so the rest of fnx reads every member directly.
     """
-    missing = [m for m in REQUIRED_MEMBERS if not hasattr(engine, m)]
-    if missing:
-        raise TypeError(f"engine {getattr(engine, '__name__', engine)!r} lacks {', '.join(missing)} (fnx's Engine protocol)")
-    for member, default in OPTIONAL_MEMBERS.items():
-        if not hasattr(engine, member):
-            setattr(engine, member, default)
-    ENGINES[engine.name] = engine
+    ENGINES[engine.name] = complete_plugin(engine, "Engine", REQUIRED_MEMBERS, OPTIONAL_MEMBERS)
     return engine
 
 
