@@ -11,6 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "fnx"
 MAX_LINES = 300
+MAX_FUNCTION_LINES = 80
 # Engine calls outside fnx/runtime that only inspect a graph (op types, intermediate tensors), never run inference:
 INSPECTION_ONLY = {"fnx/calibration/onnx_int8.py", "fnx/exporter/formats/tflite.py"}
 
@@ -97,6 +98,13 @@ def test_the_ranking_sits_above_exporter_runtime_and_evaluation():
 def test_modules_are_short():
     long = {str(p.relative_to(PKG.parent)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_functions_are_short():
+    long = {f"{p.relative_to(PKG.parent)}:{n.name}": n.end_lineno - n.lineno + 1 for p in PKG.rglob("*.py")
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES}
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_engines_are_called_only_in_the_runtime():

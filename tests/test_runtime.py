@@ -263,3 +263,14 @@ def test_device_resolves_to_a_neutral_placement(t0_exports):
         load(t0_exports["tflite"].artifact, device="cuda")
     s = load(t0_exports["tflite"].artifact, device="rpi5")
     assert s.threads == 4
+
+
+def test_run_options_travel_as_one_record(t0_exports):
+    """fnx's stages pass one RunOptions (device, threads, engine, inference precision) down to the Session."""
+    from fnx.runtime import RunOptions
+
+    art = t0_exports["onnx"].artifact
+    s = load(art, run=RunOptions("cpu", threads=1, engine="onnxruntime"))
+    assert (s.engine_name, s.threads, s.placement.kind) == ("onnxruntime", 1, "cpu")
+    with pytest.raises(TypeError, match="not both"):
+        load(art, threads=2, run=RunOptions("cpu"))

@@ -14,6 +14,7 @@ import pytest
 
 from fnx.calibration.options import Int8Options
 from fnx.demo.digits import build_digits
+from fnx.runtime.placement import RunOptions
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.dev import ExportRecipe, cached_export
 from fnx.errors import FnxError
@@ -121,7 +122,7 @@ def test_ray_eval_both_preprocessing_modes_in_process(artifacts, eval_data, ray_
         r = evaluate_many([artifacts[1]], eval_data, mode="fast", limit=60, ray="auto", workers=2)
         assert ray.is_initialized()
         with pytest.raises(FnxError, match="largest node has 1 CPU"):  # an actor no node can host: refused, no hang
-            evaluate_many([artifacts[1]], eval_data, limit=10, ray="auto", threads=2)
+            evaluate_many([artifacts[1]], eval_data, limit=10, ray="auto", run=RunOptions("cpu", threads=2))
     finally:
         ray.shutdown()
     local = evaluate_many([artifacts[1]], eval_data, mode="fast", limit=60)

@@ -12,7 +12,7 @@ from rich.table import Table
 from fnx.cli.app import app
 from fnx.cli.bench_modes import BenchGroup, ModeCommand
 from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, MinCosine,
-                            SkipCheck, command, console, err_console, need_file, print_json)
+                            SkipCheck, command, console, err_console, need_file, print_json, run_options)
 from fnx.errors import FnxError
 
 bench_app = typer.Typer(cls=BenchGroup, no_args_is_help=True, help=(
@@ -34,11 +34,6 @@ def thread_counts(text: str) -> list[int]:
     if not counts or min(counts) < 1:
         raise FnxError(f"--threads takes thread counts of at least 1, like 1,2,4; got {text!r}")
     return counts
-
-
-def _engine(engine, inference_precision) -> dict:
-    return {"engine": engine.value if engine else None,
-            "inference_precision": inference_precision.value if inference_precision else None}
 
 
 @command(bench_app, "latency", cls=ModeCommand)
@@ -71,8 +66,8 @@ def latency_cmd(
         need_file(a, "model file")
         for t in counts:
             with err_console.status(f"bench {a.name}, {t} thread(s)"):
-                rows.append(bench(a, threads=t, batch=batch, warmup=warmup, runs=runs, device=device.value,
-                                  check_manifest=not skip_manifest_check, **_engine(engine, inference_precision)))
+                rows.append(bench(a, run_options(device, t, engine, inference_precision), batch=batch, warmup=warmup,
+                                  runs=runs, check_manifest=not skip_manifest_check))
     if as_json:
         print_json(rows)
         return
@@ -109,8 +104,8 @@ def e2e_cmd(
     reports = []
     for a in artifacts:
         for t in counts:
-            s = load(need_file(a, "model file"), device=device.value, threads=t, check_manifest=not skip_manifest_check,
-                     **_engine(engine, inference_precision))
+            s = load(need_file(a, "model file"), check_manifest=not skip_manifest_check,
+                     run=run_options(device, t, engine, inference_precision))
             with err_console.status(f"end to end: {a.name} on {folder}, {t} thread(s)"):
                 reports.append({"artifact": a.name, "threads": t, **e2e(s, folder, workers=workers, limit=limit)})
     if as_json:

@@ -9,7 +9,7 @@ import typer
 
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, Engine, InferencePrecision, PreprocessChoice, Threads, command, console,
-                            err_console, escape, print_json, report_failures)
+                            err_console, escape, print_json, report_failures, run_options)
 
 
 def _pct(x: float | None) -> str:
@@ -73,10 +73,9 @@ def eval_cmd(
 
     if workers is not None and ray is None:
         raise FnxError("--workers sets the Ray actor pool: use it with --ray")
-    r = evaluate_many(targets, data, limit=limit, threads=threads, steps=Steps(quiet=as_json, console=err_console),
-                      mode=preprocess.value, engine=engine.value if engine else None,
-                      inference_precision=inference_precision.value if inference_precision else None,
-                      reference=reference, ray=ray, workers=workers)
+    r = evaluate_many(targets, data, limit=limit, run=run_options("cpu", threads, engine, inference_precision),
+                      steps=Steps(quiet=as_json, console=err_console), mode=preprocess.value, reference=reference,
+                      ray=ray, workers=workers)
     if as_json:
         print_json(r["results"][0] if len(r["results"]) == 1 and not reference else r)
     else:

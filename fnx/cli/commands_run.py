@@ -11,7 +11,7 @@ import typer
 
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads,
-                            command, console, err_console, need_file, print_json, report_failures)
+                            command, console, err_console, need_file, print_json, report_failures, run_options)
 from fnx.errors import FnxError
 
 
@@ -41,9 +41,8 @@ def run_cmd(
     if sum((jsonl, as_csv, as_json)) > 1:
         raise FnxError("choose one of --json, --jsonl and --csv")
     t0 = time.perf_counter()
-    session = load(need_file(artifact, "model file"), device=device.value, threads=threads,
-                   engine=engine.value if engine else None, check_manifest=not skip_manifest_check,
-                   inference_precision=inference_precision.value if inference_precision else None)
+    session = load(need_file(artifact, "model file"), check_manifest=not skip_manifest_check,
+                   run=run_options(device, threads, engine, inference_precision))
     if labels is not None:
         set_labels(session, labels)
     load_ms = (time.perf_counter() - t0) * 1e3

@@ -152,6 +152,14 @@ def _debug_traceback(e: BaseException) -> None:
         traceback.print_exception(e, file=sys.stderr)
 
 
+def run_options(device: str = "auto", threads: int | None = None, engine=None, inference_precision=None):
+    """Return the RunOptions record of a command's --device/--threads/--engine/--inference-precision (Enum choices)."""
+    from fnx.runtime.placement import RunOptions
+
+    return RunOptions(getattr(device, "value", device), threads, engine.value if engine else None,
+                      inference_precision.value if inference_precision else None)
+
+
 def escape(text: str) -> str:
     """Return text with rich markup escaped (error messages quote user paths and options in brackets)."""
     from rich.markup import escape as rich_escape

@@ -13,6 +13,7 @@ from fnx.errors import FnxError
 from fnx.evaluation import evaluate
 from fnx.calibration.options import Int8Options
 from fnx.exporter.options import ExportOptions
+from fnx.runtime.placement import RunOptions
 from fnx.exporter.pipeline import export_model
 from fnx.progress import Steps
 from fnx.runtime import load
@@ -40,7 +41,7 @@ def run_demo(out: Path, console: Console, err_console: Console) -> list[dict]:
     rows = [{"artifact": DEMO_CHECKPOINT.name, "size_mb": DEMO_CHECKPOINT.stat().st_size / 1e6, "parity": None,
              "top1": evaluate(DEMO_CHECKPOINT, digits / "test", steps=steps)["top1"], "latency_ms": None}]
     for r in results:
-        acc = evaluate(r.artifact, digits / "test", threads=1, steps=steps)["top1"]
+        acc = evaluate(r.artifact, digits / "test", run=RunOptions("cpu", threads=1), steps=steps)["top1"]
         lat = bench_session(load(r.artifact, device="cpu", threads=1), warmup=5, runs=50)["mean_ms"]
         rows.append({"artifact": r.artifact.name.replace("fasternet_t0_64_", "t0_64_"), "size_mb": r.artifact.stat().st_size / 1e6,
                      "parity": r.parity.outputs[0], "top1": acc, "latency_ms": lat})

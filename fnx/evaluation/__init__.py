@@ -10,10 +10,11 @@ from typing import Sequence
 import numpy as np
 
 from fnx.errors import FnxError
-from fnx.evaluation.predictors import is_artifact, open_predictor
+from fnx.evaluation.predictors import EVAL_RUN, is_artifact, open_predictor
 from fnx.evaluation.scoring import class_index, predict_paths, predicted_names_of, subset, summarize
 from fnx.imagefolder import image_folder
 from fnx.progress import Steps
+from fnx.runtime.placement import RunOptions
 
 __all__ = ["evaluate", "evaluate_many", "Predictions", "target_classes"]
 
@@ -48,8 +49,8 @@ def target_classes(target: Path) -> tuple[list[str] | None, list[str] | None]:
 
 
 def _predict_here(target: Path, paths: list[Path], modes: tuple[str, ...], batch: int, steps: Steps,
-                  threads: int | None, engine: str | None, inference_precision: str | None) -> Predictions:
-    predictor = open_predictor(target, threads, engine, inference_precision)
+                  run: RunOptions) -> Predictions:
+    predictor = open_predictor(target, run)
     tops: dict[str, list[np.ndarray]] = {m: [] for m in modes}
     errors: list[dict] = []
     bar, task = steps.progress(f"eval {target.name}", len(paths))
@@ -65,11 +66,10 @@ def _predict_here(target: Path, paths: list[Path], modes: tuple[str, ...], batch
 
 
 def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | None = None,
-                  threads: int | None = None, steps: Steps | None = None, batch: int = 32, mode: str = "exact",
-                  engine: str | None = None, inference_precision: str | None = None,
+                  run: RunOptions = EVAL_RUN, steps: Steps | None = None, batch: int = 32, mode: str = "exact",
                   reference: str | Path | None = None, ray: str | None = None, workers: int | None = None) -> dict:
     """Evaluate each target on the same images; returns {"data", "images", "classes", "reference", "runner",
-    "results": [one `summarize` dict per target, in order]}.
+    "results": [one `summarize` dict per target, in order]}. Artifacts run as `run` says (default: CPU).
 
     reference (a checkpoint or artifact, evaluated too) adds each result's "reference_agreement". ray ("auto" or a
     cluster address) runs the predictions as a Ray Data job (`pip install 'fnx[scale]'`) with `workers` actors.
@@ -91,12 +91,11 @@ def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | 
     folder_class = np.array([c for _, c in items], dtype=np.int64)
     modes = ("exact", "fast") if mode == "fast" else (mode,)
     if ray is None:
-        runs = {t: _predict_here(t, paths, modes, batch, steps, threads, engine, inference_precision) for t in order}
+        runs = {t: _predict_here(t, paths, modes, batch, steps, run) for t in order}
     else:
         from fnx.evaluation.on_ray import predict_on_ray
 
-        runs = predict_on_ray(order, paths, modes, address=ray, workers=workers, threads=threads, engine=engine,
-                              inference_precision=inference_precision, batch=batch, steps=steps)
+        runs = predict_on_ray(order, paths, modes, address=ray, workers=workers, run=run, batch=batch, steps=steps)
 
     def names(r: Predictions) -> list[str | None]:
         index = class_index(folder, r.labels, r.class_ids)
@@ -113,14 +112,12 @@ def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | 
             "reference": str(ref) if ref else None, "runner": "ray" if ray is not None else "local", "results": results}
 
 
-def evaluate(target: str | Path, data: str | Path, limit: int | None = None, threads: int | None = None,
-             steps: Steps | None = None, batch: int = 32, mode: str = "exact", engine: str | None = None,
-             inference_precision: str | None = None) -> dict:
+def evaluate(target: str | Path, data: str | Path, limit: int | None = None, run: RunOptions = EVAL_RUN,
+             steps: Steps | None = None, batch: int = 32, mode: str = "exact") -> dict:
     """Return {"top1", "top5", "n", "target", "kind", "per_class", "errors", ...} of one checkpoint or artifact.
 
     mode "fast" scores both preprocessing modes on the same images: "modes" gives each one's top-1/top-5 and
     "agreement" the share of images whose top-1 class is the same under both (what `fast` costs, on your data).
     An image that cannot be read is reported in "errors" ([{"source", "error"}]) and left out of the scores.
     """
-    return evaluate_many([target], data, limit=limit, threads=threads, steps=steps, batch=batch, mode=mode,
-                         engine=engine, inference_precision=inference_precision)["results"][0]
+    return evaluate_many([target], data, limit=limit, run=run, steps=steps, batch=batch, mode=mode)["results"][0]

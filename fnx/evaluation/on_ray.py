@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,6 +24,7 @@ from fnx.evaluation import Predictions, target_classes
 from fnx.evaluation.predictors import open_predictor, target_files
 from fnx.evaluation.scoring import predict_paths
 from fnx.progress import Steps
+from fnx.runtime.placement import RunOptions
 
 SCALE_EXTRA = "pip install 'fnx[scale]'"
 
@@ -111,12 +113,11 @@ def local_copy(digest: str, name: str, files: dict[str, bytes]) -> Path:
 class TargetScorer:
     """A Ray Data actor: opens one Session (or PyTorch model) at start, then scores batches of image paths."""
 
-    def __init__(self, shipped, digest: str, name: str, modes: tuple[str, ...], threads: int | None,
-                 engine: str | None, inference_precision: str | None):
+    def __init__(self, shipped, digest: str, name: str, modes: tuple[str, ...], run: RunOptions):
         import ray
 
         path = local_copy(digest, name, ray.get(shipped))
-        self.predictor = open_predictor(path, threads, engine, inference_precision)
+        self.predictor = open_predictor(path, run)
         self.modes = modes
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -136,13 +137,12 @@ def _cluster_error(target: Path, e: Exception) -> FnxError:
 
 
 def predict_on_ray(targets: Sequence[Path], paths: Sequence[Path], modes: tuple[str, ...], address: str,
-                   workers: int | None, threads: int | None, engine: str | None, inference_precision: str | None,
-                   batch: int, steps: Steps) -> dict[Path, Predictions]:
+                   workers: int | None, run: RunOptions, batch: int, steps: Steps) -> dict[Path, Predictions]:
     """Return each target's Predictions over paths (in their order), computed by a pool of Ray actors."""
     if address != "auto":
         _probe(address)
     with ray_cluster(address, steps) as ray:
-        per_actor = max(1, threads or 1)
+        per_actor = max(1, run.threads or 1)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         biggest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0)
         if per_actor > biggest:  # no node could host one actor: Ray Data would wait forever
@@ -158,8 +158,7 @@ def predict_on_ray(targets: Sequence[Path], paths: Sequence[Path], modes: tuple[
                 TargetScorer, batch_size=batch, batch_format="numpy", num_cpus=per_actor,
                 compute=ray.data.ActorPoolStrategy(size=pool),
                 fn_constructor_kwargs={"shipped": ray.put(files), "digest": digest, "name": target.name,
-                                       "modes": modes, "threads": per_actor, "engine": engine,
-                                       "inference_precision": inference_precision})
+                                       "modes": modes, "run": replace(run, threads=per_actor)})
             top = {m: np.full((len(paths), 5), -1, dtype=np.int64) for m in modes}
             errors: dict[int, dict] = {}
             kind = ""

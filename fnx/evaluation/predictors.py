@@ -9,6 +9,9 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.manifest import Preprocessing
+from fnx.runtime.placement import RunOptions
+
+EVAL_RUN = RunOptions(device="cpu")  # evaluation runs on the CPU, each engine's default threads
 
 
 class Predictor(Protocol):
@@ -59,11 +62,10 @@ class TorchPredictor:
 
 
 class SessionPredictor:
-    def __init__(self, path: Path, threads: int | None, engine: str | None = None,
-                 inference_precision: str | None = None):
+    def __init__(self, path: Path, run: RunOptions):
         from fnx.runtime import load
 
-        self.session = load(path, device="cpu", threads=threads, engine=engine, inference_precision=inference_precision)
+        self.session = load(path, run=run)
         m = self.session.manifest
         self.labels, self.spec, self.layout = self.session.labels, self.session.preprocessing, self.session.layout
         self.class_ids = m.class_ids if m else None
@@ -74,12 +76,11 @@ class SessionPredictor:
         return self.session.run(batch)[0]
 
 
-def open_predictor(target: str | Path, threads: int | None = None, engine: str | None = None,
-                   inference_precision: str | None = None) -> Predictor:
-    """Return the predictor of a checkpoint or artifact; FnxError when the file is missing."""
+def open_predictor(target: str | Path, run: RunOptions = EVAL_RUN) -> Predictor:
+    """Return the predictor of a checkpoint or artifact (an artifact runs as `run` says); FnxError when missing."""
     target = Path(target)
     if not target.is_file():
         raise FnxError(f"{target} does not exist")
     if is_artifact(target):
-        return SessionPredictor(target, threads, engine, inference_precision)
+        return SessionPredictor(target, run)
     return TorchPredictor(target)

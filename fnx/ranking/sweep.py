@@ -20,6 +20,7 @@ from fnx.exporter.pipeline import export_model
 from fnx.formats import artifact_digest
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
+from fnx.runtime.placement import RunOptions
 
 def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
     """Return (engine, inference precision, device kind) triples that can run an artifact here: every CPU engine,
@@ -74,8 +75,8 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
                 (f" {device}" if device != "cpu" else "")
             with steps.step(f"bench {label}"):
                 try:
-                    rows.append(_measure(res, engine, hint, device, threads, (batch, source, refs), built.has_logits,
-                                         warmup, runs, data))
+                    rows.append(_measure(res, RunOptions(device, threads, engine, hint), (batch, source, refs),
+                                         built.has_logits, warmup, runs, data))
                 except Exception as e:  # noqa: BLE001 - an accelerator listed but not startable (or failing) here: a row
                     if device == "cpu":
                         raise
@@ -89,18 +90,18 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     return timed + failed
 
 
-def _measure(res, engine: str, hint: str | None, device: str, threads: int, check_inputs: tuple, logits: bool,
-             warmup: int, runs: int, data: Path | None) -> dict:
-    """Return one row: an exported artifact on one engine (inference precision, device): parity, top-1 (CPU rows;
-    the same artifact's), latency."""
+def _measure(res, run: RunOptions, check_inputs: tuple, logits: bool, warmup: int, runs: int,
+             data: Path | None) -> dict:
+    """Return one row: an exported artifact run as `run` says (engine, inference precision, device): parity, top-1
+    (CPU rows; the same artifact's), latency."""
     from fnx.runtime import load
     from fnx.runtime.bench import bench_session
     from fnx.runtime.preprocess import to_layout
 
     batch, source, refs = check_inputs
     m = res.manifest
-    precision = m.artifact.precision
-    session = load(res.artifact, device=device, threads=threads, engine=engine, inference_precision=hint)
+    precision, engine, hint, device = m.artifact.precision, run.engine, run.inference_precision, run.device
+    session = load(res.artifact, run=run)
     outs = as_nchw(session.run(to_layout(batch, m.input.layout)), m.outputs)
     min_cos = m.calibration.guard.min_cosine if m.calibration else None
     parity = check(refs, outs, precision, [o.name for o in m.outputs], logits=logits,
@@ -112,12 +113,12 @@ def _measure(res, engine: str, hint: str | None, device: str, threads: int, chec
             "computed_precision": getattr(session.engine, "precision", None) or "native",  # read back from the engine
             "file_mb": artifact_digest(res.artifact)[1] / 1e6,
             "cosine": min(o.cosine for o in parity.outputs), "parity_passed": parity.passed,
-            "parity_failures": parity.failures, "threads": threads,
-            "top1": _top1(res.artifact, data, engine, hint, threads) if data is not None and device == "cpu" else None,
+            "parity_failures": parity.failures, "threads": run.threads,
+            "top1": _top1(res.artifact, data, run) if data is not None and device == "cpu" else None,
             "p50_ms": timing["p50_ms"], "mean_ms": timing["mean_ms"], "throughput_ips": timing["throughput_ips"]}
 
 
-def _top1(artifact: Path, data: Path, engine: str, hint: str | None, threads: int) -> float:
+def _top1(artifact: Path, data: Path, run: RunOptions) -> float:
     from fnx.evaluation import evaluate
 
-    return evaluate(artifact, data, threads=threads, engine=engine, inference_precision=hint)["top1"]
+    return evaluate(artifact, data, run=run)["top1"]

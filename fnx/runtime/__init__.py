@@ -5,8 +5,8 @@ Imports numpy only; each engine's package is imported when a model of its format
 """
 
 from fnx.runtime.engines import ENGINES, Engine, TensorInfo, register_engine
-from fnx.runtime.placement import Placement, resolve_placement
+from fnx.runtime.placement import Placement, RunOptions, resolve_placement
 from fnx.runtime.session import Prediction, Session, load
 
-__all__ = ["ENGINES", "Engine", "Placement", "Prediction", "Session", "TensorInfo", "load", "register_engine",
+__all__ = ["ENGINES", "Engine", "Placement", "RunOptions", "Prediction", "Session", "TensorInfo", "load", "register_engine",
            "resolve_placement"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fnx.formats import artifact_digest
+from fnx.runtime.placement import RunOptions
 from fnx.runtime.session import Session
 
 
@@ -40,10 +41,7 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
     }
 
 
-def bench(path: str | Path, threads: int | None = None, batch: int = 1, warmup: int = 10, runs: int = 100,
-          device: str = "cpu", engine: str | None = None, check_manifest: bool = True,
-          inference_precision: str | None = None) -> dict:
-    """Return bench_session's figures for the artifact at path."""
-    session = Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest,
-                      inference_precision=inference_precision)
-    return bench_session(session, batch, warmup, runs)
+def bench(path: str | Path, run: RunOptions = RunOptions(device="cpu"), batch: int = 1, warmup: int = 10,
+          runs: int = 100, check_manifest: bool = True) -> dict:
+    """Return bench_session's figures for the artifact at path, run as `run` says."""
+    return bench_session(Session(path, check_manifest=check_manifest, run=run), batch, warmup, runs)

@@ -33,6 +33,18 @@ class Placement:
             raise FnxError(f"--threads must be at least 1, got {self.threads}")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run an artifact, passed whole from the CLI down to the Session (one record instead of four arguments
+    threaded through every signature): where (`--device`), with how many threads, on which engine, in which compute
+    precision (None: each one's default)."""
+
+    device: str = "auto"
+    threads: int | None = None
+    engine: str | None = None
+    inference_precision: str | None = None
+
+
 def resolve_placement(device: str | None, threads: int | None = None,
                       inference_precision: str | None = None) -> Placement:
     """Return the Placement for --device: cpu, cuda, tensorrt, auto (this machine's profile) or a profile name."""

@@ -11,7 +11,7 @@ from fnx.errors import FnxError
 from fnx.formats import artifact_digest, detect_format
 from fnx.manifest import Manifest, Preprocessing, read_manifest
 from fnx.runtime.engines import Engine, TensorInfo, engine_for, get_engine, open_engine
-from fnx.runtime.placement import Placement, resolve_placement
+from fnx.runtime.placement import Placement, RunOptions, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
 from fnx.runtime.results import Prediction, Result
@@ -21,7 +21,11 @@ class Session:
     """Runs one artifact: `run()` takes model-ready arrays, `predict()` takes images."""
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
-                 check_manifest: bool = True, inference_precision: str | None = None):
+                 check_manifest: bool = True, inference_precision: str | None = None, *, run: RunOptions | None = None):
+        if run is not None:  # the record, as fnx's own stages pass it
+            if (device, threads, engine, inference_precision) != ("auto", None, None, None):
+                raise TypeError("pass run=RunOptions(...) or device/threads/engine/inference_precision, not both")
+            device, threads, engine, inference_precision = run.device, run.threads, run.engine, run.inference_precision
         self.path = Path(path)
         self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
@@ -127,10 +131,14 @@ class Session:
 
 
 def load(path: str | Path, device: str = "auto", threads: int | None = None, engine: str | None = None,
-         check_manifest: bool = True, inference_precision: str | None = None) -> Session:
-    """Return a Session for an artifact (its manifest, if beside it, is read and checked against the file)."""
+         check_manifest: bool = True, inference_precision: str | None = None, *,
+         run: RunOptions | None = None) -> Session:
+    """Return a Session for an artifact (its manifest, if beside it, is read and checked against the file).
+
+    run: the same choices as one RunOptions record (what fnx's own stages pass), instead of the separate arguments.
+    """
     return Session(path, device=device, threads=threads, engine=engine, check_manifest=check_manifest,
-                   inference_precision=inference_precision)
+                   inference_precision=inference_precision, run=run)
 
 
 def check_manifest_fits(manifest: Manifest, path: Path, engine_input: TensorInfo) -> None:
