@@ -57,3 +57,14 @@ def test_out_of_range_numbers_are_usage_errors(cli, t0_exports, args):
     r = cli(*[a.format(m=t0_exports["tflite"].artifact) for a in args])
     assert r.exit_code in (1, 2) and "Traceback" not in r.output
     assert re.search(r"x>=1|at least 1|greater than or equal to 1", r.output)
+
+
+@pytest.mark.parametrize("args", [["models"], ["bench", "{art}", "--runs", "2", "--warmup", "0"], ["verify", "{art}"],
+                                  ["export", "t0", "--weights", "random", "--img-size", "64", "--format", "onnx",
+                                   "--out", "{out}"]])
+def test_tables_read_at_80_columns(cli, t0_exports, tmp_path, args):
+    """No table fnx prints cuts a fact at 80 columns (cells wrap instead of ending in an ellipsis)."""
+    art = t0_exports["tflite"].artifact
+    r = cli(*[a.format(art=art, out=tmp_path) for a in args], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output and max(len(line) for line in r.output.splitlines()) <= 80, r.output

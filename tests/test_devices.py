@@ -275,3 +275,22 @@ def test_every_profile_names_registered_formats_and_engines_that_fit():
 
     with pytest.raises(FnxError, match="not one of"):
         DeviceProfile("x", "x", "x86_64", 2, "keras", "fp32", "litert")
+
+
+def test_devices_reads_at_80_columns(tmp_path, monkeypatch, cli):
+    """Every fact of `fnx devices` survives an 80-column terminal: cells wrap, nothing is cut (rich crops a cell when
+    unwrappable columns overflow, and cut "openvino (bf16)" to "open… (bf1…" before)."""
+    import re
+
+    from fnx.devices.measured import save_ranking
+
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    best = {**_row("openvino", "fp32", "openvino", 1.234, hint="bf16"), "fastest_within_bounds": True}
+    save_ranking("fasternet_t2", 224, 2, [best, _row("tflite", "int8", "litert", 2.5)])
+    r = cli("devices", env={"COLUMNS": "80"})
+    assert r.exit_code == 0 and "…" not in r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    words = set(re.findall(r"[\w.()-]+", r.output))
+    assert {"fasternet-t2", "(bf16)", "openvino", "1.23", "0.99900"} <= words
+    for p in PROFILES.values():  # every word of every description, whole
+        assert set(re.findall(r"[\w.()-]+", p.description)) <= words, p.description

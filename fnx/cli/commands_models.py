@@ -62,8 +62,10 @@ def devices_cmd(as_json: AsJson = False) -> None:
         return
     table = Table(title="Device profiles", caption=f"* detected here: {det['profile']} ({det['reason']})",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-    for col in ("", "profile", "arch", "export", "engine on", "thr"):
-        table.add_column(col, no_wrap=True)
+    # Every column may wrap: rich crops (not wraps) a cell when no_wrap columns overflow a narrow terminal.
+    table.add_column("", no_wrap=True)
+    for col in ("profile", "arch", "export", "engine on", "thr"):
+        table.add_column(col, overflow="fold")
     table.add_column("description", min_width=16, ratio=1, overflow="fold")
     for p in PROFILES.values():
         table.add_row("*" if p.name == det["profile"] else "", p.name, p.arch, f"{p.format} {p.precision}",
@@ -90,8 +92,9 @@ def _print_measured(measured: list[dict], profile) -> None:
     mt = Table(title="Measured here (fnx bench all): fastest within parity bounds", box=box.SIMPLE_HEAD,
                pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("model", "size", "thr", "fastest path", "p50 ms", "cosine", f"profile {profile.name if profile else '-'}",
-                "when"):
-        mt.add_column(col, no_wrap=col not in ("fastest path",))
+                "when"):  # at 80 columns cells wrap; nothing is cut
+        mt.add_column(col, overflow="fold", ratio=2 if col == "fastest path" else None,
+                      min_width=12 if col == "model" else None)
     for run in measured:
         best = run.get("fastest")
         own = profile_row(run, profile.format, profile.precision, profile.engine, profile.accelerator) \
