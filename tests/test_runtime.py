@@ -274,3 +274,15 @@ def test_run_options_travel_as_one_record(t0_exports):
     assert (s.engine_name, s.threads, s.placement.kind) == ("onnxruntime", 1, "cpu")
     with pytest.raises(TypeError, match="not both"):
         load(art, threads=2, run=RunOptions("cpu"))
+
+
+def test_bench_names_int8_throughput_gops_and_float_gflops(cli, t0_exports, t0_tflite_int8):
+    """One word for one thing: int8 multiply-adds per second are GOPS, float ones GFLOPS (JSON key `gflops` kept)."""
+    arts = [t0_exports["tflite"].artifact, t0_tflite_int8.artifact]
+    r = cli("bench", *arts, "--runs", "2", "--warmup", "0", "--json")
+    assert r.exit_code == 0, r.output
+    assert [(row["ops_unit"], row["gflops"] > 0) for row in json.loads(r.stdout)] == [("GFLOPS", True), ("GOPS", True)]
+    r = cli("bench", *arts, "--runs", "2", "--warmup", "0", env={"COLUMNS": "200"})
+    lines = r.output.splitlines()
+    assert any("_int8.tflite" in line and " GOPS " in line for line in lines), r.output
+    assert any("_fp32.tflite" in line and " GFLOPS " in line for line in lines), r.output

@@ -51,7 +51,7 @@ def latency_cmd(
     skip_manifest_check: SkipCheck = False,
     as_json: AsJson = False,
 ) -> None:
-    """Latency, throughput and achieved GFLOPS (the paper's metric) per artifact x thread count (the default mode)."""
+    """Latency, throughput and achieved GFLOPS (GOPS for int8) per artifact x thread count (the default mode)."""
     from fnx.runtime.bench import bench
 
     if paper_protocol:
@@ -72,12 +72,13 @@ def latency_cmd(
         print_json(rows)
         return
     table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs; ms)",
-                  caption="all figures, p99 and peak RSS included: --json")
+                  caption="achieved: the model's multiply-adds per second, GFLOPS for float, GOPS for int8; all "
+                          "figures, p99 and peak RSS included: --json")
     table.add_column("artifact / engine", overflow="fold", ratio=1)
-    for col in ("thr", "mean", "p50", "p90", "img/s", "GFLOPS", "MB"):
+    for col in ("thr", "mean", "p50", "p90", "img/s", "achieved", "MB"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        gf = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
+        gf = "-" if r["gflops"] is None else f"{r['gflops']:.1f} {r['ops_unit']}"
         table.add_row(f"{r['artifact']}\n[dim]{r['engine']}[/]", str(r["threads"]), f"{r['mean_ms']:.2f}",
                       f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_ips']:.1f}", gf, f"{r['file_mb']:.1f}")
     console.print(table)

@@ -1,4 +1,9 @@
-"""Latency measurement for `fnx bench`: percentiles, throughput, achieved GFLOPS, peak RSS. Torch-free."""
+"""Latency measurement for `fnx bench`: percentiles, throughput, achieved GFLOPS (GOPS for int8), peak RSS. Torch-free.
+
+One word for one thing, as in docs/BENCHMARKS.md: the model's multiply-adds per second in billions (the paper's
+FLOPs convention) are GFLOPS for a float artifact and GOPS for an int8 one. The JSON key stays `gflops` for every
+row (stable since 0.1); `ops_unit` says which word applies.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ from fnx.runtime.session import Session
 def peak_rss_mb() -> float:
     """Return this process's peak resident memory in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ops_unit(session: Session) -> str:
+    """Return "GOPS" for an int8 artifact, "GFLOPS" otherwise (the word for its achieved multiply-adds per second)."""
+    return "GOPS" if session.manifest is not None and session.manifest.artifact.precision == "int8" else "GFLOPS"
 
 
 def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int = 100) -> dict:
@@ -36,7 +46,7 @@ def bench_session(session: Session, batch: int = 1, warmup: int = 10, runs: int 
         "threads": session.threads, "batch": batch, "runs": runs, "mean_ms": mean,
         "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
         "p99_ms": float(np.percentile(times, 99)), "throughput_ips": 1e3 * batch / mean,
-        "gflops": (flops * batch / (mean / 1e3) / 1e9) if flops else None,
+        "gflops": (flops * batch / (mean / 1e3) / 1e9) if flops else None, "ops_unit": ops_unit(session),
         "peak_rss_mb": peak_rss_mb(), "file_mb": artifact_digest(session.path)[1] / 1e6,
     }
 
