@@ -266,3 +266,18 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     assert r.exit_code == 2 and "unexpected extra argument" in r.output
     r = cli("bench", "all", "t0", "--precisions", "fp64")
     assert r.exit_code == 1 and "--precisions takes" in r.output
+
+
+def test_bench_all_refuses_a_data_folder_of_other_classes_before_exporting(tmp_path, cli):
+    """--data whose class folders are not the model's classes is refused before any export starts."""
+    from PIL import Image
+
+    from fnx.demo.train_demo import DEMO_CHECKPOINT
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        Image.new("RGB", (80, 80), (40, 90, 160)).save(tmp_path / "data" / cls / "a.png")
+    r = cli("bench", "all", "t0", "--weights", DEMO_CHECKPOINT, "--img-size", "64", "--precisions", "fp32",
+            "--data", tmp_path / "data", "--out", tmp_path / "out", env={"COLUMNS": "250"})
+    assert r.exit_code == 1 and "class folder 'cat' is not among the model's classes" in r.output, r.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no export was started

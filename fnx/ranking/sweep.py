@@ -60,6 +60,11 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
         steps.info("[yellow]note:[/] no --calib-data: int8 rows are left out (pass an image folder, or synthetic)")
         precisions = tuple(p for p in precisions if p != "int8")
     built = build(name, opts)
+    if data is not None:  # its class folders must be the model's before any export starts (not at the first row)
+        from fnx.evaluation.scoring import class_index
+        from fnx.imagefolder import image_folder
+
+        class_index(image_folder(data, what="fnx bench all --data"), built.labels, built.class_ids)
     batch, source = verification_images(opts.data, built.preprocessing)
     refs = reference_outputs(built.model, batch)
     results, rows = [], []
