@@ -13,6 +13,7 @@ from fnx.cli.app import app
 from fnx.cli.common import (AsJson, Device, DeviceChoice, Engine, InferencePrecision, PreprocessChoice, SkipCheck, Threads,
                             command, console, err_console, need_file, print_json, report_failures, run_options)
 from fnx.errors import FnxError
+from fnx.runtime.preprocess import RUN_MODE
 
 
 @command(app, "run")
@@ -25,7 +26,7 @@ def run_cmd(
     threads: Threads = None,
     engine: Engine = None,
     inference_precision: InferencePrecision = None,
-    preprocess: PreprocessChoice = typer.Option(PreprocessChoice("fast"), "--preprocess", help="fast: JPEGs decoded at reduced size (2x the resize target kept); exact: the evaluation transform.", case_sensitive=False),
+    preprocess: PreprocessChoice = typer.Option(PreprocessChoice(RUN_MODE), "--preprocess", help="fast: JPEGs decoded at reduced size (2x the resize target kept); exact: the evaluation transform.", case_sensitive=False),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per engine call."),
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding and preprocessing ahead of the engine (0: none)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Write one JSON line per input as it is done."),

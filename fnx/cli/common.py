@@ -25,6 +25,7 @@ err_console = Console(stderr=True)
 
 # What to install for a missing optional module that no format (`requires`) or engine (`modules`) declares.
 OTHER_EXTRAS = {**{m: "pip install 'fnx[export]'" for m in ("torchao", "safetensors", "ai_edge_quantizer", "huggingface_hub")},
+                **{m: "pip install 'fnx[serve]'" for m in ("starlette", "uvicorn", "prometheus_client", "multipart")},
                 "ray": "pip install 'fnx[scale]'", "PIL": "pip install 'fnx[runtime]'",
                 "sklearn": "pip install scikit-learn (the demo's digits data set)"}
 

@@ -15,6 +15,7 @@ RESAMPLING = ("bicubic", "bilinear", "nearest")
 # at a reduced size in the DCT domain (Pillow's draft, libjpeg's scaled decode), keeping at least FAST_MARGIN x the
 # resize target on the short side, then the same resize and crop, done in one step on the crop's pixels only.
 PREPROCESS_MODES = ("exact", "fast")
+RUN_MODE = "fast"  # what `fnx run` and `fnx serve` use unless told (eval, calibration and parity use exact)
 FAST_MARGIN = 2.0
 
 
@@ -35,19 +36,33 @@ def load_image(path: str | Path, min_short: int | None = None):
 
     With min_short, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose short side stays >= min_short.
     """
-    Image = _pil()
     if Path(path).is_dir():
         raise FnxError(f"image {path} is a directory; pass image files (or a folder to the commands that take one)")
+    if not Path(path).exists():
+        raise FnxError(f"image {path} does not exist")
+    return _decode(path, str(path), min_short)
+
+
+def decode_image(data: bytes, name: str = "image", min_short: int | None = None):
+    """Return encoded image bytes (JPEG, PNG, ...) as an 8-bit RGB PIL image, decoded as `load_image` does a file."""
+    import io
+
+    return _decode(io.BytesIO(data), name, min_short)
+
+
+def _decode(source, name: str, min_short: int | None):
+    Image = _pil()
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if min_short and im.format == "JPEG" and min(im.size) > min_short:
                 scale = min_short / min(im.size)
                 im.draft("RGB", (int(im.size[0] * scale + 1), int(im.size[1] * scale + 1)))
             return to_rgb8(im)
     except FileNotFoundError as e:
-        raise FnxError(f"image {path} does not exist") from e
+        raise FnxError(f"image {name} does not exist") from e
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, AssertionError... for damaged files
-        raise FnxError(f"cannot decode image {path} ({type(e).__name__}: {e}); is it a valid jpg/png/bmp/webp?") from e
+        detail = str(e).replace(str(source), name)  # PIL names an in-memory source by its repr
+        raise FnxError(f"cannot decode image {name} ({type(e).__name__}: {detail}); is it a valid jpg/png/bmp/webp?") from e
 
 
 def to_rgb8(image):
@@ -89,11 +104,11 @@ def preprocess(image, spec: Preprocessing | None = None, mode: str = "exact") ->
     resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[spec.interpolation]
     w, h = image.size
     short = int(spec.resize_short)
-    if min(w, h) * 4 < spec.crop:
+    note = small_image_note(w, h, spec)
+    if note:
         import warnings
 
-        warnings.warn(f"a {w}x{h} image is upscaled to the model's {spec.crop}x{spec.crop} input: predictions on it mean "
-                      f"little", SmallImageWarning, stacklevel=2)
+        warnings.warn(note, SmallImageWarning, stacklevel=2)
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     crop = int(spec.crop)
     left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
@@ -110,6 +125,14 @@ def preprocess(image, spec: Preprocessing | None = None, mode: str = "exact") ->
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     return (arr - mean) / std
+
+
+def small_image_note(width: int, height: int, spec: Preprocessing) -> str | None:
+    """Return why an image this small makes a meaningless prediction (None for one that is big enough)."""
+    if min(width, height) * 4 < spec.crop:
+        return (f"a {width}x{height} image is upscaled to the model's {spec.crop}x{spec.crop} input: predictions on it "
+                f"mean little")
+    return None
 
 
 def to_layout(batch_nhwc: np.ndarray, layout: str) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""`fnx serve`: artifacts behind an Open Inference Protocol v2 HTTP endpoint (torch-free: fnx[runtime] + fnx[serve])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fnx.cli.app import app
+from fnx.cli.common import (Device, DeviceChoice, Engine, InferencePrecision, SkipCheck, Threads, command, err_console,
+                            run_options)
+from fnx.errors import FnxError
+from fnx.serve.models import ServeConfig
+
+DEFAULTS = ServeConfig()
+
+
+@command(app, "serve")
+def serve_cmd(
+    artifacts: list[str] = typer.Argument(..., help="Artifacts to serve, as PATH (named after the file) or NAME=PATH."),
+    host: str = typer.Option(DEFAULTS.host, "--host", help="Address to listen on (loopback only unless you say otherwise)."),
+    port: int = typer.Option(DEFAULTS.port, "--port", min=0, max=65535, help="Port (0: any free port, printed at start)."),
+    max_batch: int = typer.Option(DEFAULTS.max_batch, "--max-batch", min=1, help="Samples per engine call at most (dynamic-batch artifacts; a fixed-batch graph batches up to its own batch)."),
+    max_delay_ms: float = typer.Option(DEFAULTS.max_delay_ms, "--max-delay-ms", min=0.0, help="How long a batch waits for more requests after its first (0: only what is already queued)."),
+    queue: int = typer.Option(DEFAULTS.queue_size, "--queue", min=1, help="Requests waiting per model at most; past it the server answers 503 with Retry-After."),
+    max_body_mb: float = typer.Option(DEFAULTS.max_body_bytes / 2**20, "--max-body-mb", min=0.001, help="Largest request body (MiB); larger ones get 413."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="A file holding a bearer token every request but the health probes must send (Authorization: Bearer TOKEN)."),
+    graceful_timeout: float = typer.Option(DEFAULTS.graceful_timeout_s, "--graceful-timeout", min=0.0, help="Seconds SIGTERM / Ctrl-C waits for in-flight requests before cancelling them."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (uvicorn's access log)."),
+    device: Device = DeviceChoice("auto"),
+    threads: Threads = None,
+    engine: Engine = None,
+    inference_precision: InferencePrecision = None,
+    skip_manifest_check: SkipCheck = False,
+) -> None:
+    """Serve artifacts over HTTP on the Open Inference Protocol v2 (KServe/Triton clients), with dynamic batching,
+    /metrics for Prometheus and POST /v2/models/NAME/classify for encoded images."""
+    from fnx.serve.metrics import ServeMetrics
+    from fnx.serve.models import parse_model_args
+    from fnx.serve.server import check_installed, is_loopback, open_models, serve
+
+    check_installed()
+    pairs = parse_model_args(artifacts)
+    config = ServeConfig(host=host, port=port, max_batch=max_batch, max_delay_ms=max_delay_ms, queue_size=queue,
+                         max_body_bytes=int(max_body_mb * 2**20), token=read_token(token_file),
+                         graceful_timeout_s=graceful_timeout, access_log=access_log)
+    if not is_loopback(host) and config.token is None:
+        err_console.print(f"[yellow]warning:[/] listening on {host} without --token-file: anyone who can reach this "
+                          f"address can use the models", highlight=False, soft_wrap=True)
+    metrics = ServeMetrics(name for name, _ in pairs)
+    models = open_models(pairs, config, run_options(device, threads, engine, inference_precision),
+                         check_manifest=not skip_manifest_check, metrics=metrics)
+    for m in models:
+        err_console.print(f"  {m.name}: {m.session.path.name} on {m.session.engine_label}, input "
+                          f"{list(m.inputs[0].shape)} {m.session.layout}; batching {m.batch_note}",
+                          highlight=False, soft_wrap=True)
+    stopped_by = serve(models, config, metrics, announce=lambda line: err_console.print(line, highlight=False,
+                                                                                        soft_wrap=True))
+    answered = sum(s.value for metric in metrics.requests.collect() for s in metric.samples
+                   if s.name.endswith("_total"))
+    err_console.print(f"fnx serve: stopped{f' by {stopped_by}' if stopped_by else ''} after {answered:.0f} "
+                      f"request(s)", highlight=False)
+
+
+def read_token(path: Path | None) -> str | None:
+    """Return the bearer token in path (surrounding whitespace removed); FnxError if unreadable, empty or not one
+    line of printable ASCII."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FnxError(f"cannot read the token file {path} ({e}); pass a readable file with one line") from e
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        why = "it is empty" if not token else "it holds spaces or characters that are not printable ASCII"
+        raise FnxError(f"the token file {path} must hold one token of printable ASCII without spaces ({why})")
+    return token

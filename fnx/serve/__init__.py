@@ -1,0 +1,6 @@
+"""`fnx serve`: artifacts behind the Open Inference Protocol v2 (KServe / Triton REST), torch-free.
+
+`protocol` reads and writes the v2 bodies, `batcher` batches one model's requests onto its Session, `app` is the
+ASGI application (starlette), `guards` the body limit and bearer token, `images` fnx's encoded-image route,
+`metrics` the Prometheus counters, `server` opens the artifacts and runs uvicorn. Needs `pip install 'fnx[serve]'`.
+"""

@@ -1,0 +1,96 @@
+"""Open the artifacts, bind the address and serve until SIGTERM or Ctrl-C (uvicorn), finishing in-flight requests."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import signal
+import socket
+from pathlib import Path
+from typing import Callable
+
+from fnx.errors import FnxError
+from fnx.serve.models import ServeConfig, ServedModel, served_model
+
+NEEDS = ("starlette", "uvicorn", "prometheus_client", "multipart")  # the fnx[serve] extra's top-level modules
+
+
+def check_installed() -> None:
+    """Raise FnxError naming the extra when a module of fnx[serve] is missing (before any model is opened)."""
+    import importlib.util
+
+    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FnxError(f"fnx serve needs {', '.join(missing)}: pip install 'fnx[serve]'")
+
+
+def open_models(pairs: list[tuple[str, Path]], config: ServeConfig, run=None, check_manifest: bool = True,
+                metrics=None) -> list[ServedModel]:
+    """Open one Session per (name, artifact) and wrap it for serving; FnxError at the first that cannot open."""
+    from fnx.runtime import load
+
+    models = []
+    for name, path in pairs:
+        if not path.is_file():
+            raise FnxError(f"model file {path} does not exist")
+        session = load(path, check_manifest=check_manifest, run=run)
+        observe = depth = None
+        if metrics is not None:
+            observe = lambda size, secs, n=name: metrics.batch(n, size, secs)  # noqa: E731
+            depth = lambda d, n=name: metrics.queue_depth.labels(n).set(d)  # noqa: E731
+        models.append(served_model(name, session, config, observe, depth))
+    return models
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Return a listening socket on host:port (port 0: a free port the OS picks); FnxError if it cannot bind."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        raise FnxError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host") from e
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(models: list[ServedModel], config: ServeConfig, metrics, announce: Callable[[str], None] = print) -> str | None:
+    """Serve models until a signal; return the signal's name that stopped it (None if stopped otherwise)."""
+    import uvicorn
+
+    from fnx.serve.app import create_app
+
+    class Server(uvicorn.Server):
+        stopped_by: list[int] = []
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # stop gracefully on the signal, then exit normally (uvicorn re-raises it)
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    captured = getattr(self, "_captured_signals", [])
+                    Server.stopped_by = list(captured)
+                    captured.clear()
+
+    sock = bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    app = create_app(models, config, metrics)
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
+                                   timeout_graceful_shutdown=int(config.graceful_timeout_s), server_header=False))
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"fnx serve: listening on http://{shown}:{port} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops "
+             f"after in-flight requests)")
+    server.run(sockets=[sock])
+    return signal.Signals(Server.stopped_by[0]).name if Server.stopped_by else None
