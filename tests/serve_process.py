@@ -24,14 +24,17 @@ class ServerProcess:
         self._found = threading.Event()
         self.port: int | None = None
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._found.wait(ready_timeout):
+        if not self._found.wait(ready_timeout) or self.port is None:
             self.kill()
             raise AssertionError("fnx serve did not start:\n" + self.log)
         self.url = f"127.0.0.1:{self.port}"
+        self.polls = 0  # requests this helper made that the server answered (they count in its total)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://{self.url}/v2/health/ready", timeout=2).status_code == 200:
+                answer = requests.get(f"http://{self.url}/v2/health/ready", timeout=2)
+                self.polls += 1
+                if answer.status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
@@ -46,6 +49,7 @@ class ServerProcess:
             if m:
                 self.port = int(m.group(1))
                 self._found.set()
+        self._found.set()  # the process ended (an error before listening): stop waiting
 
     @property
     def log(self) -> str:

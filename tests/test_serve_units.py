@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
 
 import numpy as np
@@ -222,3 +223,27 @@ def test_protocol_refuses_a_batch_too_big_to_count_and_a_size_that_is_not_a_whol
     head = json.dumps(req).encode()
     with pytest.raises(ProtocolError, match="binary_data_size"):
         parse_infer_request(head + sample(1.0).tobytes(), str(len(head)), INPUTS, OUTPUTS)
+
+
+def test_serve_refuses_bad_arguments_before_opening_anything(cli, tmp_path, t0_exports, monkeypatch):
+    onnx = str(t0_exports["onnx"].artifact)
+    cases = [
+        ((str(tmp_path / "missing.onnx"),), "does not exist"),
+        ((f"bad name={onnx}",), "not usable in a URL"),
+        ((onnx, onnx), "name them apart"),
+        ((onnx, "--engine", "litert"), "none of these is one"),
+        ((onnx, "--token-file", str(tmp_path / "none")), "cannot read the token file"),
+    ]
+    (tmp_path / "empty").write_text("\n")
+    cases.append(((onnx, "--token-file", str(tmp_path / "empty")), "it is empty"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        cases.append(((onnx, "--port", str(taken.getsockname()[1])), "cannot listen on 127.0.0.1"))
+        for args, match in cases:
+            r = cli("serve", *args)
+            assert r.exit_code == 1 and match in r.output, (args, r.output)
+            assert "Traceback" not in r.output
+    monkeypatch.setattr("fnx.serve.server.NEEDS", ("starlette", "fnx_no_such_module"))
+    r = cli("serve", onnx)
+    assert r.exit_code == 1 and "pip install 'fnx[serve]'" in r.output

@@ -38,7 +38,8 @@ def serve_cmd(
     /metrics for Prometheus and POST /v2/models/NAME/classify for encoded images."""
     from fnx.serve.metrics import ServeMetrics
     from fnx.serve.models import parse_model_args
-    from fnx.serve.server import check_installed, is_loopback, open_models, serve
+    from fnx.serve.server import (bind, check_files, check_installed, is_loopback, open_models, per_artifact_runs,
+                                  serve)
 
     check_installed()
     pairs = parse_model_args(artifacts)
@@ -48,20 +49,23 @@ def serve_cmd(
     if not is_loopback(host) and config.token is None:
         err_console.print(f"[yellow]warning:[/] listening on {host} without --token-file: anyone who can reach this "
                           f"address can use the models", highlight=False, soft_wrap=True)
+    check_files(pairs)
+    run = run_options(device, threads, engine, inference_precision)
+    per_artifact_runs([p for _, p in pairs], run)
+    sock = bind(host, port)  # the address is taken (or refused) before the models are opened
     metrics = ServeMetrics(name for name, _ in pairs)
-    models = open_models(pairs, config, run_options(device, threads, engine, inference_precision),
-                         check_manifest=not skip_manifest_check, metrics=metrics)
+    try:
+        models = open_models(pairs, config, run, check_manifest=not skip_manifest_check, metrics=metrics)
+    except BaseException:
+        sock.close()
+        raise
     for m in models:
         err_console.print(f"  {m.name}: {m.session.path.name} on {m.session.engine_label}, input "
                           f"{list(m.inputs[0].shape)} {m.session.layout}; batching {m.batch_note}",
                           highlight=False, soft_wrap=True)
-    stopped_by = serve(models, config, metrics, announce=lambda line: err_console.print(line, highlight=False,
-                                                                                        soft_wrap=True))
-    answered = sum(s.value for metric in metrics.requests.collect() for s in metric.samples
-                   if s.name.endswith("_total"))
-    err_console.print(f"fnx serve: stopped{f' by {stopped_by}' if stopped_by else ''} after {answered:.0f} "
-                      f"request(s)", highlight=False)
-
+    say = lambda line: err_console.print(line, highlight=False, soft_wrap=True)  # noqa: E731
+    stopped_by = serve(models, config, metrics, sock, announce=say)
+    say(f"fnx serve: stopped{f' by {stopped_by}' if stopped_by else ''} after {metrics.total()} request(s)")
 
 def read_token(path: Path | None) -> str | None:
     """Return the bearer token in path (surrounding whitespace removed); FnxError if unreadable, empty or not one

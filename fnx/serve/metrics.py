@@ -49,6 +49,10 @@ class ServeMetrics:
         self.batch_size.labels(model).observe(size)
         self.inference.labels(model).observe(seconds)
 
+    def total(self) -> int:
+        """Requests answered so far, all endpoints and codes."""
+        return int(sum(s.value for m in self.requests.collect() for s in m.samples if s.name.endswith("_total")))
+
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

@@ -29,17 +29,42 @@ def open_models(pairs: list[tuple[str, Path]], config: ServeConfig, run=None, ch
     """Open one Session per (name, artifact) and wrap it for serving; FnxError at the first that cannot open."""
     from fnx.runtime import load
 
+    check_files(pairs)
+    runs = per_artifact_runs([p for _, p in pairs], run)
     models = []
-    for name, path in pairs:
-        if not path.is_file():
-            raise FnxError(f"model file {path} does not exist")
-        session = load(path, check_manifest=check_manifest, run=run)
+    for (name, path), run_here in zip(pairs, runs):
+        session = load(path, check_manifest=check_manifest, run=run_here)
         observe = depth = None
         if metrics is not None:
             observe = lambda size, secs, n=name: metrics.batch(n, size, secs)  # noqa: E731
             depth = lambda d, n=name: metrics.queue_depth.labels(n).set(d)  # noqa: E731
         models.append(served_model(name, session, config, observe, depth))
     return models
+
+
+def check_files(pairs: list[tuple[str, Path]]) -> None:
+    """Refuse a missing artifact or one of no known format, all before the first (slow) open."""
+    from fnx.formats import detect_format
+
+    for _, path in pairs:
+        detect_format(path)
+
+
+def per_artifact_runs(paths: list[Path], run):
+    """Return the RunOptions for each artifact: a forced --engine applies to the artifacts of the formats it runs, the
+    others keep their default engine; FnxError if it runs none of them."""
+    import dataclasses
+
+    from fnx.formats import detect_format
+    from fnx.runtime.engines import get_engine
+
+    if run is None or run.engine is None:
+        return [run] * len(paths)
+    engine = get_engine(run.engine)
+    fits = [detect_format(p).name in engine.formats for p in paths]
+    if not any(fits):
+        raise FnxError(f"--engine {run.engine} runs {', '.join(engine.formats)} artifacts, and none of these is one")
+    return [run if fit else dataclasses.replace(run, engine=None) for fit in fits]
 
 
 def is_loopback(host: str) -> bool:
@@ -65,8 +90,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(models: list[ServedModel], config: ServeConfig, metrics, announce: Callable[[str], None] = print) -> str | None:
-    """Serve models until a signal; return the signal's name that stopped it (None if stopped otherwise)."""
+def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.socket,
+          announce: Callable[[str], None] = print) -> str | None:
+    """Serve models on the bound socket until a signal; return the signal's name that stopped it (None if stopped
+    otherwise)."""
     import uvicorn
 
     from fnx.serve.app import create_app
@@ -84,7 +111,6 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, announce: Cal
                     Server.stopped_by = list(captured)
                     captured.clear()
 
-    sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     app = create_app(models, config, metrics)
     server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
