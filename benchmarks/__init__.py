@@ -12,8 +12,10 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - engines           LiteRT, ONNX Runtime (int8 forms) and OpenVINO (f32/bf16/NNCF int8) side by side, with fidelity,
                     then the runtime peers ExecuTorch XNNPACK and ncnn (benchmark-only venvs, built on demand)
 - scale             fnx eval on a local Ray cluster vs one process (2,000 images), and a full-sweep projection
+- serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
-BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale")
+BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
+              "serve")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.serve_process import ServerProcess
+from fnx.dev.serve_process import ServerProcess
 
 tritonhttp = pytest.importorskip("tritonclient.http")
 RUN = ("--threads", "1", "--engine", "onnxruntime")

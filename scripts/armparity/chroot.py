@@ -22,7 +22,7 @@ CACHE = Path(os.environ.get("FNX_ARM_CACHE") or Path.home() / ".cache/fnx/arm")
 PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
              "manylinux2014_aarch64"]
 SETS = {  # what a Pi user installs next to the fnx wheel, per engine set
-    "litert": ["fnx[runtime,onnx-runtime] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
+    "litert": ["fnx[runtime,onnx-runtime,serve] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
     "tflite-runtime": ["fnx @ file://{wheel}", "numpy<2", "tflite-runtime==2.14.0", "pillow"],
 }
 # Which engine each set must run each format on (and that engine's forced name for the Session runner).
@@ -33,7 +33,8 @@ FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "
 ARMV7_SET = "armv7l"
 ARMV7_PLATFORMS = ["manylinux_2_34_armv7l", "manylinux_2_28_armv7l", "manylinux_2_17_armv7l", "manylinux2014_armv7l"]
 ARCH = {"litert": "aarch64", "tflite-runtime": "aarch64", ARMV7_SET: "armv7l"}
-RUNNERS = {"litert": ("session", "classify"), "tflite-runtime": ("session", "classify"),
+# "serve": `fnx serve` on the first artifact, answering one infer request over HTTP (its outputs judged like the rest).
+RUNNERS = {"litert": ("session", "classify", "serve"), "tflite-runtime": ("session", "classify"),
            ARMV7_SET: ("session", "classify", "cli")}
 console = Console(highlight=False, width=max(150, Console().width))
 
@@ -190,7 +191,7 @@ def run_jobs(jobs: list[dict], roots: dict[str, Path], nproc: int) -> list[dict]
         root = roots[job["arch"]]
         host_dir = root / job["dir"].lstrip("/")
         (host_dir / f"job-{job['id']}.json").write_text(json.dumps(job))
-        env_path = f"/opt/fnx-{job['set']}" if job["runner"] in ("session", "cli") else f"/opt/env-{job['set']}"
+        env_path = f"/opt/fnx-{job['set']}" if job["runner"] in ("session", "cli", "serve") else f"/opt/env-{job['set']}"
         cmd = [str(REPO / "scripts/arm_run.sh"), "-e", f"PYTHONPATH={env_path}", str(root), job["set"], "--",
                f"{job['dir']}/arm_job.py", f"{job['dir']}/job-{job['id']}.json"]
         t = time.time()
@@ -212,8 +213,9 @@ def jobs_for(artifacts: list, tag: str, cdir: str, images: dict | None, sets=(*S
     """Return the jobs (engine set x runner) for artifacts (objects with id, name, format, path), biggest first."""
     jobs = []
     for s in sets:
-        sel = [a for a in artifacts if (s, a.format) in EXPECT_ENGINE]
-        for runner in [r for r in RUNNERS[s] if images or r != "cli"] if sel else ():
+        sel_all = [a for a in artifacts if (s, a.format) in EXPECT_ENGINE]
+        for runner in [r for r in RUNNERS[s] if (images or r != "cli") and (tag == "p1" or r != "serve")] if sel_all else ():
+            sel = sel_all[:1] if runner == "serve" else sel_all  # the server starts once: one artifact shows it
             jid = f"{tag}-{s}-{runner}"
             job = {"id": jid, "set": s, "arch": ARCH[s], "runner": runner, "dir": cdir, "classify": f"{cdir}/classify.py",
                    "engine": FORCED_ENGINE[s], "result": f"{cdir}/res-{jid}.json",

@@ -64,7 +64,8 @@ class Report:
                              (machine != job.get("arch", "aarch64"), f"machine {machine!r}")):
                 if bad:
                     ok, verdict = False, f"FAIL: {why}"
-            runner = {"session": "fnx Session", "classify": "classify.py", "cli": "fnx run --json"}[job["runner"]]
+            runner = {"session": "fnx Session", "classify": "classify.py", "cli": "fnx run --json",
+                      "serve": "fnx serve (HTTP)"}[job["runner"]]
             bound = "top-1 = x86 (fp32)" if job["runner"] == "cli" else a.bound_text()
             self.row(ok, a.name, job["set"], runner, engine, machine, text, bound, top1, verdict)
         if res["rc"] and all(i.get("ok") for i in res["items"]):

@@ -1,4 +1,5 @@
-"""A live `fnx serve` in a subprocess on 127.0.0.1 (a free port), for tests: started, waited for, stopped."""
+"""A live `fnx serve` in a subprocess on 127.0.0.1 (a free port), for tests and benchmarks: started, waited for,
+stopped (the standard library only)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-
-import requests
+import urllib.error
+import urllib.request
 
 
 class ServerProcess:
     """`python -m fnx serve ARGS --port 0`; `.url` once ready; `stop()` sends SIGTERM and returns the exit code."""
 
-    def __init__(self, *args: str, ready_timeout: float = 60.0):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    def __init__(self, *args: str, ready_timeout: float = 60.0, omp_threads: int = 1):
+        env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "fnx", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
@@ -32,11 +33,12 @@ class ServerProcess:
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             try:
-                answer = requests.get(f"http://{self.url}/v2/health/ready", timeout=2)
-                self.polls += 1
-                if answer.status_code == 200:
+                with urllib.request.urlopen(f"http://{self.url}/v2/health/ready", timeout=2):
+                    self.polls += 1
                     return
-            except requests.ConnectionError:
+            except urllib.error.HTTPError:  # answered, not ready yet
+                self.polls += 1
+            except OSError:
                 pass
             time.sleep(0.05)
         self.kill()
