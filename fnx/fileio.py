@@ -38,6 +38,32 @@ def ensure_dir(path: str | Path) -> Path:
     return path
 
 
+def check_output_dir(path: str | Path, what: str = "output directory") -> Path:
+    """Raise FnxError unless path is a directory that exists or could be made and written; creates nothing.
+
+    For checking every output of a command before its expensive work (the write itself still uses ensure_dir)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FnxError(f"{what} {path} is a file, not a directory; choose another location")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FnxError(f"cannot create {what} {path}: {existing} is a file, not a directory; choose a writable location")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FnxError(f"cannot create {what} {path}: {existing} is not writable; choose a writable location")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Raise FnxError unless a file could be written at path (its folder exists or could be made; it is no folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FnxError(f"{what} {path} is a directory; give a file name")
+    check_output_dir(path.parent, f"the folder of the {what}")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, companions: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temp path beside dest; on success it is renamed to dest, on any error (or Ctrl-C) removed.

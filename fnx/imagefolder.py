@@ -6,6 +6,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fnx.errors import FnxError
 from fnx.runtime.preprocess import IMAGE_SUFFIXES, list_images
 
@@ -42,3 +44,21 @@ def image_folder(root: str | Path, min_classes: int = 1, what: str = "this comma
                        f"least {min_classes}")
     index = {c: i for i, c in enumerate(classes)}
     return ImageFolder(root, classes, [(p, index[p.relative_to(root).parts[0]]) for p in paths])
+
+
+def class_index(folder: ImageFolder, labels: list[str] | None, class_ids: list[str] | None = None) -> np.ndarray:
+    """Return, per class folder, the model's class index: folders matched by class ID first (ImageNet's
+    `n01440764/` layout), then by label; FnxError naming the first folder the model does not know."""
+    return class_index_of(folder.classes, labels, class_ids)
+
+
+def class_index_of(classes: list[str], labels: list[str] | None, class_ids: list[str] | None = None) -> np.ndarray:
+    """class_index for class folder names (a model without labels takes the folder names themselves, sorted)."""
+    names = [list(class_ids or []), list(labels or classes)]
+    keys = next((n for n in names if n and all(c in n for c in classes)), None)
+    if keys is None:
+        known = names[1] if not names[0] else names[0]
+        missing = next(c for c in classes if c not in known)
+        raise FnxError(f"class folder {missing!r} is not among the model's classes ({', '.join(known[:6])}, ...): "
+                       f"name each folder by a class {'ID or ' if names[0] else ''}label of the model")
+    return np.array([keys.index(c) for c in classes], dtype=np.int64)

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fnx.errors import FnxError
-from fnx.fileio import atomic_path
+from fnx.fileio import atomic_path, check_output_file
 from fnx.imagefolder import image_folder as read_folder
 from fnx.manifest import Preprocessing
 from fnx.models import check_img_size, create_model, get_variant
@@ -121,6 +121,7 @@ def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | N
     steps = steps or Steps(quiet=True)
     world = int(os.environ.get("WORLD_SIZE", "1")) if under_launcher() else opts.nproc
     check_run(opts, world)
+    check_output_file(out, "checkpoint")  # before the first epoch, not after it
     splits(Path(data), opts.seed)  # a bad folder fails here, before any process starts
     if opts.nproc > 1 and not under_launcher():
         steps.info(f"starting {opts.nproc} training processes (torch.distributed)")

@@ -176,7 +176,7 @@ def test_cli_unwritable_out(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     res = cli("export", "t0", "--weights", "random", "--out", blocker / "sub", "--img-size", "64")
-    assert res.exit_code == 1 and "cannot create directory" in res.output
+    assert res.exit_code == 1 and "cannot create output directory" in res.output and "is a file, not a directory" in res.output
 
 
 def test_static_batch_two_exports_and_runs_any_count(t0_ckpt, tmp_path):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fnx.calibration.data import load_calibration
+from fnx.calibration.data import check_calibration_classes, check_calibration_source, load_calibration
 from fnx.calibration.guard import guard_bounds, run_guarded
 from fnx.calibration.onnx_int8 import OrtQdqQuantizer
 from fnx.calibration.options import Int8Options
 from fnx.calibration.report import calibration_record, record_io_quantization
 from fnx.errors import FnxError
-from fnx.fileio import atomic_path, sha256_file
+from fnx.fileio import atomic_path, check_output_file, sha256_file
 from fnx.manifest import Manifest, finish_artifact, read_manifest
 from fnx.parity import check
 from fnx.progress import Steps
@@ -44,9 +44,19 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
                        f"its preprocessing from there; re-export with fnx export --format onnx")
     if manifest.artifact.precision != "fp32":
         raise FnxError(f"{artifact.name} is {manifest.artifact.precision}, not fp32: quantize an fp32 export")
+    check_output_file(out or int8_name(artifact), "int8 model")
+    has_logits = any(o.kind == "logits" for o in manifest.outputs)
+    if options.max_top1_drop is not None and not has_logits:
+        raise FnxError(f"--max-top1-drop needs class logits, and {artifact.name} (a --features backbone) has none; "
+                       f"guard it on cosine alone (--min-cosine)")
+    check_calibration_source(options.data, needs_labels=options.max_top1_drop is not None)
+    if options.max_top1_drop is not None:
+        check_calibration_classes(options.data, manifest.labels, manifest.class_ids)
     bar, task = steps.progress("reading calibration images", None)
     with bar:
-        data = load_calibration(options.data, manifest.preprocessing, size=options.size, progress=(bar, task))
+        data = load_calibration(options.data, manifest.preprocessing, size=options.size, progress=(bar, task),
+                                labels=manifest.labels, class_ids=manifest.class_ids,
+                                needs_labels=options.max_top1_drop is not None)
     steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out")
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four

@@ -61,9 +61,9 @@ def latency_cmd(
                            f"{', '.join(given)} or --paper-protocol")
         threads, batch, warmup, runs = PAPER_PROTOCOL.values()
     counts = thread_counts(threads)
+    check_artifacts(artifacts, engine)
     rows = []
     for a in artifacts:
-        need_file(a, "model file")
         for t in counts:
             with err_console.status(f"bench {a.name}, {t} thread(s)"):
                 rows.append(bench(a, run_options(device, t, engine, inference_precision), batch=batch, warmup=warmup,
@@ -102,10 +102,11 @@ def e2e_cmd(
     from fnx.runtime.e2e import e2e
 
     counts = thread_counts(threads)
+    check_artifacts(artifacts, engine)
     reports = []
     for a in artifacts:
         for t in counts:
-            s = load(need_file(a, "model file"), check_manifest=not skip_manifest_check,
+            s = load(a, check_manifest=not skip_manifest_check,
                      run=run_options(device, t, engine, inference_precision))
             with err_console.status(f"end to end: {a.name} on {folder}, {t} thread(s)"):
                 reports.append({"artifact": a.name, "threads": t, **e2e(s, folder, workers=workers, limit=limit)})
@@ -146,3 +147,12 @@ def all_cmd(
 
     bench_all_cmd(model, threads, runs, warmup, weights, img_size, calib_data, calib_size, data, out, precisions,
                   as_json, min_cosine)
+
+
+def check_artifacts(artifacts: list[Path], engine) -> None:
+    """Every artifact exists and the forced engine runs each, before the first is timed."""
+    from fnx.runtime.engines import check_engine_fits
+
+    for a in artifacts:
+        need_file(a, "model file")
+    check_engine_fits(artifacts, engine.value if engine is not None else None)

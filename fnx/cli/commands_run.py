@@ -41,6 +41,10 @@ def run_cmd(
 
     if sum((jsonl, as_csv, as_json)) > 1:
         raise FnxError("choose one of --json, --jsonl and --csv")
+    if out is not None:
+        from fnx.fileio import check_output_file
+
+        check_output_file(out, "--out file")  # before the model loads
     t0 = time.perf_counter()
     session = load(need_file(artifact, "model file"), check_manifest=not skip_manifest_check,
                    run=run_options(device, threads, engine, inference_precision))

@@ -11,8 +11,8 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.evaluation.predictors import EVAL_RUN, is_artifact, open_predictor
-from fnx.evaluation.scoring import class_index, predict_paths, predicted_names_of, subset, summarize
-from fnx.imagefolder import image_folder
+from fnx.evaluation.scoring import predict_paths, predicted_names_of, subset, summarize
+from fnx.imagefolder import class_index, image_folder
 from fnx.progress import Steps
 from fnx.runtime.placement import RunOptions
 
@@ -83,6 +83,10 @@ def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | 
     for t in order:
         if not t.is_file():
             raise FnxError(f"{t} does not exist")
+    from fnx.evaluation.predictors import is_artifact
+    from fnx.runtime.engines import check_engine_fits
+
+    check_engine_fits([t for t in order if is_artifact(t)], run.engine)  # every artifact's engine before any work
     folder = image_folder(data, what="fnx eval (to classify unlabelled images use fnx run)")
     for t in order:  # every target must know every class folder before any work starts
         class_index(folder, *target_classes(t))

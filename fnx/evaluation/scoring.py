@@ -18,19 +18,6 @@ from fnx.runtime.preprocess import preprocess, to_layout
 TOP_K = 5
 
 
-def class_index(folder: ImageFolder, labels: list[str] | None, class_ids: list[str] | None = None) -> np.ndarray:
-    """Return, per class folder, the model's class index: folders matched by class ID first (ImageNet's
-    `n01440764/` layout), then by label; FnxError naming the first folder the model does not know."""
-    names = [list(class_ids or []), list(labels or folder.classes)]
-    keys = next((n for n in names if n and all(c in n for c in folder.classes)), None)
-    if keys is None:
-        known = names[1] if not names[0] else names[0]
-        missing = next(c for c in folder.classes if c not in known)
-        raise FnxError(f"class folder {missing!r} is not among the model's classes ({', '.join(known[:6])}, ...): "
-                       f"name each folder by a class {'ID or ' if names[0] else ''}label of the model")
-    return np.array([keys.index(c) for c in folder.classes], dtype=np.int64)
-
-
 def subset(items: list, limit: int | None) -> list:
     """Return an evenly spaced subset of at most limit items (all of them without a limit)."""
     return items[:: max(1, len(items) // limit)][:limit] if limit else items

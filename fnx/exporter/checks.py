@@ -13,6 +13,36 @@ from fnx.manifest import Preprocessing, TensorSpec
 N_VERIFY_IMAGES = 16
 
 
+def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
+    """Raise FnxError for any input of an export that listing files can prove wrong, before the model is built:
+    the output folder, the input size, the --data folder and, for int8, the calibration source (precisions: those
+    about to be exported, default opts.precision). The checks that need the model (classes) follow the build."""
+    from fnx.calibration.data import check_calibration_source
+    from fnx.fileio import check_output_dir
+    from fnx.models import check_img_size
+    from fnx.runtime.preprocess import list_images
+
+    check_output_dir(opts.out_dir)
+    if opts.img_size is not None:
+        check_img_size(opts.img_size)
+    if opts.data is not None and not list_images(opts.data):
+        raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
+    if "int8" in (precisions or (opts.precision,)):
+        if opts.features and opts.int8.max_top1_drop is not None:
+            raise FnxError("--max-top1-drop needs class logits, and a --features export has none; guard a backbone on "
+                           "cosine alone (--min-cosine)")
+        check_calibration_source(opts.int8.data, needs_labels=opts.int8.max_top1_drop is not None)
+
+
+def check_against_model(opts, built, precisions: tuple[str, ...] | None = None) -> None:
+    """The checks of preflight that need the built model: --max-top1-drop's class folders against its classes."""
+    from fnx.calibration.data import SYNTHETIC, check_calibration_classes
+
+    cal = opts.int8
+    if "int8" in (precisions or (opts.precision,)) and cal.max_top1_drop is not None and str(cal.data) != SYNTHETIC:
+        check_calibration_classes(cal.data, built.labels, built.class_ids)
+
+
 def verification_images(data: Path | None, preprocessing: Preprocessing, limit: int = 64) -> tuple[np.ndarray, str]:
     """Return an NHWC float batch for parity checks (the user's images, else fixed synthetic ones) and its source."""
     from fnx.calibration.synthetic import synthetic_images

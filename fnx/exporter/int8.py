@@ -25,7 +25,9 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tu
         cal = opts.int8
         bar, task = steps.progress("reading calibration images", None)
         with bar:
-            data = load_calibration(cal.data, built.preprocessing, size=cal.size, progress=(bar, task))
+            data = load_calibration(cal.data, built.preprocessing, size=cal.size, progress=(bar, task),
+                                    labels=built.labels, class_ids=built.class_ids,
+                                    needs_labels=cal.max_top1_drop is not None)
         steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
                    + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
         built.cache["calibration"] = (data, reference_outputs(built.model, data.held_out))

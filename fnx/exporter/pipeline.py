@@ -12,7 +12,8 @@ import torch
 
 from fnx.errors import FnxError
 from fnx.exporter.build import BuiltModel, build
-from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact, verification_images
+from fnx.exporter.checks import (as_nchw, check_against_model, preflight, reference_outputs, run_artifact,
+                               verification_images)
 from fnx.exporter.fold import deploy_form
 from fnx.exporter.formats import ArtifactFormat, get_format
 from fnx.exporter.options import ExportOptions
@@ -75,10 +76,12 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
     formats = [get_format(f) for f in opts.formats]
     for fmt in formats:
         fmt.check(opts)
+    preflight(opts)  # every input that can be checked without the model, before building it
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
         with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
             built = build(name, opts)
+    check_against_model(opts, built)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
         deployed = {f.pconv_form: deploy_form(built.model, f.pconv_form) for f in formats}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fnx.errors import FnxError
-from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact, verification_images
+from fnx.exporter.checks import as_nchw, reference_outputs, verification_images
 from fnx.manifest import read_manifest
 from fnx.models import create_model
+from fnx.runtime import Session
+from fnx.runtime.preprocess import to_layout
 from fnx.parity import ParityReport, bounds_for, check
 
 
@@ -24,11 +26,12 @@ def verify_artifact(artifact: Path, weights: str | None = None, data: Path | Non
     weights = weights or here or w.url or w.kind  # the file if still here, else where it came from (URL, hf-hub:)
     if weights == "random":
         raise FnxError("the artifact was exported from random weights, which cannot be rebuilt: pass --weights")
+    batch, source = verification_images(data, manifest.preprocessing)  # the images and the device before the model
+    session = Session(artifact, device=device)
     model = create_model(m.name, weights=weights, num_classes=m.num_classes, in_chans=m.in_chans,
                          features_only=m.features_only)
-    batch, source = verification_images(data, manifest.preprocessing)
     refs = reference_outputs(model, batch)
-    outs = as_nchw(run_artifact(Path(artifact), batch, manifest.input.layout, device=device), manifest.outputs)
+    outs = as_nchw(session.run(to_layout(batch, manifest.input.layout)), manifest.outputs)
     precision = manifest.artifact.precision
     min_cosine = manifest.calibration.guard.min_cosine if manifest.calibration else None
     return check(refs, outs, precision, [o.name for o in manifest.outputs],

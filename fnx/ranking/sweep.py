@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fnx.errors import FnxError
 from fnx.exporter.build import build
-from fnx.exporter.checks import as_nchw, reference_outputs, verification_images
+from fnx.exporter.checks import as_nchw, check_against_model, preflight, reference_outputs, verification_images
 from fnx.exporter.formats import installed_formats
 from fnx.exporter.options import ExportOptions
 from fnx.exporter.pipeline import export_model
@@ -59,10 +59,16 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     if "int8" in precisions and opts.int8.data is None:
         steps.info("[yellow]note:[/] no --calib-data: int8 rows are left out (pass an image folder, or synthetic)")
         precisions = tuple(p for p in precisions if p != "int8")
+    preflight(opts, precisions)  # the output folder, sizes, --data and the calibration source, before the build
+    if data is not None:
+        from fnx.runtime.preprocess import list_images
+
+        if not list_images(data):
+            raise FnxError(f"fnx bench all --data {data} holds no images (jpg, jpeg, png, bmp, webp)")
     built = build(name, opts)
+    check_against_model(opts, built, precisions)
     if data is not None:  # its class folders must be the model's before any export starts (not at the first row)
-        from fnx.evaluation.scoring import class_index
-        from fnx.imagefolder import image_folder
+        from fnx.imagefolder import class_index, image_folder
 
         class_index(image_folder(data, what="fnx bench all --data"), built.labels, built.class_ids)
     batch, source = verification_images(opts.data, built.preprocessing)

@@ -6,11 +6,11 @@ is imported only when it is asked whether it is available or opens a model. To a
 class with the `Engine` attributes and methods and decorate it with `register_engine`.
 """
 
-from fnx.runtime.engines.base import (ENGINES, Engine, TensorInfo, dist_version, engine_for, get_engine, open_engine,
-                                      register_engine)
+from fnx.runtime.engines.base import (ENGINES, Engine, TensorInfo, check_engine_fits, dist_version, engine_for, get_engine,
+                                      open_engine, register_engine)
 from fnx.runtime.engines import tflite as _tflite  # noqa: F401  (registers LiteRT, tflite-runtime, tf.lite)
 from fnx.runtime.engines import onnxruntime as _onnxruntime  # noqa: F401  (registers ONNX Runtime)
 from fnx.runtime.engines import openvino as _openvino  # noqa: F401  (registers OpenVINO: IR, and ONNX when asked)
 
-__all__ = ["ENGINES", "Engine", "TensorInfo", "dist_version", "engine_for", "get_engine", "open_engine",
+__all__ = ["ENGINES", "Engine", "TensorInfo", "check_engine_fits", "dist_version", "engine_for", "get_engine", "open_engine",
            "register_engine"]

@@ -134,6 +134,17 @@ def engine_for(fmt: str, placement: Placement, name: str | None = None) -> type[
     raise FnxError(f"no engine for {fmt} artifacts is installed: {hints}")
 
 
+def check_engine_fits(paths, engine: str | None) -> None:
+    """Raise FnxError, before anything runs, if a forced engine cannot run one of the artifacts (by their formats)."""
+    for path in paths:
+        fmt = detect_format(path)
+        if engine:
+            cls = get_engine(engine)
+            if fmt.name not in cls.formats:
+                raise FnxError(f"engine {cls.name} runs {', '.join(cls.formats)} artifacts, not {fmt.name} "
+                               f"({Path(path).name}); drop --engine or pass artifacts of one format")
+
+
 def open_engine(path: str | Path, placement: Placement | None = None, engine: str | None = None) -> Engine:
     """Return an engine instance running the model file at path; FnxError for a missing, bad or unrunnable file."""
     path = Path(path)
