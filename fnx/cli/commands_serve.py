@@ -22,7 +22,7 @@ def serve_cmd(
     host: str = typer.Option(DEFAULTS.host, "--host", help="Address to listen on (loopback only unless you say otherwise)."),
     port: int = typer.Option(DEFAULTS.port, "--port", min=0, max=65535, help="Port (0: any free port, printed at start)."),
     max_batch: int = typer.Option(DEFAULTS.max_batch, "--max-batch", min=1, help="Samples per engine call at most (dynamic-batch artifacts; a fixed-batch graph batches up to its own batch)."),
-    max_delay_ms: float = typer.Option(DEFAULTS.max_delay_ms, "--max-delay-ms", min=0.0, help="How long a batch waits for more requests after its first (0: only what is already queued)."),
+    max_delay_ms: float = typer.Option(DEFAULTS.max_delay_ms, "--max-delay-ms", min=0.0, help="How long a batch waits for more requests after its first (0, the default: it takes what queued while the engine was busy)."),
     queue: int = typer.Option(DEFAULTS.queue_size, "--queue", min=1, help="Requests waiting per model at most; past it the server answers 503 with Retry-After."),
     max_body_mb: float = typer.Option(DEFAULTS.max_body_bytes / 2**20, "--max-body-mb", min=0.001, help="Largest request body (MiB); larger ones get 413."),
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="A file holding a bearer token every request but the health probes must send (Authorization: Bearer TOKEN)."),

@@ -20,7 +20,8 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch: int = 8
-    max_delay_ms: float = 5.0
+    max_delay_ms: float = 0.0  # 0: a batch takes what queued while the engine was busy (docs/BENCHMARKS.md: a window
+    # only added latency at low concurrency on a 2-core machine)
     queue_size: int = 64
     max_body_bytes: int = 16 * 2**20
     token: str | None = None
