@@ -26,7 +26,8 @@ PATHS = [
     ("LiteRT int8 (PT2E)", "tflite", "int8", None, "litert", None),
     ("ORT fp32", "onnx", "fp32", None, "onnxruntime", None),
     ("ORT int8 qdq-s8s8 (v0.1)", "onnx", "int8", "qdq-s8s8", "onnxruntime", None),
-    ("ORT int8 qdq-u8s8r (default)", "onnx", "int8", "qdq-u8s8r", "onnxruntime", None),
+    ("ORT int8 qdq-u8s8r (auto without VNNI)", "onnx", "int8", "qdq-u8s8r", "onnxruntime", None),
+    ("ORT int8 qdq-u8s8 (auto with VNNI, ARM64)", "onnx", "int8", "qdq-u8s8", "onnxruntime", None),
     ("OpenVINO fp32 IR, f32", "openvino", "fp32", None, "openvino", None),
     ("OpenVINO fp32 IR, bf16", "openvino", "fp32", None, "openvino", "bf16"),
     ("OpenVINO int8 (NNCF)", "openvino", "int8", None, "openvino", None),
@@ -127,7 +128,7 @@ def run(ctx: Ctx) -> Section:
     sec.tables.append(Table(
         "Bare engine latency (median ms, batch 1) and logits cosine vs PyTorch fp32",
         ["model", "path", "1 thr", "2 thr", "cosine", "MB", "vs LiteRT fp32 (1 / 2 thr)"], rows,
-        "ORT int8 qdq-u8s8r: uint8 activations, 7-bit weights (reduce_range); qdq-s8s8: v0.1's form. OpenVINO f32 is "
+        "ORT int8 qdq-u8s8r: uint8 activations, 7-bit weights (reduce_range); qdq-u8s8: 8-bit weights; qdq-s8s8: v0.1's form. OpenVINO f32 is "
         "fnx's default compute precision; bf16 only where the CPU has it. fp32-quality means cosine >= 0.9999."))
     sec.notes.extend(_targets(head))
     sec.intro = ("Which engine and precision to ship on this CPU: `fnx bench all MODEL` prints the same comparison "
@@ -148,7 +149,7 @@ def _targets(head: dict) -> list[str]:
                 continue
             fp32q = {k: v[key] for k, v in paths.items() if v["cosine"] >= 0.9999}
             best_q = min(fp32q, key=fp32q.get)
-            onnx_old, onnx_new = paths.get("ORT int8 qdq-s8s8 (v0.1)"), paths.get("ORT int8 qdq-u8s8r (default)")
+            onnx_old, onnx_new = paths.get("ORT int8 qdq-s8s8 (v0.1)"), paths.get("ORT int8 qdq-u8s8r (auto without VNNI)")
             onnx = (f"; ORT int8 qdq-u8s8r vs qdq-s8s8 {ratio(onnx_old[key], onnx_new[key])} (cosine "
                     f"{onnx_new['cosine']:.4f} vs {onnx_old['cosine']:.4f})") if onnx_old and onnx_new else ""
             within = {k: v[key] for k, v in paths.items() if v["cosine"] >= BOUNDS["int8"]["min_cosine"]}

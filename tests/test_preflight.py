@@ -42,6 +42,8 @@ BENCH_ALL = ("bench", "all", "t0", "--weights", "random", "--img-size", "64", "-
     ((*INT8, "--calib-data", "{d}/flat", "--max-top1-drop", "1"), "fnx.exporter.pipeline.build", "no class subfolders"),
     ((*EXPORT, "--out", "{d}/afile/sub"), "fnx.exporter.pipeline.build", "is a file, not a directory"),
     ((*EXPORT, "--img-size", "65"), "fnx.exporter.pipeline.build", "not a multiple of 32"),
+    (("export", "t0", "--weights", "random", "--format", "tflite", "--target", "rpi4"), "fnx.exporter.pipeline.build",
+     "--target chooses the int8 ONNX graph form"),
     ((*BENCH_ALL, "--calib-data", "{d}/nowhere"), "fnx.ranking.sweep.build", "does not exist"),
     ((*BENCH_ALL, "--calib-data", "synthetic", "--out", "{d}/afile"), "fnx.ranking.sweep.build", "is a file"),
     (("train", "t0", "--data", "{d}/classes", "--img-size", "64", "--out", "{d}/afile/x.pth"), "fnx.train._train", "is a file, not a directory"),

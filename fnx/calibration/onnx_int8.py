@@ -14,6 +14,7 @@ import numpy as np
 from fnx.calibration.data import CalibrationSet
 from fnx.errors import FnxError
 from fnx.calibration.options import CALIBRATION_METHODS as METHODS
+from fnx.calibration.onnx_form import choose_onnx_int8_form
 from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM, ONNX_INT8_FORMS
 from fnx.manifest import LayerError
 
@@ -24,11 +25,11 @@ class OrtQdqQuantizer:
     """ONNX Runtime static QDQ int8 of an fp32 ONNX file (the Quantizer protocol of fnx.calibration)."""
 
     def __init__(self, fp32: Path, data: CalibrationSet, method: str = "minmax", batch: int = 1, owns_fp32: bool = False,
-                 form: str = DEFAULT_ONNX_INT8_FORM):
-        if form not in ONNX_INT8_FORMS:
-            raise FnxError(f"unknown ONNX int8 form {form!r}; use one of {', '.join(ONNX_INT8_FORMS)}")
+                 form: str = DEFAULT_ONNX_INT8_FORM, target: str | None = None):
+        choice = choose_onnx_int8_form(form, target)  # "auto": for the CPU that will run it
         self.fp32, self.data, self.method, self.batch, self.owns_fp32 = Path(fp32), data, method, batch, owns_fp32
-        self.form, self.description = form, f"{form}: {ONNX_INT8_FORMS[form]}"
+        self.form, self.description = choice.form, f"{choice.form}: {ONNX_INT8_FORMS[choice.form]}"
+        self.notes = [choice.note]
         self.scheme, self.io = method, "float"  # a QDQ model takes and gives float tensors; the int8 work is inside
 
     def __enter__(self) -> "OrtQdqQuantizer":
@@ -72,7 +73,9 @@ def module_path(node_name: str) -> str:
 
 def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "minmax", keep_float: list[str] = (),
                   batch: int = 1, form: str = DEFAULT_ONNX_INT8_FORM) -> None:
-    """Write the QDQ int8 model of fp32 to out in form (ONNX_INT8_FORMS); nodes of keep_float layers stay float."""
+    """Write the QDQ int8 model of fp32 to out in form (auto or ONNX_INT8_FORMS); nodes of keep_float layers stay
+    float."""
+    form = choose_onnx_int8_form(form).form
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 

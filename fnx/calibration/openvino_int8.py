@@ -40,6 +40,7 @@ class NncfQuantizer:
         self.scheme = f"minmax (NNCF, {self.preset.value} preset)"
         activations = "int8 symmetric" if symmetric_activations else "uint8 asymmetric"
         self.description = (f"FakeQuantize (NNCF); activations {activations}; weights int8 per-channel symmetric")
+        self.notes: list[str] = []
         self.io = "float"
 
     def __enter__(self) -> "NncfQuantizer":

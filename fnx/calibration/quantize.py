@@ -65,12 +65,13 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     new = copy.deepcopy(manifest)
     new.artifact.precision = "int8"
     new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
-    with atomic_path(final) as tmp, OrtQdqQuantizer(artifact, data, options.method, form=options.onnx_form) as quantizer:
+    with atomic_path(final) as tmp, OrtQdqQuantizer(artifact, data, options.method, form=options.onnx_form,
+                                                     target=options.target) as quantizer:
         outputs = lambda: load(tmp, device="cpu").run(held)  # noqa: E731
         names = [o.name for o in new.outputs]
         report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx", names)
         new.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                             quantizer.float_ops(tmp), scheme=quantizer.description)
+                                             quantizer.float_ops(tmp), quantizer.notes, scheme=quantizer.description)
         record_io_quantization(new, tmp)
         # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
         new.parity = check(refs, outputs(), "int8", names, bounds={"min_cosine": bounds.min_cosine},

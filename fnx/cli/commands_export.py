@@ -9,7 +9,7 @@ import typer
 
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
-                            Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice, PrecisionChoice, command,
+                            Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice, PrecisionChoice, Target, command,
                             console, err_console, need_file, print_json)
 from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM
 from fnx.errors import FnxError
@@ -49,6 +49,7 @@ def export_cmd(
     calib_method: CalibMethodOpt = CalibMethod("minmax"),
     io: Int8IO = typer.Option(Int8IO("int8"), "--io", help="int8: input/output tensor type (TFLite: int8 only).", case_sensitive=False),
     onnx_int8_form: OnnxInt8Form = OnnxInt8FormChoice(DEFAULT_ONNX_INT8_FORM),
+    target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
     as_json: AsJson = False,
@@ -61,7 +62,8 @@ def export_cmd(
     from fnx.progress import Steps
 
     steps = Steps(quiet=as_json, console=err_console)
-    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop, onnx_int8_form.value)
+    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop, onnx_int8_form.value,
+                       target)
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
                          opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8)
@@ -87,6 +89,7 @@ def quantize_cmd(
     calib_size: CalibSize = 256,
     calib_method: CalibMethodOpt = CalibMethod("minmax"),
     onnx_int8_form: OnnxInt8Form = OnnxInt8FormChoice(DEFAULT_ONNX_INT8_FORM),
+    target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: the artifact's name with int8)."),
@@ -105,7 +108,8 @@ def quantize_cmd(
         takers = ", ".join(f.file.suffix for f in FORMATS.values() if f.quantizes_files)
         raise FnxError(f"fnx quantize takes an fp32 {takers} export; a {fmt.name} int8 is made from the PyTorch model: "
                        f"fnx export MODEL --format {fmt.name} --precision int8 --calib-data DIR")
-    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop, onnx_int8_form.value)
+    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop, onnx_int8_form.value,
+                          target)
     path, manifest = quantize_artifact(artifact, options, out, Steps(quiet=as_json, console=err_console))
     if as_json:
         print_json(manifest.to_dict())

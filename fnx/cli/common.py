@@ -16,7 +16,7 @@ from rich.console import Console
 
 from fnx.errors import FnxError
 from fnx.interrupts import keep_interrupts
-from fnx.calibration.options import ONNX_INT8_FORMS
+from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
 from fnx.runtime.placement import INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
@@ -97,10 +97,14 @@ SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the 
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
-OnnxInt8FormChoice = _choices("OnnxInt8FormChoice", ONNX_INT8_FORMS)
+OnnxInt8FormChoice = _choices("OnnxInt8FormChoice", [AUTO_FORM, *ONNX_INT8_FORMS])
 OnnxInt8Form = Annotated[OnnxInt8FormChoice, typer.Option(
-    "--onnx-int8-form", case_sensitive=False, help="int8 ONNX: the graph form, recorded in the manifest (qdq-u8s8r: uint8 activations, 7-bit "
-                             "weights, 1.3-1.55x faster than qdq-s8s8 where measured; qdq-u8s8; qdq-s8s8).")]
+    "--onnx-int8-form", case_sensitive=False, help="int8 ONNX: the graph form, recorded in the manifest with why. auto: for the CPU "
+                             "that runs it (--target, else this machine): qdq-u8s8 (8-bit weights) with VNNI or on ARM64, "
+                             "qdq-u8s8r (7-bit weights, no saturation) on x86 without VNNI; qdq-s8s8 was never faster.")]
+Target = Annotated[Optional[str], typer.Option(
+    "--target", help="int8 ONNX with --onnx-int8-form auto: the device profile the form is chosen for (fnx devices: "
+                     "rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
 MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
 

@@ -18,6 +18,7 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
     the output folder, the input size, the --data folder and, for int8, the calibration source (precisions: those
     about to be exported, default opts.precision). The checks that need the model (classes) follow the build."""
     from fnx.calibration.data import check_calibration_source
+    from fnx.calibration.options import AUTO_FORM
     from fnx.fileio import check_output_dir
     from fnx.models import check_img_size
     from fnx.runtime.preprocess import list_images
@@ -27,6 +28,11 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
         check_img_size(opts.img_size)
     if opts.data is not None and not list_images(opts.data):
         raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
+    onnx_int8 = "onnx" in opts.formats and "int8" in (precisions or (opts.precision,))
+    if not onnx_int8 and (opts.int8.target is not None or opts.int8.onnx_form != AUTO_FORM):
+        given = "--target" if opts.int8.target is not None else "--onnx-int8-form"
+        raise FnxError(f"{given} chooses the int8 ONNX graph form, and this export makes no int8 ONNX: drop {given}, or "
+                       f"export --format onnx --precision int8")
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:
             raise FnxError("--max-top1-drop needs class logits, and a --features export has none; guard a backbone on "

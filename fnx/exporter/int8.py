@@ -50,6 +50,6 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
         report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
                                             [o.name for o in manifest.outputs])
         manifest.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                                  quantizer.float_ops(tmp), notes,
+                                                  quantizer.float_ops(tmp), [*notes, *quantizer.notes],
                                                   quantizer.description)
     record_io_quantization(manifest, tmp)

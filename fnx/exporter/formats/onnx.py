@@ -101,5 +101,6 @@ class OnnxFormat:
 
         fp32 = work.with_name(work.stem + ".fp32.onnx")
         self.export_float(model, fp32, built, replace(opts, precision="fp32"))
-        return OrtQdqQuantizer(fp32, data, opts.int8.method, opts.batch, owns_fp32=True, form=opts.int8.onnx_form)
+        return OrtQdqQuantizer(fp32, data, opts.int8.method, opts.batch, owns_fp32=True, form=opts.int8.onnx_form,
+                               target=opts.int8.target)
 

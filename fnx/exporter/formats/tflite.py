@@ -95,6 +95,7 @@ class Pt2eQuantizer:
 
     scheme = "minmax (PT2E observers)"
     description = "PT2E (XNNPACK quantizer); activations int8 asymmetric per-tensor; weights int8 per-channel symmetric"
+    notes: tuple[str, ...] = ()
     io = "int8"  # litert-torch's PT2E path always emits int8 input and output tensors
 
     def __init__(self, model, data, batch: int, n_feature_maps: int = 0):

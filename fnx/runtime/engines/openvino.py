@@ -83,7 +83,7 @@ def supported_precisions(core=None) -> list[str]:
 
         core = ov.Core()
     caps = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    return ["f32", *cpu_features.apply(hint for hint, cap in CAPABILITY.items() if cap in caps)]
+    return ["f32", *cpu_features.apply((hint for hint, cap in CAPABILITY.items() if cap in caps), among=CAPABILITY)]
 
 
 def _computed_precision(compiled, requested: str) -> str:

@@ -1,0 +1,115 @@
+"""`--onnx-int8-form auto` (issue #27): the ONNX int8 form for the CPU that runs it, on both x86 kinds through the
+machine switch (FNX_CPU_FEATURES=+vnni / -vnni), for a --target profile, recorded in the manifest with why."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pytest
+
+from fnx.calibration.onnx_form import choose_onnx_int8_form
+from fnx.errors import FnxError
+
+x86_only = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86 machine's choice")
+
+
+@x86_only
+@pytest.mark.parametrize("switch, form", [("+vnni", "qdq-u8s8"), ("-vnni", "qdq-u8s8r")])
+def test_auto_follows_vnni_on_this_machine(monkeypatch, switch, form):
+    monkeypatch.setenv("FNX_CPU_FEATURES", switch)
+    choice = choose_onnx_int8_form()
+    assert choice.form == form and "for this machine" in choice.reason
+    assert ("VNNI" in choice.reason) and ("saturate" in choice.reason) == (switch == "-vnni")
+
+
+@pytest.mark.parametrize("target, form, why", [("rpi4", "qdq-u8s8", "ARM64"), ("rpi5", "qdq-u8s8", "ARM64"),
+                                               ("aarch64", "qdq-u8s8", "ARM64"), ("x86", "qdq-u8s8r", "unknown")])
+def test_auto_decides_for_the_target_not_the_build_machine(monkeypatch, target, form, why):
+    monkeypatch.setenv("FNX_CPU_FEATURES", "+vnni")  # the build machine's VNNI must not leak into the target's form
+    choice = choose_onnx_int8_form("auto", target)
+    assert choice.form == form and why in choice.reason and f"--target {target}" in choice.reason
+
+
+def test_a_named_form_is_kept_and_bad_names_are_refused():
+    from fnx.calibration.options import Int8Options
+
+    assert choose_onnx_int8_form("qdq-s8s8", "rpi4").form == "qdq-s8s8"
+    with pytest.raises(FnxError, match="Unknown device 'pi9'"):
+        Int8Options("synthetic", target="pi9")
+    with pytest.raises(FnxError, match="use auto or one of"):
+        Int8Options("synthetic", onnx_form="qdq-u4")
+
+
+def test_vnni_is_read_from_the_cpu_flags_and_the_switch_overrides_it(tmp_path, monkeypatch):
+    from fnx.cpu_features import has_vnni
+
+    monkeypatch.delenv("FNX_CPU_FEATURES", raising=False)
+    vnni, plain = tmp_path / "vnni", tmp_path / "plain"
+    vnni.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni amx_int8\n")
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert has_vnni(str(vnni)) and not has_vnni(str(plain))
+    monkeypatch.setenv("FNX_CPU_FEATURES", "-vnni")
+    assert not has_vnni(str(vnni))
+    monkeypatch.setenv("FNX_CPU_FEATURES", "+vnni")
+    assert has_vnni(str(plain))
+
+
+def test_the_switch_for_vnni_leaves_openvinos_precisions_alone(monkeypatch):
+    from fnx.cpu_features import apply
+
+    monkeypatch.setenv("FNX_CPU_FEATURES", "+vnni,+bf16")
+    assert apply([], among=("bf16", "f16")) == ["bf16"]
+
+
+def weight_range(path) -> tuple[int, int]:
+    """The smallest and largest int8 weight of the QDQ graph's quantized initializers."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    q = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    return min(int(a.min()) for a in q), max(int(a.max()) for a in q)
+
+
+@pytest.fixture(scope="module")
+def auto_exports(t0_ckpt, tmp_path_factory):
+    """T0 64 px int8 ONNX with form auto on both kinds of x86 (the switch), from the lively checkpoint."""
+    from fnx.exporter import ExportOptions, Int8Options, export_model
+
+    out, mp = {}, pytest.MonkeyPatch()
+    try:
+        for switch in ("+vnni", "-vnni"):
+            mp.setenv("FNX_CPU_FEATURES", switch)
+            (res,) = export_model("t0", ExportOptions(formats=("onnx",), precision="int8", weights=str(t0_ckpt),
+                                                      img_size=64, out_dir=tmp_path_factory.mktemp(switch[1:] + switch[0]),
+                                                      int8=Int8Options("synthetic", 48, min_cosine=0.9)))
+            out[switch] = res
+    finally:
+        mp.undo()
+    return out
+
+
+@x86_only
+def test_the_export_writes_the_chosen_form_and_says_why(auto_exports):
+    for switch, form, (lo, hi) in (("+vnni", "qdq-u8s8", (-128, 127)), ("-vnni", "qdq-u8s8r", (-64, 64))):
+        cal = auto_exports[switch].manifest.calibration
+        assert cal.scheme.startswith(form + ":")
+        assert any(n.startswith(f"ONNX int8 form {form}: auto for this machine") for n in cal.notes), cal.notes
+        low, high = weight_range(auto_exports[switch].artifact)
+        assert lo <= low and high <= hi  # 7-bit weights (reduce_range, symmetric) stay in [-64, 64]
+    assert weight_range(auto_exports["+vnni"].artifact)[0] < -64  # full 8-bit weights use the range
+
+
+@x86_only
+def test_on_this_cpu_auto_is_at_least_as_accurate_as_the_other_fast_form(auto_exports, monkeypatch):
+    """Held-out cosine of the form auto picks for this CPU's real kind vs the other x86-fast form (qdq-s8s8 was
+    never faster, docs/BENCHMARKS.md). Without VNNI 8-bit weights saturate; with VNNI they do not and are finer."""
+    from fnx.cpu_features import has_vnni
+
+    monkeypatch.delenv("FNX_CPU_FEATURES", raising=False)
+    mine, other = ("+vnni", "-vnni") if has_vnni() else ("-vnni", "+vnni")
+    cos = {k: auto_exports[k].manifest.calibration.report.cosine_min for k in ("+vnni", "-vnni")}
+    print("held-out cosine by form:", cos)
+    assert cos[mine] >= cos[other] - 0.005, cos  # measured here (AMD EPYC, AVX2): 0.985 vs 0.973
+    assert np.isfinite(list(cos.values())).all()
