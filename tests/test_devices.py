@@ -201,6 +201,44 @@ def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path
     assert load(art).engine_name == "onnxruntime"  # another model's record says nothing about this one
 
 
+@pytest.mark.parametrize("reduced_precision", ["none", "bf16"], indirect=True)
+def test_reduced_precision_only_by_consent_where_the_cpu_computes_in_it(t0_exports, tmp_path, monkeypatch, cli,
+                                                                         reduced_precision):
+    """--inference-precision auto lets --device auto take a bf16 row measured faster within its own bound, where
+    this CPU computes in bf16 (the machine switch shows or hides it); without consent the artifact's own numerics
+    stand, and `fnx run` says what was chosen."""
+    import json
+
+    from fnx.devices.measured import save_ranking
+    from fnx.runtime import load
+    from fnx.runtime.engines import get_engine
+
+    if not get_engine("openvino").available():
+        pytest.skip("needs OpenVINO (the engine with inference precisions)")
+    art = t0_exports["onnx"].artifact
+    monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("fnx.devices.detect", lambda *a, **k: PROFILES["x86"])
+    s = load(art, inference_precision="auto")
+    assert s.engine_name == "onnxruntime" and "nothing measured here" in s.engine_choice  # consent, no record
+    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "openvino", 1.0, hint="bf16"),
+                                         _row("onnx", "fp32", "openvino", 1.5, hint="f16", passed=False),
+                                         _row("onnx", "fp32", "onnxruntime", 2.0)])
+    assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # no consent: own numerics
+    s = load(art, inference_precision="auto")
+    if "bf16" in reduced_precision:
+        assert s.engine_name == "openvino" and s.engine.requested_precision == "bf16"
+        assert "computing in bf16 (consented" in s.engine_choice and "1.00 ms" in s.engine_choice
+    else:  # this CPU (as switched) does not compute in bf16: the row does not count
+        assert s.engine_name == "onnxruntime" and "own precision" in s.engine_choice
+    assert load(art, inference_precision="auto", device="cpu").engine_choice.startswith("--inference-precision auto "
+                                                                                         "applies with --device auto")
+    r = cli("run", art, "--json", "--inference-precision", "auto", *[str(p) for p in _images(tmp_path)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert ("bf16" in summary["engine_choice"]) == ("bf16" in reduced_precision)
+    assert summary["inference_precision"] in ("f32", "bf16", "native")
+
+
 def _images(folder):
     from PIL import Image
 

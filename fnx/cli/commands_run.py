@@ -74,7 +74,7 @@ def run_cmd(
     summary = {"artifact": str(artifact), "engine": session.engine_label, "inputs": n, "failed": len(errors),
                "seconds": secs, "images_per_s": (n - len(errors)) / secs if secs else None, "load_ms": load_ms,
                "preprocess": preprocess.value, "batch_size": batch_size, "workers": workers,
-               "engine_choice": session.engine_choice}
+               "engine_choice": session.engine_choice, "inference_precision": session.inference_precision}
     if fmt == "json":
         print_json({**summary, "predictions": [r.prediction.to_dict() for r in writer.buffer if r.prediction],
                     "errors": errors})
@@ -83,7 +83,7 @@ def run_cmd(
                           f"img/s) on {session.engine_label}; preprocess {preprocess.value}, batch {batch_size}, "
                           f"{workers} worker(s); model load {load_ms:.0f} ms[/]", highlight=False)
         if session.engine_choice:
-            err_console.print(f"[dim]engine chosen by --device auto: {session.engine_choice}[/]", highlight=False)
+            err_console.print(f"[dim]chosen by --device auto: {session.engine_choice}[/]", highlight=False)
     if n == 0:
         raise FnxError("no inputs: pass image files, folders, globs, @list.txt files, videos or camera:N")
     report_failures(errors, n)

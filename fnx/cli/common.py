@@ -17,7 +17,7 @@ from rich.console import Console
 from fnx.errors import FnxError
 from fnx.interrupts import keep_interrupts
 from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
-from fnx.runtime.placement import INFERENCE_PRECISIONS
+from fnx.runtime.placement import CONSENT, INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
 console = Console()
@@ -88,10 +88,11 @@ CalibMethod, Int8IO = _methods()
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Engine threads (default: the engine's, or the device profile's).")]
 Device = Annotated[DeviceChoice, typer.Option("--device", help="Where to run: auto (this machine's profile), a kind, or a profile (fnx devices).", case_sensitive=False)]
-InferencePrecisionChoice = _choices("InferencePrecisionChoice", INFERENCE_PRECISIONS)
+InferencePrecisionChoice = _choices("InferencePrecisionChoice", [*INFERENCE_PRECISIONS, CONSENT])
 InferencePrecision = Annotated[Optional[InferencePrecisionChoice], typer.Option(
     "--inference-precision", case_sensitive=False,
-    help="OpenVINO: compute in f32 (fnx's default), or bf16/f16 where the CPU has them (faster, looser parity).")]
+    help="OpenVINO: compute in f32 (fnx's default), or bf16/f16 where the CPU has them (faster, looser parity); auto: "
+         "you accept bf16/f16 and --device auto takes it where fnx bench all measured it faster within its bound.")]
 Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force an engine (default: the first installed one for the artifact's format).", case_sensitive=False)]
 SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the manifest beside the artifact even if it describes another file (sha256, shape).")]
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]

@@ -84,11 +84,16 @@ class UnusableRecordWarning(UserWarning):
 
 
 OWN_NUMERICS = (None, "native", "f32")  # rows computed in the artifact's own precision (no bf16/f16 hint)
+REDUCED = ("bf16", "f16")  # hints `--inference-precision auto` may take, by the user's consent
 
 
 def _own_numerics_on(row: dict, device: str) -> bool:
     """Whether a row ran on device (rows from before GPU rows existed: the CPU) in the artifact's own numerics."""
     return (row.get("device") or "cpu") == device and row.get("inference_precision") in OWN_NUMERICS
+
+
+def _reduced_on_cpu(row: dict) -> bool:
+    return (row.get("device") or "cpu") == "cpu" and row.get("inference_precision") in REDUCED
 
 
 def profile_row(run: dict, fmt: str, precision: str, engine: str, device: str = "cpu") -> dict | None:
@@ -97,12 +102,14 @@ def profile_row(run: dict, fmt: str, precision: str, engine: str, device: str = 
                  and _own_numerics_on(r, device)), None)
 
 
-def measured_ranking(fmt: str, precision: str, model: str, img_size: int, threads: int | None) -> list[dict]:
+def measured_ranking(fmt: str, precision: str, model: str, img_size: int, threads: int | None,
+                     reduced: bool = False) -> list[dict]:
     """Return the rows measured here for an artifact like this one, fastest first ([] when nothing fits).
 
-    Like = the same model, format and precision, on the CPU, in its own numerics and within its parity bounds,
-    from one run: the one at the nearest thread count (None: the most threads measured), then the same image size,
-    then the newest. Each row gets "measured": the run's model, img_size, threads and date.
+    Like = the same model, format and precision, on the CPU, in its own numerics (reduced: or in a reduced
+    inference precision, bf16/f16, the user consented to) and within its parity bounds (a reduced row: its own
+    looser ones), from one run: the one at the nearest thread count (None: the most threads measured), then the
+    same image size, then the newest. Each row gets "measured": the run's model, img_size, threads and date.
     """
     runs = [r for r in measured_here() if r.get("model") == model]
     if not runs:
@@ -111,7 +118,8 @@ def measured_ranking(fmt: str, precision: str, model: str, img_size: int, thread
     runs.sort(key=lambda r: (abs((r.get("threads") or 0) - want), r.get("img_size") != img_size))  # stable: newest
     for run in runs:
         rows = [r for r in run.get("rows", []) if (r.get("format"), r.get("precision")) == (fmt, precision)
-                and _own_numerics_on(r, "cpu") and r.get("parity_passed") and isinstance(r.get("p50_ms"), (int, float))]
+                and (_own_numerics_on(r, "cpu") or (reduced and _reduced_on_cpu(r))) and r.get("parity_passed")
+                and isinstance(r.get("p50_ms"), (int, float))]
         if rows:
             about = {k: run.get(k) for k in ("model", "img_size", "threads", "date")}
             return [{**r, "measured": about} for r in sorted(rows, key=lambda r: r["p50_ms"])]

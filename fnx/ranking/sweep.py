@@ -37,10 +37,8 @@ def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
                 continue
             seen_tflite = True
         hints = [None]
-        if engine.inference_precisions and precision != "int8":
-            from fnx.runtime.engines.openvino import supported_precisions
-
-            hints += [h for h in supported_precisions() if h != "f32"]
+        if engine.precisions_here is not None and precision != "int8":
+            hints += [h for h in engine.precisions_here() if h != "f32"]
         pairs += [(engine.name, h, "cpu") for h in hints]
     for engine in ENGINES.values():
         if fmt in engine.formats and engine.available() and engine.offers is not None:

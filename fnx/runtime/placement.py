@@ -8,6 +8,7 @@ from fnx.errors import FnxError
 
 KINDS = ("cpu", "cuda", "tensorrt")
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference-precision hint; fnx's default is f32
+CONSENT = "auto"  # --inference-precision auto: --device auto may take bf16/f16 where measured faster within bounds
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -11,7 +12,7 @@ from fnx.errors import FnxError
 from fnx.formats import artifact_digest, detect_format
 from fnx.manifest import Manifest, Preprocessing, read_manifest
 from fnx.runtime.engines import Engine, TensorInfo, engine_for, get_engine, open_engine
-from fnx.runtime.placement import Placement, RunOptions, resolve_placement
+from fnx.runtime.placement import CONSENT, Placement, RunOptions, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
 from fnx.runtime.results import Prediction, Result
@@ -29,16 +30,22 @@ class Session:
         self.path = Path(path)
         self.manifest: Manifest | None = read_manifest(self.path)
         self.device = device
-        self.placement = resolve_placement(device, threads, inference_precision)
-        self.engine_choice: str | None = None  # why --device auto took another engine than the first installed
-        if engine is None and not self.placement.strict and inference_precision is None and check_manifest:
-            engine, self.engine_choice = measured_engine(self.path, self.manifest, self.placement)
+        consent = inference_precision == CONSENT  # the user accepts bf16/f16 where measured faster within bounds
+        self.placement = resolve_placement(device, threads, None if consent else inference_precision)
+        self.engine_choice: str | None = None  # why --device auto took another engine or precision than the default
+        own = self.placement
+        if engine is None and not self.placement.strict and inference_precision in (None, CONSENT) and check_manifest:
+            engine, hint, self.engine_choice = measured_engine(self.path, self.manifest, self.placement, consent)
+            self.placement = replace(self.placement, inference_precision=hint)
+        elif consent:
+            self.engine_choice = ("--inference-precision auto applies with --device auto and no --engine: the "
+                                  "artifact's own precision is kept")
         try:
             self.engine: Engine = open_engine(self.path, self.placement, engine)
         except FnxError:
-            if self.engine_choice is None:
+            if self.engine_choice is None or self.placement.strict:
                 raise
-            engine, self.engine_choice = None, None  # the measured engine would not open it: fnx's fixed order
+            engine, self.engine_choice, self.placement = None, None, own  # the measured choice would not open it
             self.engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
         self.inputs: list[TensorInfo] = self.engine.inputs
@@ -57,6 +64,11 @@ class Session:
     @property
     def engine_name(self) -> str:
         return self.engine.name
+
+    @property
+    def inference_precision(self) -> str:
+        """The precision the engine computes in (read back where the engine can say, e.g. OpenVINO's compiled hint)."""
+        return getattr(self.engine, "precision", None) or "native"
 
     @property
     def engine_label(self) -> str:
@@ -164,24 +176,44 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def measured_engine(path: Path, manifest: Manifest | None, placement: Placement) -> tuple[str | None, str | None]:
-    """Return (engine, reason) for `--device auto` on a CPU: the fastest engine within parity bounds that
-    `fnx bench all` measured on this machine for this model, format and precision, when it is installed here and
-    is not the one fnx would take anyway; (None, None) otherwise (the profile's choice stands)."""
-    from fnx.devices.measured import measured_ranking
+def measured_engine(path: Path, manifest: Manifest | None, placement: Placement,
+                    consent: bool = False) -> tuple[str | None, str | None, str | None]:
+    """Return (engine, inference precision, reason) for `--device auto` on a CPU: the fastest engine within parity
+    bounds that `fnx bench all` measured on this machine for this model, format and precision, when it is installed
+    here and is not the one fnx would take anyway; with consent (`--inference-precision auto`) also the rows in
+    bf16/f16 within their own bounds, where this CPU computes in that precision. (None, None, None) otherwise."""
+    from fnx.devices.measured import REDUCED, measured_ranking
 
+    none = (None, None, "--inference-precision auto: nothing measured here for this artifact (fnx bench all): the "
+                        "artifact's own precision is kept") if consent else (None, None, None)
     if manifest is None or placement.kind != "cpu":
-        return None, None
+        return none
     fmt = detect_format(path).name
     rows = measured_ranking(fmt, manifest.artifact.precision, manifest.model.name, manifest.model.img_size,
-                            placement.threads)
-    row = next((r for r in rows if _installed(r.get("engine"))), None)
-    if row is None or get_engine(row["engine"]) is engine_for(fmt, placement):
-        return None, None
+                            placement.threads, reduced=consent)
+    row = next((r for r in rows if _installed(r.get("engine")) and _computes_here(r)), None)
+    hint = row.get("inference_precision") if row is not None and row.get("inference_precision") in REDUCED else None
+    if row is None:
+        return none
+    if hint is None and get_engine(row["engine"]) is engine_for(fmt, placement):
+        return None, None, ("--inference-precision auto: the artifact's own precision on the default engine was the "
+                            "fastest measured here within bounds" if consent else None)
     m = row["measured"]
-    return row["engine"], (f"{row['engine']}: fastest within parity bounds for {m['model']} {fmt} "
-                           f"{manifest.artifact.precision} measured here ({row['p50_ms']:.2f} ms at {m['img_size']} px, "
-                           f"{m['threads']} thread(s), fnx bench all {m['date']})")
+    what = f"{row['engine']} computing in {hint} (consented: --inference-precision auto)" if hint else row["engine"]
+    return row["engine"], hint, (f"{what}: fastest within parity bounds for {m['model']} {fmt} "
+                                 f"{manifest.artifact.precision} measured here ({row['p50_ms']:.2f} ms at "
+                                 f"{m['img_size']} px, {m['threads']} thread(s), fnx bench all {m['date']})")
+
+
+def _computes_here(row: dict) -> bool:
+    """A reduced-precision row counts only where this CPU computes in that precision now (the machine switch too)."""
+    from fnx.devices.measured import REDUCED
+
+    hint = row.get("inference_precision")
+    if hint not in REDUCED:
+        return True
+    here = get_engine(row["engine"]).precisions_here
+    return here is not None and hint in here()
 
 
 def _installed(name: object) -> bool:

@@ -59,6 +59,8 @@ class Engine(Protocol):
     inference_precisions: ClassVar[tuple[str, ...]]  # optional: internal compute precisions it can be asked for; ()
     offers: ClassVar[Callable[[str], bool] | None]  # optional: whether an accelerator kind in devices can start here
     modules: ClassVar[tuple[str, ...]]  # optional: top-level modules it imports (a missing one: `install` says what to do)
+    # optional: the inference precisions it computes in on this CPU (after FNX_CPU_FEATURES); None: its own only
+    precisions_here: ClassVar[Callable[[], list[str]] | None]
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -80,7 +82,8 @@ ENGINES: dict[str, type[Engine]] = {}
 
 
 REQUIRED_MEMBERS = ("name", "formats", "devices", "install", "available", "version", "run", "describe")
-OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": ()}  # what an engine without them gets
+OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": (),
+                    "precisions_here": None}  # what an engine without them gets
 
 
 def register_engine(engine: type[Engine]) -> type[Engine]:

@@ -35,6 +35,10 @@ class OpenVino:
     install: ClassVar[str] = "pip install 'fnx[openvino]' (or pip install openvino)"
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32", "bf16", "f16")
 
+    @staticmethod
+    def precisions_here() -> list[str]:
+        return supported_precisions()
+
     @classmethod
     def available(cls) -> bool:
         import importlib.util
