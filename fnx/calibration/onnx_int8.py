@@ -111,6 +111,16 @@ def _layer_outputs(path: Path, names: list[str], nchw: np.ndarray) -> list[dict[
     return [dict(zip(out_names, sess.run(None, {inp: nchw[i : i + 1]}))) for i in range(len(nchw))]
 
 
+def onnx_layer_tensors(path: Path, nchw: np.ndarray) -> dict[str, np.ndarray]:
+    """Return {module path: output} of every Conv/Gemm/MatMul node of an ONNX file (fnx's export names nodes by
+    module), run on the batch one image at a time."""
+    import onnx
+
+    layers = {module_path(n.name): n.output[0] for n in onnx.load(str(path)).graph.node if n.op_type in LAYER_OPS}
+    runs = _layer_outputs(path, list(layers.values()), nchw)
+    return {name: np.concatenate([r[t] for r in runs]) for name, t in layers.items() if all(t in r for r in runs)}
+
+
 def layer_errors(fp32: Path, int8: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
     """Return every Conv/Gemm's error: the int8 model's output vs fp32's, worst first.
 

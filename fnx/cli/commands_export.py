@@ -124,16 +124,22 @@ def verify_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The PyTorch weights to compare against (default: the manifest's source)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Images (default: 16 synthetic images)."),
     device: Device = DeviceChoice("cpu"),
+    layers: bool = typer.Option(False, "--layers", help="Also measure every conv/linear layer's error in the file itself (TFLite, ONNX) against the PyTorch module of the same name, beside what the export's guard recorded."),
+    top: int = typer.Option(10, "--top", min=1, help="With --layers: how many of the worst layers to list (--json: all)."),
     as_json: AsJson = False,
 ) -> None:
     """Re-run the export's parity check on an existing artifact against PyTorch (needs the export extra), on the CPU or another device."""
-    from fnx.cli.tables import parity_table
+    from fnx.cli.tables import layers_table, parity_table
     from fnx.exporter.verify import verify_artifact
 
-    report = verify_artifact(need_file(artifact, "artifact"), weights=weights, data=data, device=device.value)
+    result = verify_artifact(need_file(artifact, "artifact"), weights=weights, data=data, device=device.value,
+                             layers=layers)
+    report, rows = result if layers else (result, None)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "layers": [r.to_dict() for r in rows]} if layers else report.to_dict())
     else:
         console.print(parity_table([(artifact.name, report)]))
+        if rows is not None:
+            console.print(layers_table(rows, top))
     if not report.passed:
         raise FnxError(f"{artifact.name} broke its parity bounds: {'; '.join(report.failures)}")

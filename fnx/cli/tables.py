@@ -89,3 +89,17 @@ def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:
         if i < len(rows) - 1:
             table.add_section()
     return table
+
+
+def layers_table(rows, top: int) -> Table:
+    """Return the worst `top` layers of `fnx verify --layers`: error in the file beside the guard's record."""
+    flagged = sum(r.disagrees for r in rows)
+    table = Table(title=f"Layer error in the file itself, worst {min(top, len(rows))} of {len(rows)}",
+                  caption="SQNR of each layer's output vs the PyTorch module's, on the same images; recorded: what the "
+                          f"export's guard measured (int8: its 10 worst layers). {flagged} layer(s) differ by > 6 dB.")
+    for col in ("layer", "cosine", "SQNR dB", "recorded dB"):
+        table.add_column(col, justify="left" if col == "layer" else "right", overflow="fold")
+    for r in rows[:top]:
+        recorded = "-" if r.recorded_snr_db is None else f"{r.recorded_snr_db:.1f}" + (" [yellow]≠[/]" if r.disagrees else "")
+        table.add_row(r.layer, f"{r.cosine:.5f}", f"{r.sqnr_db:.1f}", recorded)
+    return table

@@ -14,9 +14,9 @@ from fnx.parity import ParityReport, bounds_for, check
 
 
 def verify_artifact(artifact: Path, weights: str | None = None, data: Path | None = None,
-                    device: str = "cpu") -> ParityReport:
+                    device: str = "cpu", layers: bool = False):
     """Return the ParityReport of artifact, run on device, against its PyTorch model (weights from the manifest
-    unless given)."""
+    unless given); with layers, (report, every conv/linear layer's error in the file, worst first)."""
     manifest = read_manifest(artifact)
     if manifest is None:
         raise FnxError(f"{artifact} has no manifest beside it ({Path(artifact).with_suffix('.json').name}); "
@@ -34,6 +34,11 @@ def verify_artifact(artifact: Path, weights: str | None = None, data: Path | Non
     outs = as_nchw(session.run(to_layout(batch, manifest.input.layout)), manifest.outputs)
     precision = manifest.artifact.precision
     min_cosine = manifest.calibration.guard.min_cosine if manifest.calibration else None
-    return check(refs, outs, precision, [o.name for o in manifest.outputs],
-                 logits=any(o.kind == "logits" for o in manifest.outputs), bounds=bounds_for(precision, min_cosine),
-                 inputs=source)
+    report = check(refs, outs, precision, [o.name for o in manifest.outputs],
+                   logits=any(o.kind == "logits" for o in manifest.outputs), bounds=bounds_for(precision, min_cosine),
+                   inputs=source)
+    if not layers:
+        return report
+    from fnx.exporter.layers import artifact_layers
+
+    return report, artifact_layers(Path(artifact), manifest, model, batch[:8])
