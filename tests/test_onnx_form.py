@@ -31,6 +31,15 @@ def test_auto_decides_for_the_target_not_the_build_machine(monkeypatch, target, 
     assert choice.form == form and why in choice.reason and f"--target {target}" in choice.reason
 
 
+@x86_only
+def test_an_arm_target_built_on_x86_without_vnni_keeps_weights_the_guard_can_check(monkeypatch):
+    """The guard runs the int8 file on the build machine: 8-bit weights would saturate there and the guard would
+    judge numbers the Pi never computes, so 7-bit weights, identical on both."""
+    monkeypatch.setenv("FNX_CPU_FEATURES", "-vnni")
+    choice = choose_onnx_int8_form("auto", "rpi5")
+    assert choice.form == "qdq-u8s8r" and "could not check what ships" in choice.reason
+
+
 def test_a_named_form_is_kept_and_bad_names_are_refused():
     from fnx.calibration.options import Int8Options
 

@@ -6,7 +6,8 @@ With VNNI (AVX512_VNNI, AVX_VNNI, AMX-INT8) the products accumulate in 32 bits, 
 keep more precision at the same speed: measured on the Intel Xeon kind, FasterNet-T2 cosine 0.99873 vs 0.99779
 and T0 0.99657 vs 0.99514 at 18.8 vs 19.0 and 28.4 vs 28.9 ms (docs/BENCHMARKS.md, shared FINDINGS). ARM64's
 kernels widen to 32 bits (SDOT/UDOT, or widening multiplies and pairwise adds into 32 bits), so they do not saturate
-either: qdq-u8s8 there too. qdq-s8s8 was never faster than qdq-u8s8r on x86 where measured (T2 1.3-1.7x slower, T0
+either: qdq-u8s8 there too, unless the export runs on an x86 without VNNI, whose guard could not check 8-bit weights
+(it runs the file here): then qdq-u8s8r, which computes the same everywhere. qdq-s8s8 was never faster than qdq-u8s8r on x86 where measured (T2 1.3-1.7x slower, T0
 from equal to 1.65x; ORT turns int8 activations back into uint8): never the automatic choice. Torch-free.
 """
 
@@ -42,7 +43,15 @@ def choose_onnx_int8_form(asked: str = AUTO_FORM, target: str | None = None) -> 
         from fnx.devices.profiles import get_profile
 
         profile = get_profile(target)
-        return _for_arch(profile.arch, None, f"for --target {profile.name} ({profile.description})")
+        where = f"for --target {profile.name} ({profile.description})"
+        if profile.arch == "aarch64" and _this_arch() == "x86_64" and not _this_vnni():
+            # the guard runs the int8 file here: 8-bit weights would saturate in this machine's kernels, so what it
+            # measured would not be what the target computes
+            return FormChoice("qdq-u8s8r", f"auto {where}: ARM64 takes 8-bit weights without saturating, but this "
+                                           f"build machine (x86 without VNNI) saturates on them, so the accuracy guard "
+                                           f"could not check what ships; 7-bit weights compute the same on both "
+                                           f"(export on an ARM64 or VNNI machine for 8-bit weights)")
+        return _for_arch(profile.arch, None, where)
     return _for_arch(_this_arch(), _this_vnni(), "for this machine")
 
 

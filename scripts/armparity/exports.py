@@ -13,8 +13,8 @@ from fnx.calibration.options import Int8Options
 from fnx.dev import ExportRecipe, cached_export
 
 T0_INT8 = Int8Options("synthetic", 32)
-# The ONNX int8 form auto chooses for an ARM64 target (what a user exporting for a Pi gets with --target aarch64):
-# its parity on emulated aarch64 is what this run checks.
+# The ONNX int8 form auto chooses for an ARM64 target (what a user exporting for a Pi gets with --target aarch64:
+# 8-bit weights from a VNNI build machine, 7-bit from one without): its parity on emulated aarch64 is checked here.
 T0_ONNX_INT8 = Int8Options("synthetic", 32, target="aarch64")
 WANTED = [("tflite", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("tflite", "int8")]
 
