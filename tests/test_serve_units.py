@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fnx.serve.batcher import Batcher, Overloaded
-from fnx.serve.protocol import (ProtocolError, TensorSpec, decompress, encode_infer_response, parse_infer_request)
+from fnx.serve.protocol import (ProtocolError, ProtocolTensor, decompress, encode_infer_response, parse_infer_request)
 
-INPUTS = [TensorSpec("input", (-1, 3, 4, 4))]
-OUTPUTS = [TensorSpec("logits", (-1, 5))]
+INPUTS = [ProtocolTensor("input", (-1, 3, 4, 4))]
+OUTPUTS = [ProtocolTensor("logits", (-1, 5))]
 
 
 class FakeSession:

@@ -50,12 +50,11 @@ def serve_cmd(
         err_console.print(f"[yellow]warning:[/] listening on {host} without --token-file: anyone who can reach this "
                           f"address can use the models", highlight=False, soft_wrap=True)
     check_files(pairs)
-    run = run_options(device, threads, engine, inference_precision)
-    per_artifact_runs([p for _, p in pairs], run)
+    runs = per_artifact_runs([p for _, p in pairs], run_options(device, threads, engine, inference_precision))
     sock = bind(host, port)  # the address is taken (or refused) before the models are opened
     metrics = ServeMetrics(name for name, _ in pairs)
     try:
-        models = open_models(pairs, config, run, check_manifest=not skip_manifest_check, metrics=metrics)
+        models = open_models(pairs, config, runs, check_manifest=not skip_manifest_check, metrics=metrics)
     except BaseException:
         sock.close()
         raise

@@ -60,18 +60,13 @@ def _prepare(images: list[tuple[str, bytes]], model: ServedModel, mode: str) -> 
 
 async def classify_images(model: ServedModel, request, limit: int) -> dict:
     """Return {"model_name", "predictions": [{"source", "top": [{"label", "index", "score"}]}]} for the request."""
-    import warnings
-
     from starlette.concurrency import run_in_threadpool
-
-    from fnx.runtime.preprocess import SmallImageWarning
 
     if not model.classifier:
         raise ProtocolError(400, f"model {model.name!r} has no classifier head (a backbone export); send tensors to "
                                  f"/v2/models/{model.name}/infer for its feature maps")
     topk, mode = _query(request, model)
     images = await _images(request, limit)
-    warnings.filterwarnings("ignore", category=SmallImageWarning)  # said per image in the response instead
     try:
         batch, notes = await run_in_threadpool(_prepare, images, model, mode)
     except FnxError as e:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fnx.errors import FnxError
+from fnx.formats import detect_format
 from fnx.serve.batcher import Batcher
-from fnx.serve.protocol import TensorSpec
+from fnx.serve.protocol import ProtocolTensor
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -36,9 +37,10 @@ class ServedModel:
     name: str
     session: object  # fnx.runtime.Session (typed loosely: the server never needs torch or an engine at import)
     batcher: Batcher
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
+    inputs: list[ProtocolTensor]
+    outputs: list[ProtocolTensor]
     batch_note: str  # how requests are batched for this artifact, for the start-up table and /config
+    format: str  # the artifact's format (fnx.formats), read once at start
 
     @property
     def classifier(self) -> bool:
@@ -52,11 +54,6 @@ class ServedModel:
                                "precision": m.artifact.precision if m is not None else None,
                                "max_batch_size": self.batcher.max_batch}}
 
-    @property
-    def format(self) -> str:
-        from fnx.formats import detect_format
-
-        return detect_format(self.session.path).name
 
     def config(self) -> dict:
         """Triton's model-configuration view (tritonclient's get_model_config)."""
@@ -97,6 +94,7 @@ def served_model(name: str, session, config: ServeConfig, observe=None, depth=No
         max_batch = config.max_batch
         note = f"dynamic: up to {max_batch} samples or {config.max_delay_ms:g} ms"
     batcher = Batcher(name, session, max_batch, config.max_delay_ms / 1e3, config.queue_size, observe, depth)
-    spec = lambda t: TensorSpec(t.name, (-1, *(int(d) for d in t.shape[1:])))  # noqa: E731
-    return ServedModel(name, session, batcher, [spec(session.inputs[0])], [spec(o) for o in session.outputs], note)
+    spec = lambda t: ProtocolTensor(t.name, (-1, *(int(d) for d in t.shape[1:])))  # noqa: E731
+    fmt = session.manifest.artifact.format if session.manifest is not None else detect_format(session.path).name
+    return ServedModel(name, session, batcher, [spec(session.inputs[0])], [spec(o) for o in session.outputs], note, fmt)
 

@@ -30,7 +30,7 @@ class ProtocolError(Exception):
 
 
 @dataclass
-class TensorSpec:
+class ProtocolTensor:
     """A model tensor as the protocol describes it; -1 for a dimension of any size (the batch)."""
 
     name: str
@@ -74,8 +74,8 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def parse_infer_request(body: bytes, header_length: str | None, inputs: Sequence[TensorSpec],
-                        outputs: Sequence[TensorSpec]) -> InferRequest:
+def parse_infer_request(body: bytes, header_length: str | None, inputs: Sequence[ProtocolTensor],
+                        outputs: Sequence[ProtocolTensor]) -> InferRequest:
     """Return the request in body for a model with these input and output specs; ProtocolError (400) if it does
     not fit them: names, datatypes, shapes, data sizes and values are all checked."""
     head, binary = _split(body, header_length)
@@ -115,7 +115,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:n], body[n:]
 
 
-def _input_array(tensor: dict, spec: TensorSpec, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
+def _input_array(tensor: dict, spec: ProtocolTensor, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
     name, dtype = spec.name, tensor.get("datatype")
     if dtype not in DATATYPES or dtype != spec.datatype:
         raise ProtocolError(400, f"input {name!r} is {spec.datatype}, the request sent {dtype!r}")
@@ -151,7 +151,7 @@ def _input_array(tensor: dict, spec: TensorSpec, binary: bytes, offset: int) -> 
     return array, offset
 
 
-def _requested_outputs(asked: Any, outputs: Sequence[TensorSpec], binary_default: bool) -> list[RequestedOutput]:
+def _requested_outputs(asked: Any, outputs: Sequence[ProtocolTensor], binary_default: bool) -> list[RequestedOutput]:
     if asked is None:
         return [RequestedOutput(o.name, binary_default) for o in outputs]
     known = {o.name for o in outputs}

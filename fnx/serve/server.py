@@ -24,13 +24,12 @@ def check_installed() -> None:
         raise FnxError(f"fnx serve needs {', '.join(missing)}: pip install 'fnx[serve]'")
 
 
-def open_models(pairs: list[tuple[str, Path]], config: ServeConfig, run=None, check_manifest: bool = True,
+def open_models(pairs: list[tuple[str, Path]], config: ServeConfig, runs: list, check_manifest: bool = True,
                 metrics=None) -> list[ServedModel]:
-    """Open one Session per (name, artifact) and wrap it for serving; FnxError at the first that cannot open."""
+    """Open one Session per (name, artifact) with its RunOptions (per_artifact_runs, after check_files) and wrap
+    it for serving; FnxError at the first that cannot open."""
     from fnx.runtime import load
 
-    check_files(pairs)
-    runs = per_artifact_runs([p for _, p in pairs], run)
     models = []
     for (name, path), run_here in zip(pairs, runs):
         session = load(path, check_manifest=check_manifest, run=run_here)
@@ -94,8 +93,11 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.
           announce: Callable[[str], None] = print) -> str | None:
     """Serve models on the bound socket until a signal; return the signal's name that stopped it (None if stopped
     otherwise)."""
+    import warnings
+
     import uvicorn
 
+    from fnx.runtime.preprocess import SmallImageWarning
     from fnx.serve.app import create_app
 
     class Server(uvicorn.Server):
@@ -111,6 +113,7 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.
                     Server.stopped_by = list(captured)
                     captured.clear()
 
+    warnings.filterwarnings("ignore", category=SmallImageWarning)  # the image route says it per image instead
     host, port = sock.getsockname()[:2]
     app = create_app(models, config, metrics)
     server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
