@@ -31,6 +31,9 @@ from fnx.train_data import CACHE_BYTES, TrainImages
 from fnx.train_state import TrainState, load_state, state_path
 
 
+DEFAULT_TRAIN_SIZE = 224
+
+
 @dataclass
 class TrainOptions:
     epochs: int = 12
@@ -39,12 +42,18 @@ class TrainOptions:
     weight_decay: float = 0.05
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
-    img_size: int = 224
+    img_size: int | None = None  # None: the variant's default (224); with qat, the checkpoint's
     weights: str = "random"
     seed: int = 0
     nproc: int = 1  # processes on this machine (DDP); 1 under torchrun, which starts them itself
     device: str = "auto"  # auto, cpu or cuda
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
+    qat: bool = False  # quantization-aware fine-tuning of --weights (fnx.train_qat)
+
+
+def train_size(opts: TrainOptions) -> int:
+    """Return the input size a run trains at (--img-size, else the variant's default)."""
+    return opts.img_size or DEFAULT_TRAIN_SIZE
 
 
 def image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -98,7 +107,7 @@ def _steps_per_rank(opts: TrainOptions, world: int) -> int:
 
 def check_run(opts: TrainOptions, world: int) -> str:
     """Check what can be checked before processes start; returns the device ("cpu" or "cuda")."""
-    check_img_size(opts.img_size)
+    check_img_size(train_size(opts))
     device = resolve_device(opts.device)
     if opts.sync_bn and device != "cuda":
         raise FnxError("--sync-bn needs GPUs: torch runs SyncBatchNorm on CUDA only; on CPU each process keeps its "
@@ -118,6 +127,8 @@ def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | N
     opts.nproc > 1 starts that many processes (DDP; gloo on CPU, NCCL on GPUs); under torchrun this process is
     one of them. After every epoch the run's state goes to `X.last.pt` beside out; resume= continues from one.
     """
+    if opts.qat:
+        raise FnxError("TrainOptions(qat=True) is fnx.train_qat.train_qat's: call that (the CLI's fnx train --qat does)")
     steps = steps or Steps(quiet=True)
     world = int(os.environ.get("WORLD_SIZE", "1")) if under_launcher() else opts.nproc
     check_run(opts, world)
@@ -161,7 +172,8 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     torch.set_num_threads(max(1, cpus // rank.local_world))
     variant = get_variant(name)
-    spec = variant.preprocessing(opts.img_size)
+    size = train_size(opts)
+    spec = variant.preprocessing(size)
     classes, train_items, val_items = splits(data, opts.seed)
     if state is not None and (state.model_name != variant.name or state.classes != classes):
         raise FnxError(f"the state to resume is {state.model_name} on classes {', '.join(state.classes[:5])}...; "
@@ -180,22 +192,15 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device != "cpu" else None) \
         if rank.distributed else model
-    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    train_set = TrainImages(train_items, spec, crop=opts.img_size, seed=opts.seed,
+    train_set = TrainImages(train_items, spec, crop=size, seed=opts.seed,
                             cache_bytes=CACHE_BYTES // rank.local_world)  # the machine's budget, shared
     val_set = TrainImages(val_items, spec)  # decoded once, on rank 0, then kept (the cache)
     sampler = DistributedSampler(train_set, num_replicas=rank.world, rank=rank.rank, shuffle=True, seed=opts.seed)
     loader = DataLoader(train_set, batch_size=_steps_per_rank(opts, rank.world), sampler=sampler)
     steps_per_epoch = len(loader)
-    total, warm = opts.epochs * steps_per_epoch, opts.warmup_epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    optim, sched, (best, history, start) = optimizer_and_schedule(net.parameters(), opts, steps_per_epoch, state)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
-    best, history, start = -1.0, [], 0
     if state is not None:
-        optim.load_state_dict(state.optimizer)
-        sched.load_state_dict(state.scheduler)
-        best, history, start = state.best, list(state.history), state.epoch
         steps.info(f"resumed after epoch {start} of {opts.epochs} (best val top-1 {100 * best:.2f}%)")
     sidecar = read_sidecar(out) if state is not None and out.is_file() else None
     for epoch in range(start, opts.epochs):
@@ -222,7 +227,7 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
             steps.info(f"epoch {epoch + 1}: loss {mean_loss:.3f}, val top-1 {100 * val_acc:.2f}%")
             if not val_items or val_acc > best:
                 best = val_acc
-                sidecar = Sidecar(variant.name, len(classes), opts.img_size, spec, classes, val_acc, epoch + 1,
+                sidecar = Sidecar(variant.name, len(classes), size, spec, classes, val_acc, epoch + 1,
                                   len(train_items), {k: v for k, v in vars(opts).items()})
                 save_checkpoint(model, out, sidecar)
             TrainState(variant.name, classes, epoch + 1, best, history, dict(vars(opts)), str(data.resolve()), str(out.resolve()),
@@ -235,6 +240,20 @@ def _fit(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps, ran
     sidecar.history = history
     write_sidecar(out, sidecar)
     return sidecar
+
+
+def optimizer_and_schedule(params, opts: TrainOptions, steps_per_epoch: int, state: TrainState | None):
+    """Return (AdamW, its per-step schedule: linear warm-up then cosine decay, (best, history, next epoch)),
+    restored from state when a run resumes."""
+    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    total, warm = opts.epochs * steps_per_epoch, opts.warmup_epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    if state is None:
+        return optim, sched, (-1.0, [], 0)
+    optim.load_state_dict(state.optimizer)
+    sched.load_state_dict(state.scheduler)
+    return optim, sched, (state.best, list(state.history), state.epoch)
 
 
 def _plain_state(model: nn.Module) -> dict:

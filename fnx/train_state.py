@@ -6,10 +6,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fnx.errors import FnxError
-from fnx.fileio import atomic_path
+from fnx.torch_records import read_record, save_record
 
 STATE_FORMAT = "fnx.train-state/1"
 
@@ -37,24 +35,14 @@ class TrainState:
     scheduler: dict
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save({"format": STATE_FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}, tmp)
+        save_record(path, STATE_FORMAT, {f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def load_state(path: str | Path) -> TrainState:
     """Read a state written by `fnx train` (tensors and plain values only: nothing is unpickled as code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FnxError(f"--resume {path}: no such file; a run writes its state beside the checkpoint "
-                       f"(runs/model.pth -> runs/model.last.pt)")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged or foreign file
-        raise FnxError(f"--resume {path} is not a training state fnx can read ({type(e).__name__}); pass the "
-                       f".last.pt file a fnx train run wrote") from None
-    if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
-        raise FnxError(f"--resume {path} is not a fnx training state (expected format {STATE_FORMAT}); pass the "
-                       f".last.pt file, not the best checkpoint")
+    raw = read_record(path, STATE_FORMAT, "fnx training state", "a run writes its state beside the checkpoint "
+                      "(runs/model.pth -> runs/model.last.pt)", "pass the .last.pt file a fnx train run wrote, not the "
+                      "best checkpoint", prefix="--resume ")
     try:
         return TrainState(**{f.name: raw[f.name] for f in fields(TrainState)})
     except KeyError as e:

@@ -75,6 +75,29 @@ def cli():
     return invoke
 
 
+@pytest.fixture
+def stop_after_first_epoch(monkeypatch):
+    """Return run(train_fn, *args): calls it as a run killed right after epoch 1's state is written (KeyboardInterrupt
+    there), and checks it was so."""
+    from fnx.train_state import TrainState
+
+    def run(train_fn, *args, **kw) -> None:
+        saved, calls = TrainState.save, []
+
+        def save_then_stop(self, path):
+            saved(self, path)
+            calls.append(path)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(TrainState, "save", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train_fn(*args, **kw)
+        monkeypatch.setattr(TrainState, "save", saved)
+        assert len(calls) == 1
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(0)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fnx.demo.digits import build_digits
+from fnx.demo.digits import build_digits, digits_subset
 from fnx.models import create_model
 from fnx.train import TrainOptions, train
-from fnx.train_state import TrainState, load_state, state_path
+from fnx.train_state import load_state, state_path
 
 ENV = {**os.environ, "COLUMNS": "200"}
 OPTS = TrainOptions(epochs=2, batch_size=16, lr=3e-3, img_size=32)
@@ -25,14 +25,8 @@ OPTS = TrainOptions(epochs=2, batch_size=16, lr=3e-3, img_size=32)
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """30 digit scans per class (24 train, 6 val): enough to learn something in 2 short epochs."""
-    digits = build_digits(tmp_path_factory.mktemp("digits"))
-    root = tmp_path_factory.mktemp("small")
-    for split, n in (("train", 24), ("val", 6)):
-        for c in sorted((digits / split).iterdir()):
-            (root / split / c.name).mkdir(parents=True)
-            for p in sorted(c.iterdir())[:n]:
-                shutil.copy(p, root / split / c.name / p.name)
-    return root
+    return digits_subset(build_digits(tmp_path_factory.mktemp("digits")), tmp_path_factory.mktemp("small"),
+                         {"train": 24, "val": 6})
 
 
 def _weights(path: Path) -> dict:
@@ -43,20 +37,11 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
-def test_resume_after_an_interruption_ends_where_the_uninterrupted_run_ends(small, tmp_path, monkeypatch):
+def test_resume_after_an_interruption_ends_where_the_uninterrupted_run_ends(small, tmp_path, stop_after_first_epoch):
     whole = train("fasternet_t0", small, tmp_path / "whole" / "m.pth", OPTS)
     assert [h["epoch"] for h in whole.history] == [1, 2]
-    saved = TrainState.save
-
-    def save_then_stop(self, path):  # the run is killed right after epoch 1's state is written
-        saved(self, path)
-        raise KeyboardInterrupt
-
     cut = tmp_path / "cut" / "m.pth"
-    monkeypatch.setattr(TrainState, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train("fasternet_t0", small, cut, OPTS)
-    monkeypatch.setattr(TrainState, "save", saved)
+    stop_after_first_epoch(train, "fasternet_t0", small, cut, OPTS)
     assert load_state(state_path(cut)).epoch == 1
     resumed = train("fasternet_t0", small, cut, OPTS, resume=state_path(cut))
     assert resumed.history == whole.history  # same losses and accuracies, epoch by epoch

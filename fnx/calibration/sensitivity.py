@@ -56,11 +56,16 @@ def module_path(node) -> str | None:
     return path.split("wrapped.", 1)[-1] if "wrapped." in path else path
 
 
-def make_quantizer(keep_float=()):
-    """Return litert-torch's PT2E quantizer (static, per-channel symmetric int8) that leaves keep_float layers in float."""
+def make_quantizer(keep_float=(), qat: bool = False):
+    """Return litert-torch's PT2E quantizer (static, per-channel symmetric int8) that leaves keep_float layers in float.
+
+    qat: its quantization-aware form (fake-quant modules whose ranges follow training)."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 
     class PartialQuantizer(PT2EQuantizer):
+        # Its QAT-only conv+BN patterns fail to trace on torch 2.13, and fnx's QAT graph has no BN (deploy form).
+        STATIC_QAT_ONLY_OPS = ()
+
         # PT2EQuantizer cannot exclude modules (set_module_name(name, None) asserts): drop their annotations instead.
         def annotate(self, model):
             model = super().annotate(model)
@@ -71,7 +76,7 @@ def make_quantizer(keep_float=()):
                         node.meta.pop("quantization_annotation", None)
             return model
 
-    return PartialQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    return PartialQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
 def quantized_graph(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, keep_float: list[str] = ()):

@@ -52,6 +52,7 @@ def export_cmd(
     target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
+    from_qat: Optional[Path] = typer.Option(None, "--from-qat", help="int8 from a fnx train --qat checkpoint: its weights and learned ranges (TFLite), or its weights calibrated by ONNX Runtime (ONNX)."),
     as_json: AsJson = False,
 ) -> None:
     """Export a FasterNet, verified against PyTorch, with a manifest beside each file."""
@@ -66,7 +67,8 @@ def export_cmd(
                        target)
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
-                         opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8)
+                         opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8,
+                         from_qat=from_qat)
     try:
         results = export_model(model, opts, steps)
     except ParityError as e:

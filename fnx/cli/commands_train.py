@@ -15,16 +15,17 @@ from fnx.cli.common import command, console, err_console
 def train_cmd(
     model: Optional[str] = typer.Argument(None, help="fasternet-t0 ... fasternet-l (with --resume: taken from the state)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training images \\[default: 12]."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training images \\[default: 12; 3 with --qat]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per optimizer step, across all processes \\[default: 32]."),
-    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule) \\[default: 0.002]."),
-    img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (multiple of 32) \\[default: 224]."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule) \\[default: 0.002; 0.0001 with --qat]."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (multiple of 32) \\[default: 224; with --qat, the checkpoint's]."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning) \\[default: random]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json and resumable state .last.pt beside it \\[default: runs/model.pth]."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N processes on this machine (DDP; gloo on CPU, NCCL on GPUs). Under torchrun, leave it out."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (each process takes the GPU of its local rank)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA only)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its .last.pt state (its model, data, output and options)."),
+    qat: bool = typer.Option(False, "--qat", help="Quantization-aware fine-tuning of --weights (int8 fake quantization, one process); export with fnx export --from-qat OUT."),
 ) -> None:
     """Train or fine-tune a FasterNet on an image folder (AdamW, cosine + warm-up, label smoothing); DDP with --nproc or torchrun."""
     from dataclasses import replace
@@ -32,6 +33,7 @@ def train_cmd(
     from fnx.errors import FnxError
     from fnx.progress import Steps
     from fnx.train import TrainOptions, train
+    from fnx.train_qat import QAT_DEFAULTS, train_qat
 
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights).items()
              if v is not None}
@@ -50,10 +52,16 @@ def train_cmd(
     else:
         if model is None or data is None:
             raise FnxError("name the MODEL and --data to train on (or --resume a run's .last.pt state)")
-        out = out or Path("runs/model.pth")
-        opts = TrainOptions(**given, nproc=nproc, device=device, sync_bn=sync_bn)
-    side = train(model, data, out, opts, Steps(console=err_console), resume=resume)
+        out = out or Path("runs/model_qat.pth" if qat else "runs/model.pth")
+        opts = TrainOptions(**{**(QAT_DEFAULTS if qat else {}), **given}, nproc=nproc, device=device, sync_bn=sync_bn,
+                            qat=qat)
+    side = (train_qat if opts.qat else train)(model, data, out, opts, Steps(console=err_console), resume=resume)
     if side is None:  # a non-zero rank under torchrun: rank 0 reports
+        return
+    if opts.qat:
+        console.print(f"saved {out} and its ranges (best int8 val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}, "
+                      f"fp32 {100 * side.extra['qat']['fp32_val_acc']:.2f}%); export it with: fnx export {model} "
+                      f"--from-qat {out} --precision int8", markup=False)
         return
     console.print(f"saved {out} (best val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}); "
                   f"export it with: fnx export {model} --weights {out}", markup=False)

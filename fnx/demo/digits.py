@@ -38,3 +38,16 @@ def build_digits(root: str | Path, size: int = RENDER_SIZE) -> Path:
         Image.fromarray(gray).resize((size, size), Image.BICUBIC).convert("RGB").save(folder / f"{i:04d}.png")
     write_text_atomic(done, f"{len(digits.images)} images\n")
     return root
+
+
+def digits_subset(digits: str | Path, dest: str | Path, per_class: dict[str, int]) -> Path:
+    """Copy the first per_class[split] images of each class of a build_digits folder to dest (small, fast runs)."""
+    import shutil
+
+    digits, dest = Path(digits), Path(dest)
+    for split, n in per_class.items():
+        for cls in sorted((digits / split).iterdir()):
+            (dest / split / cls.name).mkdir(parents=True, exist_ok=True)
+            for p in sorted(cls.iterdir())[:n]:
+                shutil.copy(p, dest / split / cls.name / p.name)
+    return dest

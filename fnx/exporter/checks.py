@@ -24,6 +24,10 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
     from fnx.runtime.preprocess import list_images
 
     check_output_dir(opts.out_dir)
+    if opts.from_qat is not None:
+        from fnx.calibration.qat import qat_facts
+
+        qat_facts(opts.from_qat)
     if opts.img_size is not None:
         check_img_size(opts.img_size)
     if opts.data is not None and not list_images(opts.data):
@@ -41,12 +45,17 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
 
 
 def check_against_model(opts, built, precisions: tuple[str, ...] | None = None) -> None:
-    """The checks of preflight that need the built model: --max-top1-drop's class folders against its classes."""
+    """The checks of preflight that need the built model: --max-top1-drop's class folders against its classes, and
+    a --from-qat checkpoint's ranges against its model, size and classes."""
     from fnx.calibration.data import SYNTHETIC, check_calibration_classes
 
     cal = opts.int8
     if "int8" in (precisions or (opts.precision,)) and cal.max_top1_drop is not None and str(cal.data) != SYNTHETIC:
         check_calibration_classes(cal.data, built.labels, built.class_ids)
+    if opts.from_qat is not None:
+        from fnx.calibration.qat import check_qat_fits, qat_facts
+
+        check_qat_fits(qat_facts(opts.from_qat), opts.from_qat, built.name, built.img_size, built.labels)
 
 
 def verification_images(data: Path | None, preprocessing: Preprocessing, limit: int = 64) -> tuple[np.ndarray, str]:

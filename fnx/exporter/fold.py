@@ -61,3 +61,42 @@ def deploy_form(model: FasterNet, pconv_mode: str = "split_cat") -> FasterNet:
     for p in m.parameters():
         p.requires_grad_(False)
     return m
+
+
+def _folded_pairs(model: FasterNet) -> list[tuple[str, str]]:
+    """Return (conv path, BatchNorm path) of every conv deploy_form folds a BatchNorm into."""
+    pairs = []
+    for path, module in model.named_modules():
+        prefix = f"{path}." if path else ""
+        if isinstance(module, PatchEmbed):
+            pairs.append((prefix + "proj", prefix + "norm"))
+        elif isinstance(module, PatchMerging):
+            pairs.append((prefix + "reduction", prefix + "norm"))
+        elif isinstance(module, MLPBlock):
+            pairs.append((prefix + "mlp.0", prefix + "mlp.1"))
+    return pairs
+
+
+def load_folded_weights(model: FasterNet, deployed_state: dict[str, torch.Tensor]) -> FasterNet:
+    """Load deploy-form weights (BN folded into conv weight and bias) into model, which keeps its BatchNorms.
+
+    Each folded conv's weight goes to the conv and its bias to an identity BatchNorm (weight 1, mean 0, variance
+    1 - eps), so deploy_form(model) gives back the same weights and the checkpoint keeps the official layout.
+    """
+    if model.features_only:
+        raise FnxError("folded weights load into a classifier, not a --features backbone")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    expected = set(deploy_form(model).state_dict())
+    if set(deployed_state) != expected:
+        missing, extra = sorted(expected - set(deployed_state)), sorted(set(deployed_state) - expected)
+        raise FnxError(f"these deploy-form weights are not {model.variant.name}'s: missing {missing[:3]}, "
+                       f"unexpected {extra[:3]}")
+    state.update({k: v for k, v in deployed_state.items() if k in state})  # the convs and layers without a BN
+    for conv, bn in _folded_pairs(model):
+        norm = model.get_submodule(bn)
+        state[f"{bn}.bias"] = deployed_state[f"{conv}.bias"]
+        state[f"{bn}.weight"] = torch.ones_like(norm.weight)
+        state[f"{bn}.running_mean"] = torch.zeros_like(norm.running_mean)
+        state[f"{bn}.running_var"] = torch.full_like(norm.running_var, 1.0 - norm.eps)
+    model.load_state_dict(state, strict=True)
+    return model

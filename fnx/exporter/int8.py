@@ -30,7 +30,7 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tu
                                     needs_labels=cal.max_top1_drop is not None)
         steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
                    + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
-        built.cache["calibration"] = (data, reference_outputs(built.model, data.held_out))
+        built.cache["calibration"] = (data, reference_outputs(built.reference_model, data.held_out))
     return built.cache["calibration"]
 
 
@@ -45,11 +45,31 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
         notes.append(fmt.gelu_note)  # the GELU policy (docs/BENCHMARKS.md): same guard, but say where int8 pays
         steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
     bounds = guard_bounds(opts.int8.min_cosine, opts.int8.max_top1_drop)
-    with fmt.int8_quantizer(deployed, built, opts, data, tmp) as quantizer:
+    make = fmt.int8_quantizer
+    if opts.from_qat is not None:
+        make = fmt.qat_quantizer or fmt.int8_quantizer
+        notes.append(qat_note(opts.from_qat, fmt.name, learned_ranges=fmt.qat_quantizer is not None))
+    with make(deployed, built, opts, data, tmp) as quantizer:
         outputs = lambda: as_nchw(run_artifact(tmp, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
         report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
                                             [o.name for o in manifest.outputs])
+        scheme = quantizer.description
+        if opts.from_qat is not None:  # the record says qat; the graph's types go to the notes
+            notes.append(f"int8 graph: {scheme}")
+            scheme = "qat"
         manifest.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                                  quantizer.float_ops(tmp), [*notes, *quantizer.notes],
-                                                  quantizer.description)
+                                                  quantizer.float_ops(tmp), [*notes, *quantizer.notes], scheme)
     record_io_quantization(manifest, tmp)
+
+
+def qat_note(ckpt: Path, fmt: str, learned_ranges: bool) -> str:
+    """Return the manifest note of an int8 artifact made from a `fnx train --qat` checkpoint."""
+    from fnx.models.sidecar import read_sidecar
+
+    side = read_sidecar(ckpt)
+    qat = (side.extra or {}).get("qat", {}) if side else {}
+    accuracy = (f"; QAT val top-1 {100 * side.val_acc:.2f}% (fake-quant) from fp32 {100 * qat['fp32_val_acc']:.2f}%"
+                if side and side.val_acc is not None and "fp32_val_acc" in qat else "")
+    how = ("weights and activation ranges learned in QAT" if learned_ranges else
+           f"weights from QAT; activation ranges calibrated by the {fmt} quantizer (it does not take PT2E ranges)")
+    return f"QAT checkpoint {Path(ckpt).name} (from {qat.get('base_weights', '?')}): {how}{accuracy}"

@@ -27,6 +27,8 @@ class ExportOptions:
     verify: bool = True
     features: bool = False  # export the backbone (the model's feature_info outputs) instead of the classifier
     int8: Int8Options = field(default_factory=Int8Options)
+    from_qat: Path | None = None  # int8 from a `fnx train --qat` checkpoint: its weights, and its ranges where the format takes them
+
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -35,3 +37,15 @@ class ExportOptions:
             raise FnxError(f"--batch must be >= 1, got {self.batch}")
         if not self.formats:
             raise FnxError("no format asked for; use --format with one of the formats in `fnx export --help`")
+        if self.from_qat is not None:
+            self._check_from_qat()
+
+    def _check_from_qat(self) -> None:
+        if self.precision != "int8":
+            raise FnxError(f"--from-qat makes int8 artifacts, and --precision is {self.precision}: add --precision int8 "
+                           f"(for the QAT model's float weights in {self.precision}, use --weights {self.from_qat})")
+        if self.features:
+            raise FnxError("--from-qat exports the classifier QAT trained; it has no --features form")
+        if self.weights is not None and Path(self.weights) != Path(self.from_qat):
+            raise FnxError(f"--from-qat {self.from_qat} brings its own weights: leave out --weights {self.weights}")
+        object.__setattr__(self, "weights", str(self.from_qat))  # the QAT run's float weights (official layout)

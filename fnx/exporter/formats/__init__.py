@@ -46,12 +46,16 @@ class ArtifactFormat(Protocol):
                        work: Path) -> Quantizer:
         """Return the calibration library's Quantizer for this format (a context manager owning its temp files)."""
 
+    # optional: qat_quantizer(model, built, opts, data, work) -> Quantizer, the int8 of the fake-quant ranges
+    # `fnx train --qat` learned (opts.from_qat). A format without it calibrates the QAT weights its own way.
+
 
 FORMATS: dict[str, ArtifactFormat] = {}
 
 
 REQUIRED_MEMBERS = ("name", "file", "pconv_form", "converters", "check", "export_float", "int8_quantizer")
-OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": "pip install 'fnx[export]'"}  # what a format without them gets
+OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": "pip install 'fnx[export]'",
+                    "qat_quantizer": None}  # what a format without them gets
 
 
 def register_format(cls: type) -> type:

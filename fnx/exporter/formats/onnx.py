@@ -100,7 +100,7 @@ class OnnxFormat:
         from fnx.calibration.onnx_int8 import OrtQdqQuantizer
 
         fp32 = work.with_name(work.stem + ".fp32.onnx")
-        self.export_float(model, fp32, built, replace(opts, precision="fp32"))
+        self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None))
         return OrtQdqQuantizer(fp32, data, opts.int8.method, opts.batch, owns_fp32=True, form=opts.int8.onnx_form,
                                target=opts.int8.target)
 

@@ -37,6 +37,10 @@ class OpenVinoFormat:
     gelu_note = None  # NNCF quantizes the convs around GELU; the guard judges the result like any other
 
     def check(self, opts) -> None:
+        if opts.from_qat is not None:
+            raise FnxError("--from-qat is not available for OpenVINO: NNCF trains its own fake-quant graph "
+                           "(nncf.quantize, then fine-tune), which fnx does not run. Export the QAT model with "
+                           "--format tflite or onnx, or OpenVINO fp32 from its float weights (--weights CKPT)")
         if opts.opset < MIN_OPSET:
             raise FnxError(f"--opset {opts.opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one "
                            f"Gelu op")
@@ -59,7 +63,7 @@ class OpenVinoFormat:
 
         fp32 = work.with_name(work.stem + ".fp32.xml")
         try:
-            self.export_float(model, fp32, built, replace(opts, precision="fp32"))
+            self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None))
         except BaseException:
             for p in (fp32, fp32.with_suffix(".bin")):
                 p.unlink(missing_ok=True)

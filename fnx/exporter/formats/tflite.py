@@ -174,6 +174,40 @@ class Pt2eQuantizer:
         return float_ops(out)
 
 
+class QatQuantizer(Pt2eQuantizer):
+    """int8 from the fake-quant graph `fnx train --qat` learned: its ranges, converted as they are.
+
+    If the guard keeps layers in float, those ranges no longer fit the graph: it calibrates the QAT weights as PTQ
+    does (and says so in the record)."""
+
+    scheme = "qat (PT2E fake-quant ranges learned in training)"
+
+    def __init__(self, model, data, batch: int, ranges: Path):
+        super().__init__(model, data, batch)
+        self.ranges = ranges
+
+    def quantize(self, out: Path, keep_float: list[str]) -> None:
+        if keep_float:
+            self.scheme = "minmax (PT2E observers) on the QAT weights: layers kept in float leave the learned ranges"
+            return super().quantize(out, keep_float)
+        import torch
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+        from fnx.calibration.qat import load_graph_state, load_ranges, qat_graph, set_observing, set_training
+        from fnx.calibration.sensitivity import make_quantizer
+        from fnx.quiet import quiet
+
+        sample = torch.from_numpy(self.data.calib[: self.batch].copy())
+        graph = qat_graph(self.wrapped, sample)
+        load_graph_state(graph, load_ranges(self.ranges)[1], self.ranges)
+        set_training(graph, False)
+        set_observing(graph, False)
+        converted = convert_pt2e(graph, fold_quantize=False)
+        quiet(lambda: litert_torch().convert(converted, (sample,), quant_config=QuantConfig(
+            pt2e_quantizer=make_quantizer(qat=True))).export(str(out)))
+
+
 @register_format
 class TFLiteFormat:
     """TFLite artifacts, NHWC, for LiteRT / tflite-runtime (XNNPACK on ARM and x86)."""
@@ -205,3 +239,8 @@ class TFLiteFormat:
 
     def int8_quantizer(self, model, built, opts, data, work: Path) -> Pt2eQuantizer:
         return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built))
+
+    def qat_quantizer(self, model, built, opts, data, work: Path) -> QatQuantizer:
+        from fnx.calibration.qat import ranges_path
+
+        return QatQuantizer(model, data, opts.batch, ranges_path(opts.from_qat))
