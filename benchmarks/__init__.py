@@ -13,9 +13,10 @@ Each module measures one question side by side in one run (ratios, never pass/fa
                     then the runtime peers ExecuTorch XNNPACK and ncnn (benchmark-only venvs, built on demand)
 - scale             fnx eval on a local Ray cluster vs one process (2,000 images), and a full-sweep projection
 - serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
+- qat               int8 top-1 of PTQ against quantization-aware training (fnx train --qat), TFLite and ONNX
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
 BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
-              "serve")
+              "serve", "qat")

@@ -9,6 +9,7 @@ import torch
 
 from fnx.errors import FnxError
 from fnx.manifest import Preprocessing, TensorSpec
+from fnx.models import get_variant
 
 N_VERIFY_IMAGES = 16
 
@@ -52,6 +53,9 @@ def check_against_model(opts, built, precisions: tuple[str, ...] | None = None) 
     cal = opts.int8
     if "int8" in (precisions or (opts.precision,)) and cal.max_top1_drop is not None and str(cal.data) != SYNTHETIC:
         check_calibration_classes(cal.data, built.labels, built.class_ids)
+    if opts.gelu_form != "exact" and get_variant(built.name).act != "gelu":
+        raise FnxError(f"--gelu-form {opts.gelu_form} rewrites GELU, and {built.name} uses "
+                       f"{get_variant(built.name).act}: leave --gelu-form out (it applies to FasterNet-T0 and T1)")
     if opts.from_qat is not None:
         from fnx.calibration.qat import check_qat_fits, qat_facts
 

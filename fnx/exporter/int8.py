@@ -13,6 +13,7 @@ from fnx.calibration.report import calibration_record, record_io_quantization
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
 from fnx.exporter.formats import ArtifactFormat
+from fnx.exporter.gelu_form import gelu_form_note
 from fnx.exporter.options import ExportOptions
 from fnx.manifest import Manifest
 from fnx.models import get_variant
@@ -41,7 +42,9 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     A --features backbone is guarded on its weakest feature map (every output held to the bound)."""
     data, refs = calibration_data(built, opts, steps)
     notes = []
-    if get_variant(built.name).act == "gelu" and fmt.gelu_note:
+    if opts.gelu_form != "exact":
+        notes.append(gelu_form_note(opts.gelu_form))
+    elif get_variant(built.name).act == "gelu" and fmt.gelu_note:
         notes.append(fmt.gelu_note)  # the GELU policy (docs/BENCHMARKS.md): same guard, but say where int8 pays
         steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
     bounds = guard_bounds(opts.int8.min_cosine, opts.int8.max_top1_drop)

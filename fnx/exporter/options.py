@@ -9,6 +9,8 @@ from fnx.calibration.options import Int8Options
 from fnx.errors import FnxError
 from fnx.formats import PRECISIONS
 
+GELU_FORMS = ("exact", "sigmoid")  # how a GELU variant's GELU is written (fnx.exporter.gelu_form)
+
 
 @dataclass(frozen=True)
 class ExportOptions:
@@ -28,6 +30,7 @@ class ExportOptions:
     features: bool = False  # export the backbone (the model's feature_info outputs) instead of the classifier
     int8: Int8Options = field(default_factory=Int8Options)
     from_qat: Path | None = None  # int8 from a `fnx train --qat` checkpoint: its weights, and its ranges where the format takes them
+    gelu_form: str = "exact"  # int8 of a GELU variant: "sigmoid" writes x * sigmoid(1.702 x) (fnx.exporter.gelu_form)
 
 
     def __post_init__(self) -> None:
@@ -37,6 +40,11 @@ class ExportOptions:
             raise FnxError(f"--batch must be >= 1, got {self.batch}")
         if not self.formats:
             raise FnxError("no format asked for; use --format with one of the formats in `fnx export --help`")
+        if self.gelu_form not in GELU_FORMS:
+            raise FnxError(f"unknown --gelu-form {self.gelu_form!r}; use one of {', '.join(GELU_FORMS)}")
+        if self.gelu_form != "exact" and self.precision != "int8":
+            raise FnxError(f"--gelu-form {self.gelu_form} is for int8 engines without an int8 GELU; a {self.precision} "
+                           f"export keeps the exact GELU (leave --gelu-form out)")
         if self.from_qat is not None:
             self._check_from_qat()
 
@@ -46,6 +54,8 @@ class ExportOptions:
                            f"(for the QAT model's float weights in {self.precision}, use --weights {self.from_qat})")
         if self.features:
             raise FnxError("--from-qat exports the classifier QAT trained; it has no --features form")
+        if self.gelu_form != "exact":
+            raise FnxError("--from-qat converts the graph QAT trained, with its exact GELU: leave out --gelu-form")
         if self.weights is not None and Path(self.weights) != Path(self.from_qat):
             raise FnxError(f"--from-qat {self.from_qat} brings its own weights: leave out --weights {self.weights}")
         object.__setattr__(self, "weights", str(self.from_qat))  # the QAT run's float weights (official layout)

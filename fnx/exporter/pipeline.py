@@ -15,6 +15,7 @@ from fnx.exporter.build import BuiltModel, build
 from fnx.exporter.checks import (as_nchw, check_against_model, preflight, reference_outputs, run_artifact,
                                verification_images)
 from fnx.exporter.fold import deploy_form
+from fnx.exporter.gelu_form import with_gelu_form
 from fnx.exporter.formats import ArtifactFormat, get_format
 from fnx.exporter.options import ExportOptions
 from fnx.fileio import atomic_path, ensure_dir
@@ -89,7 +90,8 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
             attach_qat_reference(built, opts.from_qat)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
-        deployed = {f.pconv_form: deploy_form(built.model, f.pconv_form) for f in formats}
+        deployed = {f.pconv_form: with_gelu_form(deploy_form(built.model, f.pconv_form), opts.gelu_form)
+                    for f in formats}
     check_inputs = None
     if opts.verify:
         with steps.step("prepare parity inputs"):
