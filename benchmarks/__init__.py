@@ -14,9 +14,10 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - scale             fnx eval on a local Ray cluster vs one process (2,000 images), and a full-sweep projection
 - serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
 - qat               int8 top-1 of PTQ against quantization-aware training (fnx train --qat), TFLite and ONNX
+- gelu_forms        T0/T1 int8 TFLite: exact GELU against --gelu-form sigmoid (XNNPACK partitions, GOPS vs dense int8)
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
 BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
-              "serve", "qat")
+              "serve", "qat", "gelu_forms")

@@ -102,27 +102,29 @@ def test_from_qat_onnx_calibrates_the_qat_weights(qat_ckpt, small_digits, tmp_pa
 
     (res,) = export_model("fasternet_t0", ExportOptions(
         formats=("onnx",), precision="int8", from_qat=qat_ckpt, out_dir=tmp_path, data=small_digits / "val",
-        int8=Int8Options(small_digits / "train", 64, min_cosine=0.95)))
+        int8=Int8Options(small_digits / "train", 64)))
     cal = res.manifest.calibration
     assert cal.scheme == "qat" and any("calibrated by the onnx quantizer" in n for n in cal.notes)
     assert any(n.startswith("int8 graph: qdq-") for n in cal.notes)  # the ONNX int8 form chosen for this CPU
-    assert res.manifest.parity.passed
+    # ONNX Runtime calibrates the QAT weights itself: it answers to those float weights, at int8's bound.
+    assert res.manifest.parity.passed and res.manifest.parity.reference == "pytorch fp32 (QAT weights)"
+    assert min(o.cosine for o in res.manifest.parity.outputs) >= 0.99
 
 
-def test_qat_resume_continues_to_the_same_result(small_digits, tmp_path, stop_after_first_epoch):
-    """A run stopped after epoch 1 and resumed ends with the same weights and ranges as one that never stopped."""
+def test_qat_resume_continues_to_the_same_result(qat_ckpt, small_digits, tmp_path, stop_after_first_epoch):
+    """A run stopped after epoch 1 and resumed ends with the same weights and ranges as the one that never stopped
+    (qat_ckpt: the CLI's run with the same options)."""
     from fnx.calibration.qat import load_ranges, ranges_path
+    from fnx.models.sidecar import read_sidecar
     from fnx.train import TrainOptions
-    from fnx.train_qat import train_qat
+    from fnx.train_qat import QAT_DEFAULTS, train_qat
 
-    opts = TrainOptions(epochs=2, batch_size=16, lr=1e-4, warmup_epochs=0, weights=str(DEMO))
-    whole = tmp_path / "whole" / "m.pth"
-    done = train_qat("fasternet_t0", small_digits, whole, opts)
+    opts = TrainOptions(**{**QAT_DEFAULTS, "epochs": 2}, batch_size=16, weights=str(DEMO))
     cut = tmp_path / "cut" / "m.pth"
     stop_after_first_epoch(train_qat, "fasternet_t0", small_digits, cut, opts)
     resumed = train_qat("fasternet_t0", small_digits, cut, opts, resume=cut.with_name("m.last.pt"))
-    assert resumed.history == done.history and [h["epoch"] for h in resumed.history] == [1, 2]
-    a, b = load_ranges(ranges_path(whole))[1], load_ranges(ranges_path(cut))[1]
+    assert resumed.history == read_sidecar(qat_ckpt).history and [h["epoch"] for h in resumed.history] == [1, 2]
+    a, b = load_ranges(ranges_path(qat_ckpt))[1], load_ranges(ranges_path(cut))[1]
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:3]

@@ -27,13 +27,6 @@ class BuiltModel:
     preprocessing: Preprocessing
     class_ids: list[str] | None = None
     cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
-    reference: torch.nn.Module | None = None  # what artifacts are checked against, if not model (a QAT graph)
-    reference_name: str = "pytorch fp32"
-
-    @property
-    def reference_model(self) -> torch.nn.Module:
-        """The PyTorch module whose outputs the artifacts must reproduce: the model, or the QAT graph it trained."""
-        return self.reference if self.reference is not None else self.model
 
     @property
     def features_only(self) -> bool:

@@ -1,10 +1,11 @@
-"""`fnx export --from-qat CKPT`: the reference a QAT artifact is checked against is the model QAT trained.
+"""`fnx export --from-qat CKPT`: what a QAT artifact is checked against.
 
 QAT moves the float weights where int8 works best, not where float does: its float weights are not the
 model that shipped (on the digits demo their logits' cosine to the fake-quant graph's is 0.97). The
 reference is the fake-quant graph itself, ranges held (the PyTorch int8 simulation `fnx train --qat`
 validated): parity then proves the file computes what training produced, and accuracy against fp32 is
-in the QAT run's record (the sidecar), measured on labelled images.
+in the QAT run's record (the sidecar), measured on labelled images. A format that cannot take PT2E ranges
+calibrates the QAT weights its own way, and is checked against those float weights like any PTQ.
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ import torch
 from fnx.calibration.qat import NchwView, held_graph, load_ranges, ranges_path
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.fold import deploy_form
+from fnx.exporter.formats import ArtifactFormat
 from fnx.exporter.formats.tflite import channel_last
 
 QAT_REFERENCE = "pytorch qat (fake-quant)"
+FP32 = "pytorch fp32"
 
 
-def attach_qat_reference(built: BuiltModel, ckpt: Path) -> None:
-    """Make built's reference the trained QAT graph of ckpt (its weights are already built.model's)."""
-    ranges = ranges_path(ckpt)
-    _, state = load_ranges(ranges)
-    sample = torch.zeros(2, built.img_size, built.img_size, built.model.in_chans)  # 2: a batch of 1 would fix the axis
-    graph = held_graph(channel_last(deploy_form(built.model)), sample, state, ranges)
-    built.reference, built.reference_name = NchwView(graph), QAT_REFERENCE
+def reference_of(built: BuiltModel, fmt: ArtifactFormat, from_qat: Path | None) -> tuple[torch.nn.Module, str]:
+    """Return the PyTorch module fmt's artifact must reproduce, and its name in the parity record.
+
+    A format that converts the learned ranges (TFLite) answers to the trained QAT graph; one that calibrates the QAT
+    weights itself (ONNX) answers to those float weights, as any PTQ does to its float model."""
+    if from_qat is None:
+        return built.model, FP32
+    if fmt.qat_quantizer is None:
+        return built.model, f"{FP32} (QAT weights)"
+    if "qat_reference" not in built.cache:
+        ranges = ranges_path(from_qat)
+        sample = torch.zeros(2, built.img_size, built.img_size, built.model.in_chans)  # 2: 1 would fix the batch axis
+        graph = held_graph(channel_last(deploy_form(built.model)), sample, load_ranges(ranges)[1], ranges)
+        built.cache["qat_reference"] = NchwView(graph)
+    return built.cache["qat_reference"], QAT_REFERENCE

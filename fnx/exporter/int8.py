@@ -13,6 +13,7 @@ from fnx.calibration.report import calibration_record, record_io_quantization
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
 from fnx.exporter.formats import ArtifactFormat
+from fnx.exporter.from_qat import reference_of
 from fnx.exporter.gelu_form import gelu_form_note
 from fnx.exporter.options import ExportOptions
 from fnx.manifest import Manifest
@@ -20,8 +21,10 @@ from fnx.models import get_variant
 from fnx.progress import Steps
 
 
-def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tuple[CalibrationSet, list[np.ndarray]]:
-    """Return the calibration set and the fp32 PyTorch outputs of its held-out images (read once per model)."""
+def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
+                     fmt: ArtifactFormat) -> tuple[CalibrationSet, list[np.ndarray]]:
+    """Return the calibration set (read once per model) and the outputs of its held-out images by the PyTorch module
+    fmt's artifact must reproduce (fp32, or a QAT graph: fnx.exporter.from_qat)."""
     if "calibration" not in built.cache:
         cal = opts.int8
         bar, task = steps.progress("reading calibration images", None)
@@ -31,8 +34,12 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps) -> tu
                                     needs_labels=cal.max_top1_drop is not None)
         steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
                    + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
-        built.cache["calibration"] = (data, reference_outputs(built.reference_model, data.held_out))
-    return built.cache["calibration"]
+        built.cache["calibration"] = data
+    data = built.cache["calibration"]
+    reference, name = reference_of(built, fmt, opts.from_qat)
+    if ("held_out_refs", name) not in built.cache:
+        built.cache[("held_out_refs", name)] = reference_outputs(reference, data.held_out)
+    return data, built.cache[("held_out_refs", name)]
 
 
 def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, tmp: Path,
@@ -40,7 +47,7 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     """Write a guarded int8 artifact of deployed to tmp; record its calibration and I/O quantization in manifest.
 
     A --features backbone is guarded on its weakest feature map (every output held to the bound)."""
-    data, refs = calibration_data(built, opts, steps)
+    data, refs = calibration_data(built, opts, steps, fmt)
     notes = []
     if opts.gelu_form != "exact":
         notes.append(gelu_form_note(opts.gelu_form))

@@ -17,6 +17,7 @@ from fnx.exporter.checks import (as_nchw, check_against_model, preflight, refere
 from fnx.exporter.fold import deploy_form
 from fnx.exporter.gelu_form import with_gelu_form
 from fnx.exporter.formats import ArtifactFormat, get_format
+from fnx.exporter.from_qat import reference_of
 from fnx.exporter.options import ExportOptions
 from fnx.fileio import atomic_path, ensure_dir
 from fnx.interrupts import keep_interrupts
@@ -83,11 +84,6 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
         with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
             built = build(name, opts)
     check_against_model(opts, built)
-    if opts.from_qat is not None:
-        from fnx.exporter.from_qat import attach_qat_reference
-
-        with steps.step(f"load the QAT graph of {opts.from_qat}"):
-            attach_qat_reference(built, opts.from_qat)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
         deployed = {f.pconv_form: with_gelu_form(deploy_form(built.model, f.pconv_form), opts.gelu_form)
@@ -96,7 +92,7 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
     if opts.verify:
         with steps.step("prepare parity inputs"):
             batch_nhwc, source = verification_images(opts.data, built.preprocessing)
-            check_inputs = (batch_nhwc, source, reference_outputs(built.reference_model, batch_nhwc))
+            check_inputs = (batch_nhwc, source, reference_outputs(built.model, batch_nhwc))
     return [export_artifact(fmt, built, deployed[fmt.pconv_form], opts, out_dir / artifact_name(built, fmt, opts.precision),
                             steps, check_inputs) for fmt in formats]
 
@@ -133,11 +129,14 @@ def convert_and_verify(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.n
     if check_inputs is None:
         return None
     batch_nhwc, source, refs = check_inputs
-    with steps.step(f"verify {fmt.name} {opts.precision} against {built.reference_name}"):
+    reference, reference_name = reference_of(built, fmt, opts.from_qat)
+    if reference is not built.model:
+        refs = reference_outputs(reference, batch_nhwc)
+    with steps.step(f"verify {fmt.name} {opts.precision} against {reference_name}"):
         outs = as_nchw(run_artifact(tmp, batch_nhwc, fmt.file.layout), manifest.outputs)
         report = check(refs, outs, opts.precision, [o.name for o in manifest.outputs], logits=built.has_logits,
                        bounds=bounds_for(opts.precision, opts.int8.min_cosine), inputs=source,
-                       reference=built.reference_name)
+                       reference=reference_name)
     if not report.passed:
         raise ParityError(f"{final.name} failed its parity check ({'; '.join(report.failures)}); no artifact was "
                           f"written", report)
