@@ -2,7 +2,7 @@
 
 Each case is a trained FasterNet and its image folder (train/val/test splits). PTQ is `fnx export --precision int8`
 calibrated on the training split, once all-int8 (guard off) and once as the guard leaves it (default bound); QAT
-is `fnx train --qat` (the CLI's defaults: 3 epochs, lr 1e-4) then `fnx export --from-qat`. Every artifact is
+is `fnx train --qat` (the CLI's defaults: fnx.train_qat.QAT_DEFAULTS) then `fnx export --from-qat`. Every artifact is
 scored by `fnx eval` on the test split, which neither calibration nor QAT saw.
 """
 

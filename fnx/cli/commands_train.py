@@ -17,7 +17,7 @@ def train_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder: class subfolders, or train/ and val/ splits of them."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training images \\[default: 12; 3 with --qat]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per optimizer step, across all processes \\[default: 32]."),
-    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule) \\[default: 0.002; 0.0001 with --qat]."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (AdamW, cosine schedule) \\[default: 0.002; 0.00002 with --qat]."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (multiple of 32) \\[default: 224; with --qat, the checkpoint's]."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Start from: random, official, a PATH, URL or hf-hub:ORG/REPO (fine-tuning) \\[default: random]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Best checkpoint (.pth or .safetensors), sidecar .json and resumable state .last.pt beside it \\[default: runs/model.pth]."),
@@ -59,8 +59,10 @@ def train_cmd(
     if side is None:  # a non-zero rank under torchrun: rank 0 reports
         return
     if opts.qat:
-        console.print(f"saved {out} and its ranges (best int8 val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}, "
-                      f"fp32 {100 * side.extra['qat']['fp32_val_acc']:.2f}%); export it with: fnx export {model} "
+        when = (f"epoch {side.epoch}" if side.epoch else
+                "the start: no QAT epoch beat it on val, so the saved model is the weights given, with PTQ-like ranges")
+        console.print(f"saved {out} and its ranges (best int8 val top-1 {100 * side.val_acc:.2f}% at {when}; fp32 "
+                      f"{100 * side.extra['qat']['fp32_val_acc']:.2f}%); export it with: fnx export {model} "
                       f"--from-qat {out} --precision int8", markup=False)
         return
     console.print(f"saved {out} (best val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}); "
