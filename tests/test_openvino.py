@@ -55,7 +55,7 @@ def test_openvino_engine_runs_fnx_onnx_when_asked(t0_exports):
     assert cosine_per_sample(ort.run(x)[0], ov.run(x)[0]).min() >= BOUNDS["fp32"]["min_cosine"]
 
 
-def test_cli_run_bench_and_verify_on_ir(ir_fp32, tmp_path, cli):
+def test_cli_run_bench_and_verify_on_ir(ir_fp32, t0_ckpt, tmp_path, cli):
     from PIL import Image
 
     img = tmp_path / "a.png"
@@ -70,6 +70,10 @@ def test_cli_run_bench_and_verify_on_ir(ir_fp32, tmp_path, cli):
         ir_fp32.manifest.artifact.size_bytes, rel=1e-6)
     r = cli("verify", ir_fp32.artifact)
     assert r.exit_code == 0, r.output
+    r = cli("verify", ir_fp32.artifact, "--weights", t0_ckpt, "--layers", "--json")  # per layer: matches the model
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["layers"]
+    assert len(rows) >= 44 and min(row["cosine"] for row in rows) > 0.9999, rows[:3]
 
 
 def test_quantize_refuses_ir_naming_the_export_that_makes_its_int8(ir_fp32, cli):
@@ -78,7 +82,7 @@ def test_quantize_refuses_ir_naming_the_export_that_makes_its_int8(ir_fp32, cli)
     assert "takes an fp32 .onnx export" in r.output  # the formats that can, from the registry
 
 
-def test_int8_through_nncf_is_guarded_and_reported(t0_ckpt, tmp_path):
+def test_int8_through_nncf_is_guarded_and_reported(t0_ckpt, tmp_path, cli):
     int8 = Int8Options(data="synthetic", size=32, min_cosine=0.95)
     (res,) = export_model("t0", ExportOptions(formats=("openvino",), precision="int8", weights=str(t0_ckpt),
                                               img_size=64, out_dir=tmp_path, int8=int8))
@@ -89,6 +93,15 @@ def test_int8_through_nncf_is_guarded_and_reported(t0_ckpt, tmp_path):
     assert cal.report.float_ops.get("Gelu") == 14  # T0's GELUs run in float between int8 convs
     assert res.parity.passed and res.manifest.parity.bounds["min_cosine"] == 0.95
     assert res.artifact.with_suffix(".bin").stat().st_size < 0.5 * res.manifest.model.params * 4  # int8 weights
+    # fnx verify --layers reads each layer's output from the IR (after its bias and FakeQuantize, as the next layer
+    # reads it); the guard's ranking reads the same points, so the two agree
+    r = cli("verify", res.artifact, "--weights", t0_ckpt, "--layers", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["layers"]
+    assert len(rows) >= 44 and [x["sqnr_db"] for x in rows] == sorted(x["sqnr_db"] for x in rows)
+    recorded = [x for x in rows if x["recorded_snr_db"] is not None]
+    assert recorded and not any(x["disagrees"] for x in recorded), [(x["layer"], x["sqnr_db"], x["recorded_snr_db"])
+                                                                    for x in recorded]
 
 
 def test_int8_guard_refusal_leaves_no_file(t0_ckpt, tmp_path):

@@ -21,6 +21,7 @@ from fnx import openvino_env
 LAYER_OPS = ("Convolution", "GroupConvolution", "MatMul")
 COMPUTE_OPS = (*LAYER_OPS, "Gelu")
 _PASS_THROUGH = ("Convert", "Reshape", "Transpose", "VariadicSplit", "Split")  # data movement after a FakeQuantize
+_CARRIERS = ("Add", "Relu", "FakeQuantize")  # what follows a layer before the next one reads it (bias, ReLU, int8)
 
 
 def layer_name(node_name: str) -> str:
@@ -75,41 +76,66 @@ class NncfQuantizer:
         ov.save_model(quantized, str(out), compress_to_fp16=False)
 
     def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
-        """Return every conv/matmul's error: the int8 model's output vs fp32's (matched by node name), worst first."""
+        """Return every conv/matmul's error: the int8 model's output vs fp32's (matched by module), worst first."""
         nchw = np.ascontiguousarray(probe_nhwc.transpose(0, 3, 1, 2))
-        f_runs, f_names = _layer_outputs(self.fp32, nchw)
-        q_runs, q_names = _layer_outputs(out, nchw)
+        f_runs, q_runs = _layer_outputs(self.fp32, nchw), _layer_outputs(out, nchw)
         rows = []
-        for name in f_names:
-            if name not in q_names:
+        for name in f_runs[0] if f_runs else {}:
+            if name not in q_runs[0]:
                 continue
             errs = [float(np.linalg.norm(q[name] - f[name]) / (np.linalg.norm(f[name]) + 1e-12))
                     for f, q in zip(f_runs, q_runs)]
             rel = float(np.mean(errs))
-            rows.append(LayerError(layer_name(name), rel, float(-20 * np.log10(max(rel, 1e-12))), name))
+            rows.append(LayerError(name, rel, float(-20 * np.log10(max(rel, 1e-12))), name))
         return sorted(rows, key=lambda r: -r.rel_error)
 
     def float_ops(self, out: Path) -> dict[str, int]:
         return float_ops(out)
 
 
-def _layer_outputs(path: Path, nchw: np.ndarray) -> tuple[list[dict[str, np.ndarray]], list[str]]:
-    """Run the IR at path on each image with every layer's output exposed; returns ([{node: output}], node names)."""
+def layer_output(op):
+    """Return a conv/matmul's output as the next layer reads it: after its bias Add, a fused ReLU and the
+    FakeQuantize that follows (in an int8 IR), as the int8 file computes it; the raw product would leave out the
+    layer's own output rounding."""
+    out = op.output(0)
+    while True:
+        users = [t.get_node() for t in out.get_target_inputs()]
+        if len(users) != 1 or users[0].get_type_name() not in _CARRIERS or _residual(users[0]):
+            return out
+        out = users[0].output(0)
+
+
+def _residual(node) -> bool:
+    """True for an Add of two computed tensors (FasterNet's residual), not of a layer and its bias (a Constant)."""
+    return node.get_type_name() == "Add" and not any(
+        node.input_value(i).get_node().get_type_name() == "Constant" for i in range(node.get_input_size()))
+
+
+def _layer_outputs(path: Path, nchw: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Run the IR at path on each image with every layer's output (layer_output) exposed; returns, per image,
+    {module path: output}."""
     ov = openvino_env.openvino()
 
     core = ov.Core()
     model = core.read_model(str(path))
-    layers = [op for op in model.get_ordered_ops() if op.get_type_name() in LAYER_OPS]
-    model.add_outputs([op.output(0) for op in layers])
-    names = [op.get_friendly_name() for op in layers]
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    first = len(compiled.outputs) - len(layers)
-    request = compiled.create_infer_request()
+    layers = {layer_name(op.get_friendly_name()): layer_output(op) for op in model.get_ordered_ops()
+              if op.get_type_name() in LAYER_OPS}
+    model.add_outputs(list(layers.values()))  # one that is already a model output (the head's) is not added twice
+    key = lambda out: (out.get_node().get_friendly_name(), out.get_index())  # noqa: E731
+    where = {key(result.input_value(0)): k for k, result in enumerate(model.get_results())}
+    index = {name: where[key(out)] for name, out in layers.items()}
+    request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
     runs = []
     for i in range(len(nchw)):
         request.infer({0: nchw[i : i + 1]})
-        runs.append({n: request.get_output_tensor(first + j).data.copy() for j, n in enumerate(names)})
-    return runs, names
+        runs.append({name: request.get_output_tensor(k).data.copy() for name, k in index.items()})
+    return runs
+
+
+def openvino_layer_tensors(path: Path, nchw: np.ndarray) -> dict[str, np.ndarray]:
+    """Return {module path: output} of every conv/matmul of an OpenVINO IR (`fnx verify --layers`), batch concatenated."""
+    runs = _layer_outputs(path, nchw)
+    return {name: np.concatenate([r[name] for r in runs]) for name in (runs[0] if runs else {})}
 
 
 def float_ops(path: Path) -> dict[str, int]:

@@ -3,8 +3,8 @@ PyTorch model's matching module on the same images.
 
 The guard ranks int8 layers on what the quantizer sees (TFLite: the PT2E fake-quant graph; ONNX: the int8 file
 against its fp32 file); this reads the shipped file's own intermediate tensors instead (LiteRT with every tensor
-kept, int8 ones dequantized; ONNX Runtime with each layer's output added to the graph), matched to PyTorch modules
-by name, so the two can be compared layer by layer.
+kept, int8 ones dequantized; ONNX Runtime and OpenVINO with each layer's output added to the graph), matched to
+PyTorch modules by name, so the two can be compared layer by layer.
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ class LayerInFile:
 def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
                     batch_nhwc: np.ndarray) -> list[LayerInFile]:
     """Return each conv/linear layer of the artifact with its error vs model's module of the same name, worst first
-    (by SQNR). FnxError for a format whose intermediate tensors fnx cannot read (OpenVINO) or a file that matches
-    no module."""
+    (by SQNR). FnxError for a format whose intermediate tensors fnx cannot read or a file that matches no module."""
     from fnx.exporter.fold import deploy_form
     from fnx.exporter.formats import get_format
 
@@ -55,8 +54,13 @@ def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
         from fnx.calibration.onnx_int8 import onnx_layer_tensors
 
         found = onnx_layer_tensors(artifact, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
+    elif fmt == "openvino":
+        from fnx.calibration.openvino_int8 import openvino_layer_tensors
+
+        found = openvino_layer_tensors(artifact, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
     else:
-        raise FnxError(f"--layers reads the intermediate tensors of tflite and onnx artifacts; {artifact.name} is {fmt}")
+        raise FnxError(f"--layers reads the intermediate tensors of tflite, onnx and openvino artifacts; "
+                       f"{artifact.name} is {fmt}")
     deployed = deploy_form(model, get_format(fmt).pconv_form)
     reference = _module_outputs(deployed, set(found), batch_nhwc)
     if not reference:
