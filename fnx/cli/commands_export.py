@@ -9,8 +9,8 @@ import typer
 
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
-                            Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice, PrecisionChoice, Target, command,
-                            console, err_console, need_file, print_json)
+                            GeluForm, GeluFormChoice, Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice,
+                            PrecisionChoice, Target, command, console, err_console, need_file, print_json)
 from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM
 from fnx.errors import FnxError
 
@@ -53,7 +53,7 @@ def export_cmd(
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
     from_qat: Optional[Path] = typer.Option(None, "--from-qat", help="int8 from a fnx train --qat checkpoint: its weights and learned ranges (TFLite), or its weights calibrated by ONNX Runtime (ONNX)."),
-    gelu_form: str = typer.Option("exact", "--gelu-form", help="int8 of T0/T1: exact, or sigmoid (x*sigmoid(1.702x): one XNNPACK partition, no float op, at most 0.02 from GELU)."),
+    gelu_form: GeluForm = GeluFormChoice("exact"),
     as_json: AsJson = False,
 ) -> None:
     """Export a FasterNet, verified against PyTorch, with a manifest beside each file."""
@@ -69,7 +69,7 @@ def export_cmd(
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
                          opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8,
-                         from_qat=from_qat, gelu_form=gelu_form)
+                         from_qat=from_qat, gelu_form=gelu_form.value)
     try:
         results = export_model(model, opts, steps)
     except ParityError as e:

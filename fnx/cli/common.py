@@ -17,6 +17,7 @@ from rich.console import Console
 from fnx.errors import FnxError
 from fnx.interrupts import keep_interrupts
 from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
+from fnx.exporter.options import GELU_FORMS
 from fnx.runtime.placement import CONSENT, INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
 
@@ -103,6 +104,10 @@ OnnxInt8Form = Annotated[OnnxInt8FormChoice, typer.Option(
     "--onnx-int8-form", case_sensitive=False, help="int8 ONNX: the graph form, recorded in the manifest with why. auto: for the CPU "
                              "that runs it (--target, else this machine): qdq-u8s8 (8-bit weights) with VNNI or on ARM64, "
                              "qdq-u8s8r (7-bit weights, no saturation) on x86 without VNNI; qdq-s8s8 was never faster.")]
+GeluFormChoice = _choices("GeluFormChoice", GELU_FORMS)
+GeluForm = Annotated[GeluFormChoice, typer.Option(
+    "--gelu-form", case_sensitive=False, help="int8 of T0/T1: exact, or sigmoid (GELU as x*sigmoid(1.702x): one "
+                                              "XNNPACK partition, no float op, at most 0.02 from GELU).")]
 Target = Annotated[Optional[str], typer.Option(
     "--target", help="int8 ONNX with --onnx-int8-form auto: the device profile the form is chosen for (fnx devices: "
                      "rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
