@@ -22,7 +22,7 @@ def test_version_works_without_a_command(cli):
     ("bench all", ["[default: 256]", "[default: fp32,fp16,int8]"]),
     # brackets written in help texts survive rich markup (an unescaped "[scale]" or "[@REV]" vanished)
     ("export", ["hf-hub:ORG/REPO[@REV]"]),
-    ("train", ["[default: 12]", "[default: runs/model.pth]"]),
+    ("train", ["[default: 12; 3 with --qat]", "[default: runs/model.pth]", "--qat"]),
     ("eval", ["pip install 'fnx[scale]'"]),
 ])
 def test_help_lists_registry_choices_and_defaults(cli, command, shown):
