@@ -110,12 +110,23 @@ def load_graph_state(graph, state: dict[str, torch.Tensor], source: Path) -> Non
                        f"options it was trained with, or train again with fnx train --qat") from None
 
 
-def qat_facts(ckpt: str | Path) -> dict:
-    """Return the facts of a `fnx train --qat` checkpoint's ranges file; FnxError if either file is missing or foreign."""
+def check_qat_files(ckpt: str | Path) -> None:
+    """Refuse a --from-qat checkpoint, or its ranges file beside it, that is missing (before anything is built)."""
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise FnxError(f"--from-qat {ckpt}: no such file; pass the checkpoint fnx train --qat wrote (runs/model_qat.pth)")
-    return load_ranges(ranges_path(ckpt))[0]
+    if not ranges_path(ckpt).is_file():
+        raise FnxError(f"--from-qat {ckpt} has no {ranges_path(ckpt).name} beside it: a QAT checkpoint keeps its learned "
+                       f"ranges there; pass the .pth that `fnx train --qat` wrote, with its .qat.pt")
+
+
+def cached_ranges(cache: dict, ckpt: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Return (facts, graph state) of ckpt's ranges file, read once per cache (a built model's: every check and
+    artifact of one export shares it)."""
+    key = ("qat_ranges", str(ckpt))
+    if key not in cache:
+        cache[key] = load_ranges(ranges_path(ckpt))
+    return cache[key]
 
 
 def check_qat_fits(facts: dict, ckpt: Path, model: str, img_size: int, labels: list[str] | None) -> None:

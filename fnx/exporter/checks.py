@@ -26,9 +26,9 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
 
     check_output_dir(opts.out_dir)
     if opts.from_qat is not None:
-        from fnx.calibration.qat import qat_facts
+        from fnx.calibration.qat import check_qat_files
 
-        qat_facts(opts.from_qat)
+        check_qat_files(opts.from_qat)
     if opts.img_size is not None:
         check_img_size(opts.img_size)
     if opts.data is not None and not list_images(opts.data):
@@ -57,9 +57,10 @@ def check_against_model(opts, built, precisions: tuple[str, ...] | None = None) 
         raise FnxError(f"--gelu-form {opts.gelu_form} rewrites GELU, and {built.name} uses "
                        f"{get_variant(built.name).act}: leave --gelu-form out (it applies to FasterNet-T0 and T1)")
     if opts.from_qat is not None:
-        from fnx.calibration.qat import check_qat_fits, qat_facts
+        from fnx.calibration.qat import cached_ranges, check_qat_fits
 
-        check_qat_fits(qat_facts(opts.from_qat), opts.from_qat, built.name, built.img_size, built.labels)
+        facts, _ = cached_ranges(built.cache, opts.from_qat)
+        check_qat_fits(facts, opts.from_qat, built.name, built.img_size, built.labels)
 
 
 def verification_images(data: Path | None, preprocessing: Preprocessing, limit: int = 64) -> tuple[np.ndarray, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fnx.calibration.qat import NchwView, held_graph, load_ranges, ranges_path
+from fnx.calibration.qat import NchwView, cached_ranges, held_graph, ranges_path
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.fold import deploy_form
 from fnx.exporter.formats import ArtifactFormat
@@ -34,8 +34,8 @@ def reference_of(built: BuiltModel, fmt: ArtifactFormat, from_qat: Path | None) 
     if fmt.qat_quantizer is None:
         return built.model, f"{FP32} (QAT weights)"
     if "qat_reference" not in built.cache:
-        ranges = ranges_path(from_qat)
         sample = torch.zeros(2, built.img_size, built.img_size, built.model.in_chans)  # 2: 1 would fix the batch axis
-        graph = held_graph(channel_last(deploy_form(built.model)), sample, load_ranges(ranges)[1], ranges)
+        _, state = cached_ranges(built.cache, from_qat)
+        graph = held_graph(channel_last(deploy_form(built.model)), sample, state, ranges_path(from_qat))
         built.cache["qat_reference"] = NchwView(graph)
     return built.cache["qat_reference"], QAT_REFERENCE

@@ -182,9 +182,9 @@ class QatQuantizer(Pt2eQuantizer):
 
     scheme = "qat (PT2E fake-quant ranges learned in training)"
 
-    def __init__(self, model, data, batch: int, ranges: Path):
+    def __init__(self, model, data, batch: int, state: dict, source: Path):
         super().__init__(model, data, batch)
-        self.ranges = ranges
+        self.state, self.source = state, source  # the trained graph's state_dict, and the file it came from
 
     def quantize(self, out: Path, keep_float: list[str]) -> None:
         if keep_float:
@@ -194,13 +194,13 @@ class QatQuantizer(Pt2eQuantizer):
         from litert_torch.quantize.quant_config import QuantConfig
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-        from fnx.calibration.qat import load_graph_state, load_ranges, qat_graph, set_observing, set_training
+        from fnx.calibration.qat import load_graph_state, qat_graph, set_observing, set_training
         from fnx.calibration.sensitivity import make_quantizer
         from fnx.quiet import quiet
 
         sample = torch.from_numpy(self.data.calib[: self.batch].copy())
         graph = qat_graph(self.wrapped, sample)
-        load_graph_state(graph, load_ranges(self.ranges)[1], self.ranges)
+        load_graph_state(graph, self.state, self.source)
         set_training(graph, False)
         set_observing(graph, False)
         converted = convert_pt2e(graph, fold_quantize=False)
@@ -241,6 +241,7 @@ class TFLiteFormat:
         return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built))
 
     def qat_quantizer(self, model, built, opts, data, work: Path) -> QatQuantizer:
-        from fnx.calibration.qat import ranges_path
+        from fnx.calibration.qat import cached_ranges, ranges_path
 
-        return QatQuantizer(model, data, opts.batch, ranges_path(opts.from_qat))
+        _, state = cached_ranges(built.cache, opts.from_qat)
+        return QatQuantizer(model, data, opts.batch, state, ranges_path(opts.from_qat))
