@@ -25,7 +25,7 @@ def runtime_env(tmp_path_factory):
                    check=True, capture_output=True)
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)
-    wheel = next(wheels.glob("fnx-*.whl"))
+    wheel = next(wheels.glob("fnx_edge-*.whl"))
     res = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{wheel}[runtime]"],
                          capture_output=True, text=True)
     if res.returncode != 0:
@@ -36,7 +36,7 @@ def runtime_env(tmp_path_factory):
 def test_runtime_extra_pulls_no_torch(runtime_env):
     out = subprocess.run([str(runtime_env / "pip"), "list", "--format", "json"], capture_output=True, text=True, check=True)
     names = {p["name"].lower() for p in json.loads(out.stdout)}
-    assert {"numpy", "pillow", "ai-edge-litert", "fnx"} <= names
+    assert {"numpy", "pillow", "ai-edge-litert", "fnx-edge"} <= names
     assert not names & {"torch", "tensorflow", "onnx", "onnxruntime", "litert-torch"}
 
 
@@ -77,4 +77,4 @@ def test_torch_commands_name_the_extra(runtime_env, t0_exports, args, ok):
     if ok:
         assert r.returncode == 0 and "fasternet-t2" in r.stdout
     else:
-        assert r.returncode == 1 and "pip install 'fnx[export]'" in r.stderr and len(r.stderr.strip().splitlines()) <= 3
+        assert r.returncode == 1 and "pip install 'fnx-edge[export]'" in r.stderr and len(r.stderr.strip().splitlines()) <= 3

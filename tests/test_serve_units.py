@@ -10,6 +10,8 @@ import threading
 
 import numpy as np
 import pytest
+
+from fnx.install import pip_install
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -246,4 +248,4 @@ def test_serve_refuses_bad_arguments_before_opening_anything(cli, tmp_path, t0_e
             assert "Traceback" not in r.output
     monkeypatch.setattr("fnx.serve.server.NEEDS", ("starlette", "fnx_no_such_module"))
     r = cli("serve", onnx)
-    assert r.exit_code == 1 and "pip install 'fnx[serve]'" in r.output
+    assert r.exit_code == 1 and pip_install("serve") in r.output

@@ -25,7 +25,7 @@ def formats_of(fmt: str) -> tuple[str, ...]:
     missing = [name for name in FORMATS if name not in here]
     if missing:
         err_console.print(f"[yellow]note:[/] --format all leaves out {', '.join(missing)} (converter not installed "
-                          f"here; e.g. pip install 'fnx[{missing[0]}]')", highlight=False, soft_wrap=True)
+                          f"here; for {missing[0]}: {FORMATS[missing[0]].install})", highlight=False, soft_wrap=True)
     return tuple(here)
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.interrupts import keep_interrupts
 from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
 from fnx.exporter.options import GELU_FORMS
@@ -25,9 +26,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 # What to install for a missing optional module that no format (`requires`) or engine (`modules`) declares.
-OTHER_EXTRAS = {**{m: "pip install 'fnx[export]'" for m in ("torchao", "safetensors", "ai_edge_quantizer", "huggingface_hub")},
-                **{m: "pip install 'fnx[serve]'" for m in ("starlette", "uvicorn", "prometheus_client", "multipart")},
-                "ray": "pip install 'fnx[scale]'", "PIL": "pip install 'fnx[runtime]'",
+OTHER_EXTRAS = {**{m: pip_install("export") for m in ("torchao", "safetensors", "ai_edge_quantizer", "huggingface_hub")},
+                **{m: pip_install("serve") for m in ("starlette", "uvicorn", "prometheus_client", "multipart")},
+                "ray": pip_install("scale"), "PIL": pip_install("runtime"),
                 "sklearn": "pip install scikit-learn (the demo's digits data set)"}
 
 

@@ -23,7 +23,7 @@ def build_digits(root: str | Path, size: int = RENDER_SIZE) -> Path:
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise FnxError("the demo data set needs scikit-learn: pip install scikit-learn (or 'fnx[dev]')") from e
+        raise FnxError("the demo data set needs scikit-learn: pip install scikit-learn") from e
     from PIL import Image
 
     root = Path(root)

@@ -72,7 +72,7 @@ def evaluate_many(targets: Sequence[str | Path], data: str | Path, limit: int | 
     "results": [one `summarize` dict per target, in order]}. Artifacts run as `run` says (default: CPU).
 
     reference (a checkpoint or artifact, evaluated too) adds each result's "reference_agreement". ray ("auto" or a
-    cluster address) runs the predictions as a Ray Data job (`pip install 'fnx[scale]'`) with `workers` actors.
+    cluster address) runs the predictions as a Ray Data job (the scale extra) with `workers` actors.
     """
     steps = steps or Steps(quiet=True)
     targets = [Path(t) for t in targets]

@@ -23,10 +23,11 @@ from fnx.errors import FnxError
 from fnx.evaluation import Predictions, target_classes
 from fnx.evaluation.predictors import open_predictor, target_files
 from fnx.evaluation.scoring import predict_paths
+from fnx.install import pip_install
 from fnx.progress import Steps
 from fnx.runtime.placement import RunOptions
 
-SCALE_EXTRA = "pip install 'fnx[scale]'"
+SCALE_EXTRA = pip_install("scale")
 
 
 def _import_ray():

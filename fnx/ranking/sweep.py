@@ -18,6 +18,7 @@ from fnx.exporter.formats import installed_formats
 from fnx.exporter.options import ExportOptions
 from fnx.exporter.pipeline import export_model
 from fnx.formats import artifact_digest
+from fnx.install import pip_install
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
 from fnx.runtime.placement import RunOptions
@@ -53,7 +54,7 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     steps = steps or Steps(quiet=True)
     formats = installed_formats()
     if not formats:
-        raise FnxError("no export format is installed here: pip install 'fnx[export]'")
+        raise FnxError(f"no export format is installed here: {pip_install('export')}")
     if "int8" in precisions and opts.int8.data is None:
         steps.info("[yellow]note:[/] no --calib-data: int8 rows are left out (pass an image folder, or synthetic)")
         precisions = tuple(p for p in precisions if p != "int8")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.manifest import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -23,7 +24,7 @@ def _pil():
     try:
         from PIL import Image
     except ImportError as e:
-        raise FnxError("Pillow is needed to read images: pip install 'fnx[runtime]' (or pillow)") from e
+        raise FnxError(f"Pillow is needed to read images: {pip_install('runtime')} (or pip install pillow)") from e
     return Image
 
 

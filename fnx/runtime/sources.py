@@ -2,7 +2,7 @@
 
 `expand(inputs)` turns them into a lazy sequence of `Source`s, each of which can load one picture. Folders,
 globs and path lists are listed up front (sorted, so runs are repeatable); video frames are read as they
-are needed. Video and camera input use OpenCV (`pip install 'fnx[video]'`), imported only for them.
+are needed. Video and camera input use OpenCV (the video extra), imported only for them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.runtime.preprocess import IMAGE_SUFFIXES, list_images
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -118,5 +119,5 @@ def _opencv():
     try:
         import cv2
     except ImportError as e:
-        raise FnxError("video and camera input need OpenCV: pip install 'fnx[video]' (or opencv-python-headless)") from e
+        raise FnxError(f"video and camera input need OpenCV: {pip_install('video')} (or pip install opencv-python-headless)") from e
     return cv2

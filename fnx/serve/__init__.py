@@ -2,5 +2,5 @@
 
 `protocol` reads and writes the v2 bodies, `batcher` batches one model's requests onto its Session, `app` is the
 ASGI application (starlette), `guards` the body limit and bearer token, `images` fnx's encoded-image route,
-`metrics` the Prometheus counters, `server` opens the artifacts and runs uvicorn. Needs `pip install 'fnx[serve]'`.
+`metrics` the Prometheus counters, `server` opens the artifacts and runs uvicorn. Needs the serve extra.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.serve.models import ServeConfig, ServedModel, served_model
 
 NEEDS = ("starlette", "uvicorn", "prometheus_client", "multipart")  # the fnx[serve] extra's top-level modules
@@ -21,7 +22,7 @@ def check_installed() -> None:
 
     missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
     if missing:
-        raise FnxError(f"fnx serve needs {', '.join(missing)}: pip install 'fnx[serve]'")
+        raise FnxError(f"fnx serve needs {', '.join(missing)}: {pip_install('serve')}")
 
 
 def open_models(pairs: list[tuple[str, Path]], config: ServeConfig, runs: list, check_manifest: bool = True,

@@ -22,8 +22,8 @@ CACHE = Path(os.environ.get("FNX_ARM_CACHE") or Path.home() / ".cache/fnx/arm")
 PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
              "manylinux2014_aarch64"]
 SETS = {  # what a Pi user installs next to the fnx wheel, per engine set
-    "litert": ["fnx[runtime,onnx-runtime,serve] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
-    "tflite-runtime": ["fnx @ file://{wheel}", "numpy<2", "tflite-runtime==2.14.0", "pillow"],
+    "litert": ["fnx-edge[runtime,onnx-runtime,serve] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
+    "tflite-runtime": ["fnx-edge @ file://{wheel}", "numpy<2", "tflite-runtime==2.14.0", "pillow"],
 }
 # Which engine each set must run each format on (and that engine's forced name for the Session runner).
 EXPECT_ENGINE = {("litert", "tflite"): "litert", ("litert", "onnx"): "onnxruntime",
@@ -89,7 +89,7 @@ def build_wheel(work: Path) -> Path:
                        capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"pip wheel of {REPO} failed:\n{r.stdout}{r.stderr}")
-    return next((work / "dist").glob("fnx-*.whl"))
+    return next((work / "dist").glob("fnx_edge-*.whl"))
 
 
 def wheel_key(wheel: Path) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from fnx.errors import FnxError
 from fnx.formats import FileFormat
+from fnx.install import pip_install
 from fnx.plugins import complete_plugin
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ FORMATS: dict[str, ArtifactFormat] = {}
 
 
 REQUIRED_MEMBERS = ("name", "file", "pconv_form", "converters", "check", "export_float", "int8_quantizer")
-OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": "pip install 'fnx[export]'",
+OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": pip_install("export"),
                     "qat_quantizer": None}  # what a format without them gets
 
 

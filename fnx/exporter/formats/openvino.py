@@ -14,6 +14,7 @@ from fnx.exporter.formats import register_format
 from fnx.exporter.formats.onnx import MIN_OPSET, export_onnx, simplify_onnx
 from fnx.errors import FnxError
 from fnx.formats import FILE_FORMATS
+from fnx.install import pip_install
 from fnx import openvino_env
 
 
@@ -33,7 +34,7 @@ class OpenVinoFormat:
     pconv_form = "split_cat"  # converted from the ONNX graph, which takes this form best
     converters = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     requires = ("torch", "onnx", "onnxslim", "openvino", "nncf")
-    install = "pip install 'fnx[export,openvino]'"
+    install = pip_install("export", "openvino")
     gelu_note = None  # NNCF quantizes the convs around GELU; the guard judges the result like any other
 
     def check(self, opts) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from fnx.errors import FnxError
 from fnx.exporter.formats import register_format
 from fnx.formats import FILE_FORMATS
+from fnx.install import pip_install
 
 # litert-torch prints a progress tree and TF-style logs unless told not to.
 os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
@@ -31,7 +32,7 @@ def litert_torch():
     try:
         import litert_torch as lt
     except ImportError as e:
-        raise FnxError("TFLite export needs litert-torch: pip install 'fnx[export]'") from e
+        raise FnxError(f"TFLite export needs litert-torch: {pip_install('export')}") from e
     return lt
 
 

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
 
@@ -45,7 +46,7 @@ class OnnxRuntime:
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "tensorrt")
     modules: ClassVar[tuple[str, ...]] = ("onnxruntime",)
-    install: ClassVar[str] = "pip install onnxruntime (or 'fnx[onnx-runtime]'; onnxruntime-gpu for CUDA)"
+    install: ClassVar[str] = f"pip install onnxruntime (or {pip_install('onnx-runtime')}; onnxruntime-gpu for CUDA)"
 
     @classmethod
     def available(cls) -> bool:

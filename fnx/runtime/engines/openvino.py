@@ -16,6 +16,7 @@ import numpy as np
 
 from fnx import cpu_features
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
 from fnx import openvino_env
@@ -32,7 +33,7 @@ class OpenVino:
     formats: ClassVar[tuple[str, ...]] = ("openvino", "onnx")
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     modules: ClassVar[tuple[str, ...]] = ("openvino",)
-    install: ClassVar[str] = "pip install 'fnx[openvino]' (or pip install openvino)"
+    install: ClassVar[str] = f"{pip_install('openvino')} (or pip install openvino)"
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32", "bf16", "f16")
 
     @staticmethod

@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from fnx.errors import FnxError
+from fnx.install import pip_install
 from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
 from fnx.quiet import silenced
 from fnx.runtime.placement import Placement
@@ -78,7 +79,7 @@ class _Interpreter:
 class LiteRT(_Interpreter):
     name, module, dist = "litert", "ai_edge_litert.interpreter", "ai-edge-litert"
     aliases = ("ai_edge_litert", "ai-edge-litert")
-    install = "pip install ai-edge-litert (or 'fnx[runtime]')"
+    install = f"pip install ai-edge-litert (or {pip_install('runtime')})"
 
 
 @register_engine
