@@ -8,6 +8,7 @@ its facts here, its converter in the exporter and an engine in the runtime.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ class FileFormat:
     sniff: Callable[[bytes], bool] | None = None  # recognises the first 16 bytes of a file of this format
     embed: Callable[[Path, str], None] | None = None  # stores the manifest's JSON inside the file, where it can
     companions: tuple[str, ...] = ()  # suffixes of files that travel with it, same stem (OpenVINO IR's .bin)
+    read_embedded: Callable[[Path], str | None] | None = None  # the manifest JSON `embed` stored, None if absent
 
     def files(self, path: str | Path) -> list[Path]:
         """Return the artifact's files: path, then its companions (which may not exist)."""
@@ -36,6 +38,18 @@ class FileFormat:
 
 
 FILE_FORMATS: dict[str, FileFormat] = {}
+
+
+class FormatNameWarning(UserWarning):
+    """A model file's name (suffix) says another format than its bytes."""
+
+
+_QUESTIONED: set[tuple[str, str]] = set()  # (path, format) pairs whose misleading name was already questioned
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # onnx.save writes ModelProto's fields in number order: field 1, ir_version (a small varint), comes first
+    return len(head) >= 2 and head[0] == 0x08 and 0 < head[1] < 0x40
 
 
 def register_file_format(fmt: FileFormat) -> FileFormat:
@@ -58,9 +72,30 @@ def _embed_in_onnx(path: Path, manifest_json: str) -> None:
     onnx.save(model, str(path))
 
 
+def _read_embedded_onnx(path: Path) -> str | None:
+    """Return the `fnx.manifest` metadata_props entry of an ONNX file (with onnx, else ONNX Runtime), None if absent."""
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    try:
+        if onnx is not None:
+            return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(
+                "fnx.manifest")
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.get_modelmeta().custom_metadata_map.get("fnx.manifest")
+    except ImportError:
+        return None  # neither can read it; the ONNX engine is missing anyway, and says so
+    except Exception:  # noqa: BLE001 - a damaged file: the engine that opens it says what is wrong
+        return None
+
+
 register_file_format(FileFormat("tflite", ".tflite", "NHWC", "TFLite model (LiteRT flatbuffer)",
                                 sniff=lambda head: head[4:8] == b"TFL3"))
-register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", embed=_embed_in_onnx))
+register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", sniff=_looks_like_onnx,
+                                embed=_embed_in_onnx, read_embedded=_read_embedded_onnx))
 register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml graph + .bin weights)",
                                 sniff=lambda head: head.lstrip().startswith((b"<?xml", b"<net")), companions=(".bin",)))
 
@@ -111,8 +146,13 @@ def detect_format(path: str | Path) -> FileFormat:
         head = f.read(16)
     by_suffix = _by_suffix(path)
     by_bytes = [f for f in FILE_FORMATS.values() if f.sniff is not None and f.sniff(head)]
-    if by_bytes and (by_suffix is None or by_suffix.sniff is not None):
+    if by_bytes:  # the bytes decide: a renamed file runs as what it is, and its name is questioned once
         fmt = by_bytes[0]
+        if fmt is not by_suffix and (str(path), fmt.name) not in _QUESTIONED:
+            _QUESTIONED.add((str(path), fmt.name))  # said once per file and process, however many stages ask
+            named = f"its {path.suffix} name says otherwise" if path.suffix else "its name has no suffix"
+            warnings.warn(FormatNameWarning(f"{path.name} is a {fmt.description} by its bytes; {named}: fnx runs it as "
+                                            f"{fmt.name}. Rename it {path.stem}{fmt.suffix} so other tools know it"))
     elif by_suffix is not None and by_suffix.sniff is None:
         fmt = by_suffix
     elif by_suffix is not None:

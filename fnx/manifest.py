@@ -16,7 +16,7 @@ from typing import Any
 
 from fnx.errors import FnxError
 from fnx.fileio import write_text_atomic
-from fnx.formats import artifact_digest, get_file_format
+from fnx.formats import artifact_digest, detect_format, get_file_format
 from fnx.parity import OutputParity, ParityReport
 from fnx.records import Record, RecordError
 
@@ -50,6 +50,12 @@ class Preprocessing(Record):
         """Return the transform for img_size: resize to floor(size / crop_pct), center-crop size (timm's rule)."""
         return cls(resize_short=int(math.floor(img_size / crop_pct)), crop=int(img_size), crop_pct=crop_pct,
                    interpolation=interpolation, mean=tuple(mean), std=tuple(std))
+
+    def describe(self) -> str:
+        """Return the transform in a few words, e.g. "resize 248 bicubic, crop 224, ImageNet mean/std"."""
+        norm = "ImageNet mean/std" if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD) else \
+            f"mean {self.mean}, std {self.std}"
+        return f"resize {self.resize_short} {self.interpolation}, crop {self.crop}, {norm}"
 
     def resized(self, img_size: int) -> "Preprocessing":
         """Return the same transform (mean, std, crop_pct, interpolation) for another input size."""
@@ -104,6 +110,7 @@ class ModelConfig(Record):
     flops: int
     features_only: bool = False
     bn_folded: bool = True
+    trained_img_size: int | None = None  # the size the weights were trained at, where known (img_size may differ)
 
 
 @dataclass
@@ -231,15 +238,33 @@ def manifest_path(artifact: str | Path) -> Path:
 
 
 def read_manifest(artifact: str | Path) -> Manifest | None:
-    """Return the manifest beside artifact, or None if there is none."""
+    """Return the manifest beside artifact, else the copy embedded in it (ONNX), else None."""
     path = manifest_path(artifact)
     if not path.is_file():
-        return None
+        return read_embedded_manifest(artifact)
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FnxError(f"manifest {path} is not valid JSON ({e}); re-export the model or delete the file") from e
     return Manifest.parse(data, str(path))
+
+
+def read_embedded_manifest(artifact: str | Path) -> Manifest | None:
+    """Return the manifest stored inside the artifact (where its format embeds one), None if it holds none."""
+    artifact = Path(artifact)
+    try:
+        read = detect_format(artifact).read_embedded
+    except FnxError:
+        return None  # a missing or foreign file: whoever opens it says what is wrong
+    text = read(artifact) if read is not None else None
+    if text is None:
+        return None
+    where = f"the manifest embedded in {artifact.name}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FnxError(f"{where} is not valid JSON ({e}); re-export the model") from e
+    return Manifest.parse(data, where)
 
 
 def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:

@@ -3,11 +3,13 @@ now see."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +35,125 @@ def test_install_hint_from_a_wheel_names_the_distribution(tmp_path):
     r = subprocess.run([sys.executable, "-c", "from fnx.install import pip_install; print(pip_install('export'))"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "pip install 'fnx-edge[export]'", r.stderr
+
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="module")
+def named_digits(tmp_path_factory):
+    """The demo's digits model with word labels (so a label is never mistaken for a class index), and its test scans
+    in class folders named by those labels."""
+    import json
+    import shutil
+
+    from fnx.demo.digits import build_digits
+    from fnx.demo.train_demo import DEMO_CHECKPOINT
+
+    root = tmp_path_factory.mktemp("named-digits")
+    ckpt = root / "digits.safetensors"
+    shutil.copy2(DEMO_CHECKPOINT, ckpt)
+    sidecar = json.loads(DEMO_CHECKPOINT.with_suffix(".json").read_text())
+    sidecar["labels"] = NAMES
+    ckpt.with_suffix(".json").write_text(json.dumps(sidecar))
+    digits = build_digits(root / "digits")
+    test = root / "test"
+    for d in sorted((digits / "test").iterdir()):
+        shutil.copytree(d, test / NAMES[int(d.name)])
+    return ckpt, test
+
+
+@pytest.fixture(scope="module")
+def named_onnx(named_digits, tmp_path_factory):
+    from fnx.exporter import ExportOptions, export_model
+
+    ckpt, _ = named_digits
+    (res,) = export_model("t0", ExportOptions(formats=("onnx",), weights=str(ckpt), out_dir=tmp_path_factory.mktemp("x")))
+    return res.artifact
+
+
+# 1: the 64-px digits model exported with --img-size 128 passed parity, exited 0, and scored 29% instead of 99%.
+def test_export_at_another_size_than_trained_says_so_and_measures_it(named_digits, cli, tmp_path):
+    ckpt, test = named_digits
+    r = cli("export", "t0", "--weights", ckpt, "--img-size", "128", "--format", "onnx", "--out", tmp_path / "a",
+            "--data", test, env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    said = re.search(r"warning: the weights were trained at 64 px.*?top-1 ([\d.]+)% at 64 px, ([\d.]+)% at 128 px",
+                     r.output)
+    assert said, r.output
+    at_64, at_128 = map(float, said.groups())
+    assert at_64 > 95 and at_128 < at_64 - 20  # what the user measured afterwards with fnx eval: 99.44 vs 29.17
+    manifest = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    assert manifest["model"]["img_size"] == 128 and manifest["model"]["trained_img_size"] == 64
+    r = cli("export", "t0", "--weights", ckpt, "--img-size", "128", "--format", "onnx", "--out", tmp_path / "b",
+            env={"COLUMNS": "400"})  # without --data: said, and how to measure it
+    assert r.exit_code == 0 and "trained at 64 px" in r.output and "Pass --data with labelled class folders" in r.output
+    r = cli("export", "t0", "--weights", ckpt, "--format", "onnx", "--out", tmp_path / "c", env={"COLUMNS": "400"})
+    assert r.exit_code == 0 and "trained at" not in r.output  # its own size: nothing to say
+
+
+# 2: `fnx run` on an ONNX file whose .json was removed printed class indices, and `fnx eval` "unknown precision".
+def test_an_onnx_without_its_json_uses_the_embedded_manifest(named_onnx, named_digits, cli, tmp_path):
+    import shutil
+
+    alone = tmp_path / "alone.onnx"
+    shutil.copy2(named_onnx, alone)
+    seven = sorted((named_digits[1] / "seven").iterdir())[0]
+    r = cli("run", alone, seven, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["predictions"][0]["top"][0]["label"] == "seven"
+    r = cli("eval", alone, "--data", named_digits[1], "--json")
+    assert r.exit_code == 0, r.output
+    assert "unknown precision" not in r.output and "fp32" in r.output
+
+    from fnx.runtime import load
+
+    assert load(alone).manifest_source == "embedded" and load(named_onnx).manifest_source == "beside"
+
+
+def test_an_artifact_with_no_manifest_at_all_says_what_is_lost(t0_exports, cli, tmp_path, rng):
+    import shutil
+
+    from PIL import Image
+
+    bare = tmp_path / "bare.tflite"
+    shutil.copy2(t0_exports["tflite"].artifact, bare)
+    img = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(img)
+    r = cli("run", bare, img, env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert "bare.tflite has no manifest" in r.output and "class indices, not labels" in r.output
+    assert "preprocessing is assumed (resize 71 bicubic, crop 64, ImageNet mean/std)" in r.output
+
+
+# 3: every partial failure ended with "...; the others were", also for an empty folder where there were no others.
+def test_partial_and_total_failures_end_in_a_whole_sentence(named_onnx, named_digits, cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not a jpeg")
+    r = cli("run", named_onnx, empty, env={"COLUMNS": "400"})
+    assert r.exit_code == 1 and "none of the 1 input(s) could be classified (listed above)" in r.output
+    assert "the others were" not in r.output
+    good = sorted((named_digits[1] / "one").iterdir())[:3]
+    r = cli("run", named_onnx, *good, bad, env={"COLUMNS": "400"})
+    assert r.exit_code == 1 and "1 of 4 input(s) could not be classified (listed above); the other 3 were" in r.output
+
+
+# 7: a TFLite file renamed .onnx was called "corrupt, truncated ...; re-export it"; as .pb it ran silently.
+@pytest.mark.parametrize("name", ["model.onnx", "model.pb"])
+def test_a_renamed_file_runs_as_what_its_bytes_say(t0_exports, cli, tmp_path, rng, name):
+    import shutil
+
+    from PIL import Image
+
+    renamed = tmp_path / name
+    shutil.copy2(t0_exports["tflite"].artifact, renamed)
+    shutil.copy2(t0_exports["tflite"].artifact.with_suffix(".json"), renamed.with_suffix(".json"))
+    img = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(img)
+    r = cli("run", renamed, img, env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert "re-export" not in r.output
+    warned = [line for line in r.output.splitlines() if "by its bytes" in line]
+    assert len(warned) == 1 and f"{name} is a TFLite model" in warned[0] and "Rename it model.tflite" in warned[0]

@@ -239,9 +239,16 @@ def test_cuda_options_follow_the_artifact_precision(t0_exports, tmp_path):
     assert _cuda_options("1.31.1", nhwc=False) == {"use_tf32": "0"}
     assert _cuda_options("1.31.1", nhwc=True) == {"use_tf32": "0", "prefer_nhwc": "1"}
     assert _cuda_options("1.17.3", nhwc=True) == {}  # options this old ONNX Runtime does not know are not sent
+    import onnx
+
+    alone = tmp_path / "alone.onnx"  # no .json beside it: the copy embedded in the file says fp32
+    alone.write_bytes(t0_exports["onnx"].artifact.read_bytes())
+    assert _precision(alone) == "fp32"
+    model = onnx.load(str(alone))
+    del model.metadata_props[:]
     bare = tmp_path / "bare.onnx"
-    bare.write_bytes(t0_exports["onnx"].artifact.read_bytes())
-    assert _precision(bare) is None  # no manifest: fp32 defaults
+    onnx.save(model, str(bare))
+    assert _precision(bare) is None  # no manifest at all: fp32 defaults
 
 
 def test_device_resolves_to_a_neutral_placement(t0_exports):

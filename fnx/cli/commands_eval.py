@@ -82,4 +82,4 @@ def eval_cmd(
     else:
         _print_results(r, per_class)
     failed = {e["source"]: e for one in r["results"] for e in one["errors"]}
-    report_failures(list(failed.values()), r["images"])
+    report_failures(list(failed.values()), r["images"], "scored")

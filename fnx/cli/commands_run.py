@@ -86,7 +86,7 @@ def run_cmd(
             err_console.print(f"[dim]chosen by --device auto: {session.engine_choice}[/]", highlight=False)
     if n == 0:
         raise FnxError("no inputs: pass image files, folders, globs, @list.txt files, videos or camera:N")
-    report_failures(errors, n)
+    report_failures(errors, n, "classified")
 
 
 def set_labels(session, labels: Path) -> None:

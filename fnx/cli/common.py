@@ -193,9 +193,14 @@ def need_file(path: Path, what: str) -> Path:
     return path
 
 
-def report_failures(errors: list[dict], total: int) -> None:
-    """Print one line per input that failed (after the others were processed); FnxError (exit 1) if any did."""
+def report_failures(errors: list[dict], total: int, done: str = "processed") -> None:
+    """Print one line per input that failed (after the others were `done`); FnxError (exit 1) if any did."""
     for e in errors:
         err_console.print(f"[bold red]failed:[/] {escape(e['error'])}", highlight=False, soft_wrap=True)
-    if errors:
-        raise FnxError(f"{len(errors)} of {total} input(s) could not be processed (listed above); the others were")
+    if not errors:
+        return
+    rest = total - len(errors)
+    if rest == 0:
+        raise FnxError(f"none of the {total} input(s) could be {done} (listed above)")
+    raise FnxError(f"{len(errors)} of {total} input(s) could not be {done} (listed above); the other {rest} "
+                   f"{'was' if rest == 1 else 'were'}")

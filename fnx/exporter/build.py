@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -12,6 +13,8 @@ from fnx.manifest import ModelConfig, Preprocessing, TensorSpec, WeightsInfo
 from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant, hub
 from fnx.models.sidecar import Sidecar
 from fnx.models.weights import WeightSource
+
+OFFICIAL_TRAIN_SIZE = 224  # the official FasterNet release was trained on ImageNet at 224 px
 
 
 @dataclass
@@ -26,6 +29,8 @@ class BuiltModel:
     labels: list[str] | None
     preprocessing: Preprocessing
     class_ids: list[str] | None = None
+    trained_img_size: int | None = None  # the input size the weights were trained at, where known
+    trained_img_size_source: str = ""  # who says so, e.g. "its sidecar X.json"
     cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
 
     @property
@@ -47,7 +52,7 @@ class BuiltModel:
     def config(self) -> ModelConfig:
         return ModelConfig(self.name, get_variant(self.name).to_dict(), self.num_classes, self.model.in_chans,
                            self.img_size, count_params(self.model), count_flops(self.model, self.img_size),
-                           features_only=self.features_only)
+                           features_only=self.features_only, trained_img_size=self.trained_img_size)
 
 
 def build(name: str, opts: ExportOptions) -> BuiltModel:
@@ -63,8 +68,18 @@ def build(name: str, opts: ExportOptions) -> BuiltModel:
     if preprocessing.crop != img_size:  # another input size than trained at: the same transform, resized
         preprocessing = preprocessing.resized(img_size)
     labels, class_ids = (None, None) if opts.features else class_names(info["weights"], sidecar, info["num_classes"])
+    trained, said_by = trained_size(info["weights"], sidecar)
     return BuiltModel(variant.name, model, img_size, info["num_classes"], info["weights"].info(), labels, preprocessing,
-                      class_ids=class_ids)
+                      class_ids=class_ids, trained_img_size=trained, trained_img_size_source=said_by)
+
+
+def trained_size(source: WeightSource, sidecar: Sidecar | None) -> tuple[int | None, str]:
+    """Return (the input size the weights were trained at, who says so); (None, "") where nothing says."""
+    if sidecar is not None and sidecar.img_size:
+        return sidecar.img_size, f"its sidecar {Path(source.path).with_suffix('.json').name}"
+    if source.kind == "official":
+        return OFFICIAL_TRAIN_SIZE, "the official ImageNet release"
+    return None, ""
 
 
 def class_names(source: WeightSource, sidecar: Sidecar | None, num_classes: int) -> tuple[list[str] | None, list[str] | None]:

@@ -19,6 +19,7 @@ from fnx.exporter.gelu_form import with_gelu_form
 from fnx.exporter.formats import ArtifactFormat, get_format
 from fnx.exporter.from_qat import reference_of
 from fnx.exporter.options import ExportOptions
+from fnx.exporter.size_check import warn_if_resized
 from fnx.fileio import atomic_path, ensure_dir
 from fnx.interrupts import keep_interrupts
 from fnx.manifest import ArtifactInfo, Manifest, TensorSpec, finish_artifact, manifest_path
@@ -84,6 +85,7 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
         with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
             built = build(name, opts)
     check_against_model(opts, built)
+    warn_if_resized(built, opts.data)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
         deployed = {f.pconv_form: with_gelu_form(deploy_form(built.model, f.pconv_form), opts.gelu_form)

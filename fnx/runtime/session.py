@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -10,12 +13,16 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.formats import artifact_digest, detect_format
-from fnx.manifest import Manifest, Preprocessing, read_manifest
+from fnx.manifest import Manifest, Preprocessing, manifest_path, read_manifest
 from fnx.runtime.engines import Engine, TensorInfo, engine_for, get_engine, open_engine
 from fnx.runtime.placement import CONSENT, Placement, RunOptions, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
 
 from fnx.runtime.results import Prediction, Result
+
+
+class NoManifestWarning(UserWarning):
+    """An artifact runs without a manifest: its labels and preprocessing are unknown."""
 
 
 class Session:
@@ -29,6 +36,8 @@ class Session:
             device, threads, engine, inference_precision = run.device, run.threads, run.engine, run.inference_precision
         self.path = Path(path)
         self.manifest: Manifest | None = read_manifest(self.path)
+        # where the manifest came from: "beside" (X.json), "embedded" (inside an ONNX file) or None
+        self.manifest_source = None if self.manifest is None else "beside" if manifest_path(self.path).is_file() else "embedded"
         self.device = device
         consent = inference_precision == CONSENT  # the user accepts bf16/f16 where measured faster within bounds
         self.placement = resolve_placement(device, threads, None if consent else inference_precision)
@@ -60,6 +69,13 @@ class Session:
             size = self.inputs[0].shape[2] if self.layout == "NCHW" else self.inputs[0].shape[1]
             self.preprocessing = Preprocessing.for_size(int(size)) if size else Preprocessing()
             self.labels = None
+            if self.manifest is None and check_manifest:  # (fnx's own checks open unsealed files on purpose)
+                warnings.warn(NoManifestWarning(
+                    f"{self.path.name} has no manifest ({self.path.stem}.json is not beside it and none is embedded): "
+                    f"predictions are class indices, not labels, and the preprocessing is assumed ("
+                    f"{self.preprocessing.describe()}). Keep the .json fnx export wrote beside the file, or pass "
+                    f"--labels FILE"), stacklevel=2)
+        self._one_at_a_time = contextlib.nullcontext() if getattr(self.engine, "concurrent_runs", False) else threading.Lock()
 
     @property
     def engine_name(self) -> str:
@@ -95,13 +111,14 @@ class Session:
                            f"{', '.join(map(str, expected))}) in {self.layout} layout")
         feed = info.encode(array)
         n, fixed = feed.shape[0], info.shape[0]
-        if not fixed or n == fixed:
-            raw = self.engine.run([feed])
-        else:  # a fixed-batch graph: run it in chunks of its own batch (the last one padded), then stack
-            if n % fixed:
-                feed = np.concatenate([feed, np.repeat(feed[-1:], fixed - n % fixed, axis=0)])
-            parts = [self.engine.run([feed[i : i + fixed]]) for i in range(0, len(feed), fixed)]
-            raw = [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
+        with self._one_at_a_time:  # a Session may be shared between threads; engines that cannot run two calls at once
+            if not fixed or n == fixed:
+                raw = self.engine.run([feed])
+            else:  # a fixed-batch graph: run it in chunks of its own batch (the last one padded), then stack
+                if n % fixed:
+                    feed = np.concatenate([feed, np.repeat(feed[-1:], fixed - n % fixed, axis=0)])
+                parts = [self.engine.run([feed[i : i + fixed]]) for i in range(0, len(feed), fixed)]
+                raw = [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
         return [o.decode(r[:n]) for r, o in zip(raw, self.outputs)]
 
     def preprocess(self, images: Sequence) -> np.ndarray:

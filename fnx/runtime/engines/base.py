@@ -61,6 +61,9 @@ class Engine(Protocol):
     modules: ClassVar[tuple[str, ...]]  # optional: top-level modules it imports (a missing one: `install` says what to do)
     # optional: the inference precisions it computes in on this CPU (after FNX_CPU_FEATURES); None: its own only
     precisions_here: ClassVar[Callable[[], list[str]] | None]
+    # optional: whether one instance may `run` from several threads at once (ONNX Runtime: yes; LiteRT: no, its
+    # interpreter holds the tensors of the call in progress). False: the Session lets one thread in at a time.
+    concurrent_runs: ClassVar[bool]
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -83,7 +86,7 @@ ENGINES: dict[str, type[Engine]] = {}
 
 REQUIRED_MEMBERS = ("name", "formats", "devices", "install", "available", "version", "run", "describe")
 OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": (),
-                    "precisions_here": None}  # what an engine without them gets
+                    "precisions_here": None, "concurrent_runs": False}  # what an engine without them gets
 
 
 def register_engine(engine: type[Engine]) -> type[Engine]:

@@ -46,6 +46,7 @@ class OnnxRuntime:
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "tensorrt")
     modules: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    concurrent_runs: ClassVar[bool] = True  # InferenceSession.run is thread-safe
     install: ClassVar[str] = f"pip install onnxruntime (or {pip_install('onnx-runtime')}; onnxruntime-gpu for CUDA)"
 
     @classmethod
