@@ -13,7 +13,9 @@ layout and labels. A camera frame saved to a file is just another IMAGE.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,8 +65,9 @@ class Model:
                 raise Error("no TFLite engine: pip install ai-edge-litert (older Pi OS: pip install tflite-runtime 'numpy<2')") from None
         from importlib.metadata import version
         self.engine += " " + version(self.engine)
-        self.interp = Interpreter(model_path=str(path), num_threads=threads)
-        self.interp.allocate_tensors()
+        with silenced_fds():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every load
+            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp.allocate_tensors()
         self.inp, self.out = self.interp.get_input_details()[0], self.interp.get_output_details()[0]
         self.shape = [int(d) for d in self.inp["shape"]]
         quant = lambda d: d["quantization"] if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] else None
@@ -89,6 +92,23 @@ class Model:
             scale, zp = self.out_q
             return (out.astype(np.float32) - zp) * np.float32(scale)
         return out.astype(np.float32)
+
+
+@contextlib.contextmanager
+def silenced_fds():
+    """Send what C++ code writes to stdout/stderr (fds 1 and 2) to /dev/null for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved, devnull = (os.dup(1), os.dup(2)), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def preprocess(path, spec: dict, fast: bool = False) -> np.ndarray:
@@ -133,12 +153,17 @@ def preprocess_image(image, spec: dict, fast: bool = False) -> np.ndarray:
     return (arr - np.asarray(spec.get("mean", [0, 0, 0]), np.float32)) / np.asarray(spec.get("std", [1, 1, 1]), np.float32)
 
 
-def inputs(items):
-    """Yield (name, path or frame) for image files, folders (recursive) and videos (OpenCV, frame by frame)."""
+def inputs(items, failed: list):
+    """Yield (name, path or frame) for image files, folders (recursive) and videos (OpenCV, frame by frame); an
+    input that yields nothing (an empty folder, a video that cannot open) is said on stderr and added to failed."""
     for item in items:
         path = Path(item)
         if path.is_dir():
-            for p in sorted(q for q in path.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()):
+            found = sorted(q for q in path.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                failed.append(f"folder {item} holds no images")
+                print(f"failed: folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})", file=sys.stderr)
+            for p in found:
                 yield str(p), p
         elif path.suffix.lower() in VIDEO_SUFFIXES or item.startswith("camera:"):
             try:
@@ -147,7 +172,9 @@ def inputs(items):
                 raise Error("video input needs OpenCV: pip install opencv-python-headless") from None
             cap = cv2.VideoCapture(int(item[7:]) if item.startswith("camera:") else item)
             if not cap.isOpened():
-                raise Error(f"cannot open video {item}")
+                failed.append(f"cannot open video {item}")
+                print(f"failed: cannot open video {item}", file=sys.stderr)
+                continue
             n = 0
             while True:
                 ok, bgr = cap.read()
@@ -166,13 +193,15 @@ def main(argv=None) -> int:
     ap.add_argument("images", nargs="*", help="image files (jpg, png, bmp, webp), folders, videos or camera:N")
     ap.add_argument("--fast", action="store_true", help="decode JPEGs at reduced size (much faster on photos)")
     ap.add_argument("--topk", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=4, help="CPU threads (a Pi 4/5 has 4)")
+    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
+                    help="CPU threads (default: this machine's cores, at most 4; a Pi 4/5 has 4)")
     ap.add_argument("--labels", type=Path, help="a text file with one class name per line")
     ap.add_argument("--input-npy", type=Path, help="a preprocessed float batch in the model's layout, instead of images")
     ap.add_argument("--raw-out", type=Path, help="save the float outputs (logits) to this .npy")
     args = ap.parse_args(argv)
     if not args.images and args.input_npy is None:
         ap.error("give at least one IMAGE (or --input-npy)")
+    failed: list[str] = []
     try:
         mpath = args.model.with_suffix(".json")
         manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
@@ -204,9 +233,14 @@ def main(argv=None) -> int:
         else:  # one image at a time, printed as it goes: memory stays flat on a folder or a video
             pre = inf = 0.0
             n, all_logits = 0, []
-            for name, item in inputs(args.images):
+            for name, item in inputs(args.images, failed):
                 t = time.perf_counter()
-                x = preprocess(item, spec, fast=args.fast)[None]
+                try:
+                    x = preprocess(item, spec, fast=args.fast)[None]
+                except Error as e:  # like `fnx run`: say it, go on with the others, exit 1 at the end
+                    failed.append(str(e))
+                    print(f"failed: {e}", file=sys.stderr)
+                    continue
                 x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "NCHW" else x
                 t2 = time.perf_counter()
                 logits = model.run(x)
@@ -222,6 +256,12 @@ def main(argv=None) -> int:
         return 1
     print(f"time: load {(t1 - t0) * 1e3:.1f} ms, preprocess {pre * 1e3:.1f} ms, "
           f"inference {inf * 1e3:.1f} ms ({inf * 1e3 / max(n, 1):.1f} ms/image)")
+    if failed:
+        total = n + len(failed)
+        rest = f"; the other {n} {'was' if n == 1 else 'were'} classified" if n else ""
+        print(f"classify.py: error: {'none' if not n else len(failed)} of {total} input(s) could not be read (listed "
+              f"above){rest}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -45,3 +45,14 @@ def silenced() -> Iterator[None]:
         for fd in (*saved, devnull):
             os.close(fd)
         logging.root.setLevel(level)
+
+
+def import_quietly(name: str):
+    """Return the module `name`, imported with its C++ start-up logs silenced (litert-torch loads TensorFlow's
+    libraries, which print absl's "WARNING: All log messages before absl::InitializeLog()" and a oneDNN notice)."""
+    import importlib
+
+    if name in sys.modules:
+        return sys.modules[name]
+    with silenced():
+        return importlib.import_module(name)

@@ -157,3 +157,46 @@ def test_a_renamed_file_runs_as_what_its_bytes_say(t0_exports, cli, tmp_path, rn
     assert "re-export" not in r.output
     warned = [line for line in r.output.splitlines() if "by its bytes" in line]
     assert len(warned) == 1 and f"{name} is a TFLite model" in warned[0] and "Rename it model.tflite" in warned[0]
+
+
+# 6: examples/classify.py stopped at the first unreadable image and printed no labels (10: it also defaulted to 4
+# threads on a 2-core machine and printed LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate").
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_the_on_device_script_goes_on_past_a_bad_image_like_fnx_run(named_onnx, named_digits, t0_exports, tmp_path,
+                                                                     fmt):
+    import os
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not a jpeg")
+    good = sorted((named_digits[1] / "seven").iterdir())[:2]
+    model = named_onnx if fmt == "onnx" else t0_exports["tflite"].artifact
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "classify.py"), str(model), str(bad), *map(str, good),
+                        str(tmp_path / "empty-folder-that-is-missing.png")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert all(str(g) in r.stdout for g in good)
+    if fmt == "onnx":
+        assert len(re.findall(r"^\s+[\d.]+%\s+7\s+seven$", r.stdout, re.M)) == 2  # labels from the manifest
+    failed = [line for line in r.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2 and "bad.jpg" in failed[0]
+    assert "2 of 4 input(s) could not be read (listed above); the other 2 were classified" in r.stderr
+    assert "XNNPACK" not in r.stdout + r.stderr
+    assert f"{min(4, os.cpu_count() or 1)} thread(s)" in r.stdout
+
+
+# 8: `fnx verify --layers` on its 16 synthetic images flagged "3 layer(s) differ by > 6 dB" with no explanation.
+def test_verify_layers_without_data_says_data_is_the_fix(t0_tflite_int8, t0_ckpt, cli, tmp_path, rng):
+    from PIL import Image
+
+    r = cli("verify", t0_tflite_int8.artifact, "--weights", t0_ckpt, "--layers", env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    note = next(line for line in r.output.splitlines() if line.startswith("note:"))
+    assert "16 synthetic images" in note and "Rerun with --data DIR" in note
+    r = cli("verify", t0_tflite_int8.artifact, "--weights", t0_ckpt, "--layers", "--json")
+    flagged = sum(layer["disagrees"] for layer in json.loads(r.stdout)["layers"])
+    assert (f"The {flagged} flagged layer(s)" in note) == (flagged > 0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (72, 90, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    r = cli("verify", t0_tflite_int8.artifact, "--weights", t0_ckpt, "--layers", "--data", photos, env={"COLUMNS": "400"})
+    assert r.exit_code == 0 and "synthetic" not in r.output

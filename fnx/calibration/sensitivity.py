@@ -60,6 +60,9 @@ def make_quantizer(keep_float=(), qat: bool = False):
     """Return litert-torch's PT2E quantizer (static, per-channel symmetric int8) that leaves keep_float layers in float.
 
     qat: its quantization-aware form (fake-quant modules whose ranges follow training)."""
+    from fnx.quiet import import_quietly
+
+    import_quietly("litert_torch")  # its first import prints TensorFlow's C++ start-up logs
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 
     class PartialQuantizer(PT2EQuantizer):

@@ -121,6 +121,19 @@ def quantize_cmd(
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
+def synthetic_layers_note(rows) -> str:
+    """Return what --layers on synthetic images means, and that --data is the fix."""
+    from fnx.exporter.checks import N_VERIFY_IMAGES
+
+    flagged = sum(r.disagrees for r in rows)
+    said = (f"[yellow]note:[/] these layers were measured on {N_VERIFY_IMAGES} synthetic images (no --data); the export's "
+            f"guard measured on real images. ")
+    if flagged:
+        said += (f"The {flagged} flagged layer(s) may differ only because synthetic inputs reach values the int8 "
+                 f"ranges were not calibrated for. ")
+    return said + "Rerun with --data DIR (real images, e.g. the calibration folder) for figures to compare."
+
+
 @command(app, "verify")
 def verify_cmd(
     artifact: Path = typer.Argument(..., help="An exported artifact with its manifest."),
@@ -144,5 +157,7 @@ def verify_cmd(
         console.print(parity_table([(artifact.name, report)]))
         if rows is not None:
             console.print(layers_table(rows, top))
+            if data is None:
+                err_console.print(synthetic_layers_note(rows), highlight=False, soft_wrap=True)
     if not report.passed:
         raise FnxError(f"{artifact.name} broke its parity bounds: {'; '.join(report.failures)}")

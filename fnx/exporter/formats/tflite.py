@@ -16,6 +16,7 @@ from fnx.errors import FnxError
 from fnx.exporter.formats import register_format
 from fnx.formats import FILE_FORMATS
 from fnx.install import pip_install
+from fnx.quiet import import_quietly
 
 # litert-torch prints a progress tree and TF-style logs unless told not to.
 os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
@@ -30,7 +31,7 @@ def litert_torch():
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        import litert_torch as lt
+        lt = import_quietly("litert_torch")
     except ImportError as e:
         raise FnxError(f"TFLite export needs litert-torch: {pip_install('export')}") from e
     return lt
