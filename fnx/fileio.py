@@ -51,6 +51,9 @@ def check_output_dir(path: str | Path, what: str = "output directory") -> Path:
     if not existing.is_dir():
         raise FnxError(f"cannot create {what} {path}: {existing} is a file, not a directory; choose a writable location")
     if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == path:  # it exists: nothing to create, only to write into
+            raise FnxError(f"{what} {path} exists but is not writable (its permissions); choose another location or "
+                           f"make it writable (chmod u+w {path})")
         raise FnxError(f"cannot create {what} {path}: {existing} is not writable; choose a writable location")
     return path
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 from rich.console import Console
+
+_PHASE: ContextVar[Callable[[str], None] | None] = ContextVar("fnx_step_phase", default=None)
+
+
+def phase(text: str) -> None:
+    """Say what the running step is doing now (shown beside its spinner and elapsed time); a no-op outside a step.
+
+    For long work below the CLI (a converter's minute of tracing) that has no Steps object of its own."""
+    show = _PHASE.get()
+    if show is not None:
+        show(text)
 
 
 class Steps:
@@ -24,12 +36,20 @@ class Steps:
         if self.quiet:
             yield
         else:
-            with self.console.status(f"{name} ..."):
-                try:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            live = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
+                            transient=True)
+            task = live.add_task(f"{name} ...", total=None)
+            token = _PHASE.set(lambda text: live.update(task, description=f"{name}: {text} ..."))
+            try:
+                with live:
                     yield
-                except BaseException:
-                    self.console.print(f"[red]✗[/] {name} ({time.perf_counter() - t0:.1f} s)")
-                    raise
+            except BaseException:
+                self.console.print(f"[red]✗[/] {name} ({time.perf_counter() - t0:.1f} s)")
+                raise
+            finally:
+                _PHASE.reset(token)
         dt = time.perf_counter() - t0
         self.timings[name] = self.timings.get(name, 0.0) + dt
         if not self.quiet:

@@ -200,3 +200,97 @@ def test_verify_layers_without_data_says_data_is_the_fix(t0_tflite_int8, t0_ckpt
         Image.fromarray(rng.integers(0, 255, (72, 90, 3), dtype=np.uint8)).save(photos / f"{i}.png")
     r = cli("verify", t0_tflite_int8.artifact, "--weights", t0_ckpt, "--layers", "--data", photos, env={"COLUMNS": "400"})
     assert r.exit_code == 0 and "synthetic" not in r.output
+
+
+# 10, smaller things a newcomer met.
+def test_export_output_carries_no_tensorflow_start_up_logs():
+    """litert-torch loads TensorFlow's libraries, which printed absl's and oneDNN's start-up lines into export output."""
+    code = "from fnx.exporter.formats.tflite import litert_torch; litert_torch(); print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.stdout.strip() == "ok" and r.stderr.strip() == "", r.stderr[-2000:]
+
+
+def test_a_long_step_says_what_it_is_doing_with_its_elapsed_time():
+    """int8 TFLite quantization (72-94 s at 224 px) ran behind a bare spinner: a step now shows its phase and time."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from fnx.progress import Steps, phase
+
+    phase("outside any step: nothing to show, nothing raised")
+    buf = io.StringIO()
+    steps = Steps(console=Console(file=buf, force_terminal=True, width=160))
+    with steps.step("quantize to int8 tflite"):
+        phase("converting the int8 graph to TFLite")
+        time.sleep(0.5)  # rich refreshes a live display 4 times a second
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+    assert "quantize to int8 tflite: converting the int8 graph to TFLite ... 0:00:00" in shown
+    assert "✓ quantize to int8 tflite (0.5 s)" in shown
+
+
+def test_calibration_progress_has_a_total_and_skipped_files_are_named(tmp_path, rng):
+    from PIL import Image
+
+    from fnx.calibration.data import SkippedImagesWarning, load_calibration
+    from fnx.manifest import Preprocessing
+
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+
+    class Bar:
+        totals, done = [], 0
+
+        def update(self, task, advance=0, total=None):
+            Bar.done += advance
+            if total is not None:
+                Bar.totals.append(total)
+
+    with pytest.warns(SkippedImagesWarning, match=r"1 file\(s\) under .* could not be decoded .*broken\.jpg"):
+        load_calibration(tmp_path, Preprocessing.for_size(32), size=10, held_out=4, progress=(Bar(), 0))
+    assert Bar.totals[0] == Bar.totals[-1] == Bar.done == 13  # 14 wanted, 13 files: a total, never "13/?"
+
+
+def test_quantize_out_takes_a_folder_like_export(t0_exports, cli, tmp_path):
+    onnx = t0_exports["onnx"].artifact
+    r = cli("quantize", onnx, "--calib-data", "synthetic", "--calib-size", "16", "--min-cosine", "0.9",
+            "--out", tmp_path / "int8")
+    assert r.exit_code == 0, r.output
+    made = tmp_path / "int8" / onnx.name.replace("_fp32", "_int8")
+    assert made.is_file() and made.with_suffix(".json").is_file()
+    r = cli("quantize", onnx, "--calib-data", "synthetic", "--out", tmp_path / "model.tflite")
+    assert r.exit_code == 1 and "give a folder, or a file name ending in .onnx" in r.output
+    assert not (tmp_path / "model.tflite").exists()
+
+
+def test_a_read_only_output_folder_is_called_read_only_not_uncreatable(tmp_path, monkeypatch):
+    import os
+
+    from fnx.errors import FnxError
+    from fnx.fileio import check_output_dir
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real(p, mode))  # tests run as root
+    with pytest.raises(FnxError, match=r"output directory .*ro exists but is not writable .*chmod u\+w"):
+        check_output_dir(ro)
+    with pytest.raises(FnxError, match=r"cannot create output directory .*ro/sub: .*ro is not writable"):
+        check_output_dir(ro / "sub")
+
+
+def test_a_session_is_safe_to_share_between_threads(t0_exports, rng):
+    """LiteRT raised "There is at least 1 reference to internal data" when one Session ran from several threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fnx.runtime import load
+
+    for fmt in ("tflite", "onnx"):
+        session = load(t0_exports[fmt].artifact, device="cpu", threads=1)
+        batches = [rng.standard_normal((1, *session.input_shape[1:])).astype(np.float32) for _ in range(24)]
+        alone = [session.run(b)[0] for b in batches]
+        with ThreadPoolExecutor(6) as pool:
+            shared = list(pool.map(lambda b: session.run(b)[0], batches))
+        assert all(np.array_equal(a, s) for a, s in zip(alone, shared)), fmt

@@ -21,6 +21,10 @@ MIN_RECOMMENDED = 100
 SYNTHETIC = "synthetic"
 
 
+class SkippedImagesWarning(UserWarning):
+    """Calibration files that could not be decoded were left out."""
+
+
 class FewCalibrationImagesWarning(UserWarning):
     """Fewer calibration images than recommended."""
 
@@ -94,6 +98,8 @@ def load_calibration(data: str | Path | None, spec: Preprocessing, size: int = 2
         from fnx.calibration.synthetic import synthetic_images
 
         images = synthetic_images(size + held_out, size=spec.resize_short, seed=seed)
+        if progress:
+            progress[0].update(progress[1], total=len(images), completed=len(images))
         arr = np.stack([preprocess(im, spec) for im in images])
         return CalibrationSet(arr[:size], arr[size:], [None] * held_out, SYNTHETIC, len(images))
     folder = Path(data)
@@ -106,6 +112,8 @@ def load_calibration(data: str | Path | None, spec: Preprocessing, size: int = 2
     wanted = size + held_out
     kept, found, skipped = [], [], []
     bar, task = progress if progress else (None, None)
+    if bar is not None:  # the files it will read: as many as wanted, one more for each that cannot be decoded
+        bar.update(task, total=min(wanted, len(paths)))
     for p in order:
         if len(kept) >= wanted:
             break
@@ -115,7 +123,11 @@ def load_calibration(data: str | Path | None, spec: Preprocessing, size: int = 2
         except FnxError:
             skipped.append(str(p))
         if bar is not None:
-            bar.update(task, advance=1)
+            bar.update(task, advance=1, total=min(wanted + len(skipped), len(paths)))
+    if skipped:
+        more = f" and {len(skipped) - 3} more (the manifest lists up to 20)" if len(skipped) > 3 else ""
+        warnings.warn(SkippedImagesWarning(f"{len(skipped)} file(s) under {folder} could not be decoded and were left "
+                                           f"out of calibration: {', '.join(skipped[:3])}{more}"), stacklevel=2)
     if not kept:
         raise FnxError(f"none of the {len(paths)} image files under {folder} could be decoded; check the folder")
     if len(kept) < 2:

@@ -26,6 +26,18 @@ def int8_name(artifact: Path) -> Path:
     return artifact.with_name(stem + artifact.suffix)
 
 
+def int8_path(artifact: Path, out: Path | None) -> Path:
+    """Return where the int8 model goes: out as a file (X.onnx), or in the folder out (as `fnx export --out` takes
+    one: an existing folder, or a new path without a suffix), or beside the artifact; FnxError for another suffix."""
+    if out is None:
+        return int8_name(artifact)
+    if out.is_dir() or (not out.exists() and not out.suffix):
+        return out / int8_name(artifact).name
+    if out.suffix.lower() != artifact.suffix.lower():
+        raise FnxError(f"--out {out}: give a folder, or a file name ending in {artifact.suffix}")
+    return out
+
+
 def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = None,
                       steps: Steps | None = None) -> tuple[Path, Manifest]:
     """Write the guarded int8 model of an fp32 ONNX export beside it; returns (path, manifest)."""
@@ -44,7 +56,8 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
                        f"its preprocessing from there; re-export with fnx export --format onnx")
     if manifest.artifact.precision != "fp32":
         raise FnxError(f"{artifact.name} is {manifest.artifact.precision}, not fp32: quantize an fp32 export")
-    check_output_file(out or int8_name(artifact), "int8 model")
+    out = int8_path(artifact, out)
+    check_output_file(out, "int8 model")
     has_logits = any(o.kind == "logits" for o in manifest.outputs)
     if options.max_top1_drop is not None and not has_logits:
         raise FnxError(f"--max-top1-drop needs class logits, and {artifact.name} (a --features backbone) has none; "
@@ -60,7 +73,7 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out")
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four
-    final = out or int8_name(artifact)
+    final = out
     bounds = guard_bounds(options.min_cosine, options.max_top1_drop)
     new = copy.deepcopy(manifest)
     new.artifact.precision = "int8"

@@ -95,7 +95,7 @@ def quantize_cmd(
     target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: the artifact's name with int8)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (as fnx export --out) or file (default: beside the artifact, its name with int8)."),
     as_json: AsJson = False,
 ) -> None:
     """Quantize an existing fp32 ONNX export to int8 (QDQ) through its manifest, with the report and guard."""

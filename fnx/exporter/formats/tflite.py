@@ -16,6 +16,7 @@ from fnx.errors import FnxError
 from fnx.exporter.formats import register_format
 from fnx.formats import FILE_FORMATS
 from fnx.install import pip_install
+from fnx.progress import phase
 from fnx.quiet import import_quietly
 
 # litert-torch prints a progress tree and TF-style logs unless told not to.
@@ -159,11 +160,14 @@ class Pt2eQuantizer:
 
         quantizer, calib, b = make_quantizer(keep_float), self.data.calib, self.batch
         sample = torch.from_numpy(calib[:b].copy())
+        phase("tracing the model (torch.export) and inserting observers")
         prepared = prepare_pt2e(torch.export.export(self.wrapped, (sample,)).module(), quantizer)
         with torch.no_grad():
             for i in range(0, len(calib) - b + 1, b):
+                phase(f"observing ranges, image {i + b} of {len(calib)}")
                 prepared(torch.from_numpy(calib[i : i + b].copy()))
         converted = convert_pt2e(prepared, fold_quantize=False)
+        phase("converting the int8 graph to TFLite (litert-torch; the longest part)")
         quiet(lambda: litert_torch().convert(converted, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
               .export(str(out)))
 
