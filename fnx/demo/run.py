@@ -55,4 +55,34 @@ def run_demo(out: Path, console: Console, err_console: Console) -> list[dict]:
                       "-" if p is None else f"{p.max_abs:.1e}", "-" if p is None else f"{100 * p.top1_agreement:.1f}%",
                       f"{100 * r['top1']:.2f}%", "-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f} ms")
     console.print(table)
+    console.print(next_steps(out, results), soft_wrap=True, highlight=False)  # unwrapped: each command copies whole
     return rows
+
+
+def next_steps(out: Path, results: list) -> str:
+    """Return what to try after the demo, on its own artifacts: where they are, how to reach `fnx`, five commands."""
+    import os
+    import shutil
+    import sys
+
+    def shown(path: Path) -> str:
+        rel = os.path.relpath(path)
+        return rel if not rel.startswith("..") else str(path)
+
+    int8_tflite = next(r.artifact for r in results if r.artifact.suffix == ".tflite" and "int8" in r.artifact.name)
+    fp32_onnx = next(r.artifact for r in results if r.artifact.suffix == ".onnx" and "fp32" in r.artifact.name)
+    test = out / "digits" / "test"
+    lines = ["", "[bold]Next[/]",
+             f"  The artifacts are in {shown(out / 'artifacts')}/ (each with its manifest beside it, X.json)."]
+    here = Path(sys.prefix) / "bin" / "fnx"
+    found = shutil.which("fnx")
+    if found is None or Path(found).resolve() != here.resolve():
+        lines.append(f"  fnx is installed in {shown(Path(sys.prefix))}: first  [bold]. {shown(Path(sys.prefix))}/bin/activate[/]")
+    lines += ["  Label images, check parity layer by layer, measure accuracy and latency, serve over HTTP:",
+              f"    fnx run {shown(int8_tflite)} {shown(test / '7')}",
+              f"    fnx verify {shown(int8_tflite)} --data {shown(test)} --layers",
+              f"    fnx eval {shown(int8_tflite)} --data {shown(test)}",
+              f"    fnx bench {shown(int8_tflite)} {shown(fp32_onnx)}",
+              f"    fnx serve {shown(fp32_onnx)}",
+              "  The README's quickstart walks through each; task guides are in docs/guides/."]
+    return "\n".join(lines)
