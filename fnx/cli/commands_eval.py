@@ -10,7 +10,6 @@ import typer
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, Engine, InferencePrecision, PreprocessChoice, Threads, command, console,
                             err_console, escape, print_json, report_failures, run_options)
-from fnx.install import pip_install
 
 
 def _pct(x: float | None) -> str:
@@ -63,7 +62,7 @@ def eval_cmd(
     engine: Engine = None,
     inference_precision: InferencePrecision = None,
     preprocess: PreprocessChoice = typer.Option(PreprocessChoice("exact"), "--preprocess", help="fast: also score the fast preprocessing and say how often it agrees with exact.", case_sensitive=False),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=f"Run on a Ray cluster ({escape(pip_install('scale'))}): auto (RAY_ADDRESS, the cluster this machine belongs to, else a local one) or its address."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help="Run on a Ray cluster (needs the scale extra): auto (RAY_ADDRESS, the cluster this machine belongs to, else a local one) or its address."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --ray: actors per target (default: the cluster's CPUs / --threads)."),
     as_json: AsJson = False,
 ) -> None:

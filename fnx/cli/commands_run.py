@@ -81,7 +81,7 @@ def run_cmd(
     else:
         err_console.print(f"[dim]{n} input(s), {len(errors)} failed, {secs:.2f} s ({summary['images_per_s'] or 0:.1f} "
                           f"img/s) on {session.engine_label}; preprocess {preprocess.value}, batch {batch_size}, "
-                          f"{workers} worker(s); model load {load_ms:.0f} ms[/]", highlight=False)
+                          f"{workers} worker(s); model load {load_ms:.0f} ms[/]", highlight=False, soft_wrap=True)
         if session.engine_choice:
             err_console.print(f"[dim]chosen by --device auto: {session.engine_choice}[/]", highlight=False)
     if n == 0:

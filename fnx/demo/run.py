@@ -83,6 +83,6 @@ def next_steps(out: Path, results: list) -> str:
               f"    fnx verify {shown(int8_tflite)} --data {shown(test)} --layers",
               f"    fnx eval {shown(int8_tflite)} --data {shown(test)}",
               f"    fnx bench {shown(int8_tflite)} {shown(fp32_onnx)}",
-              f"    fnx serve {shown(fp32_onnx)}",
+              f"    fnx serve digits={shown(int8_tflite)}",
               "  The README's quickstart walks through each; task guides are in docs/guides/."]
     return "\n".join(lines)
