@@ -247,3 +247,31 @@ def test_serve_refuses_bad_arguments_before_opening_anything(cli, tmp_path, t0_e
     monkeypatch.setattr("fnx.serve.server.NEEDS", ("starlette", "fnx_no_such_module"))
     r = cli("serve", onnx)
     assert r.exit_code == 1 and "pip install 'fnx[serve]'" in r.output
+
+
+def test_the_batching_note_suggests_dynamic_batch_only_where_the_exporter_makes_it():
+    from fnx.serve.models import DYNAMIC_BATCH_FORMATS, ServeConfig, batch_note
+
+    config = ServeConfig(max_batch=8, max_delay_ms=2)
+    for fmt in ("onnx", "openvino"):
+        assert batch_note(fmt, 1, config).endswith("export with --dynamic-batch to batch more")
+    note = batch_note("tflite", 1, config)
+    assert "export with --dynamic-batch" not in note and "a tflite export keeps the batch it was exported with" in note
+    assert batch_note("tflite", 4, config) == "fixed batch 4 in the graph: requests are batched up to 4"
+    assert batch_note("onnx", None, config) == "dynamic: up to 8 samples or 2 ms"
+
+
+def test_the_dynamic_batch_formats_are_the_ones_the_exporter_accepts_it_for():
+    from fnx.errors import FnxError
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.formats import FORMATS
+    from fnx.serve.models import DYNAMIC_BATCH_FORMATS
+
+    accepts = set()
+    for name, fmt in FORMATS.items():
+        try:
+            fmt.check(ExportOptions(formats=(name,), dynamic_batch=True))
+            accepts.add(name)
+        except FnxError as e:
+            assert "--dynamic-batch" in str(e), (name, e)
+    assert accepts == set(DYNAMIC_BATCH_FORMATS)
