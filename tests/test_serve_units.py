@@ -275,3 +275,46 @@ def test_the_dynamic_batch_formats_are_the_ones_the_exporter_accepts_it_for():
         except FnxError as e:
             assert "--dynamic-batch" in str(e), (name, e)
     assert accepts == set(DYNAMIC_BATCH_FORMATS)
+
+
+def test_log_throttle_lets_the_first_through_and_summarizes_repeats_once_per_interval():
+    import logging
+
+    from fnx.serve.logs import Throttle, install
+
+    now = [0.0]
+    throttle = Throttle(interval_s=60, clock=lambda: now[0])
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("fnx.test.throttle")
+    logger.addHandler(handler)
+    logger.propagate = False
+    remove = install(throttle, ["fnx.test.throttle"])
+    try:
+        for fd in range(1000):  # one kind: numbers (a descriptor, an address) are not part of it
+            try:
+                raise OSError(24, "Too many open files")
+            except OSError:
+                logger.error("socket.accept() out of system resource\nsocket: <fd=%d>", fd, exc_info=True)
+        logger.warning("Invalid HTTP request received.")
+        assert seen == ["socket.accept() out of system resource\nsocket: <fd=0>", "Invalid HTTP request received."]
+        now[0] = 30.0
+        throttle.flush()
+        assert len(seen) == 2  # the interval is not over
+        now[0] = 61.0
+        throttle.flush()
+        assert len(seen) == 3 and seen[2].startswith("socket.accept() out of system resource (repeated 999 more times")
+        throttle.flush()
+        now[0] = 200.0
+        throttle.flush()
+        assert len(seen) == 3  # nothing more repeated: no more summaries
+        logger.warning("Invalid HTTP request received.")  # quiet for an interval: logged in full again
+        logger.warning("Invalid HTTP request received.")
+        assert seen[3:] == ["Invalid HTTP request received."]
+    finally:
+        remove()  # flushes what is left, whatever the interval
+        logger.removeHandler(handler)
+    assert seen[4:] == ["Invalid HTTP request received. (repeated 1 more time in 0 s; fnx serve logs a repeated "
+                        "message once per 60 s)"]
+    assert throttle not in logger.filters

@@ -93,12 +93,17 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.
           announce: Callable[[str], None] = print) -> str | None:
     """Serve models on the bound socket until a signal; return the signal's name that stopped it (None if stopped
     otherwise)."""
+    import logging
+    import sys
     import warnings
 
     import uvicorn
 
     from fnx.runtime.preprocess import SmallImageWarning
+    from fnx.serve import logs
     from fnx.serve.app import create_app
+
+    throttle = logs.Throttle()
 
     class Server(uvicorn.Server):
         stopped_by: list[int] = []
@@ -113,13 +118,28 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.
                     Server.stopped_by = list(captured)
                     captured.clear()
 
+        async def on_tick(self, counter: int) -> bool:  # uvicorn calls it every 0.1 s
+            if counter % 10 == 0:
+                throttle.flush()
+            return await super().on_tick(counter)
+
     warnings.filterwarnings("ignore", category=SmallImageWarning)  # the image route says it per image instead
     host, port = sock.getsockname()[:2]
     app = create_app(models, config, metrics)
     server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
                                    timeout_graceful_shutdown=int(config.graceful_timeout_s), server_header=False))
+    own = logging.getLogger("fnx.serve")  # the app's internal errors (fnx.serve.app), one line and a traceback
+    if not own.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("fnx serve: %(message)s"))
+        own.addHandler(handler)
+        own.propagate = False
+    remove = logs.install(throttle)
     shown = f"[{host}]" if ":" in host else host
     announce(f"fnx serve: listening on http://{shown}:{port} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops "
              f"after in-flight requests)")
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        remove()
     return signal.Signals(Server.stopped_by[0]).name if Server.stopped_by else None
