@@ -28,6 +28,20 @@ class ServeConfig:
     token: str | None = None
     graceful_timeout_s: float = 30.0
     access_log: bool = False
+    header_timeout_s: float = 10.0  # a connection's request line and headers, from its first byte (or its opening)
+    body_timeout_s: float = 10.0  # the longest pause between two parts of a request body
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int | None = None  # None: derived from the open-file limit (fnx.serve.budget)
+
+    def check(self) -> None:
+        """FnxError naming the option whose value cannot work (the timeouts and the connection budget)."""
+        for option, value in (("--header-timeout", self.header_timeout_s), ("--body-timeout", self.body_timeout_s),
+                              ("--keep-alive", self.keep_alive_s)):
+            if not value > 0:
+                raise FnxError(f"{option} must be more than 0 seconds (got {value:g})")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise FnxError(f"--max-connections must be at least 1 (got {self.max_connections}); leave it out to derive "
+                           f"it from the open-file limit")
 
 
 @dataclass
