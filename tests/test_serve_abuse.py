@@ -298,3 +298,14 @@ def test_a_slow_but_valid_client_within_the_timeouts_is_served(server, session):
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
     (out,) = json.loads(answer[answer.index(b"\r\n\r\n") + 4:])["outputs"]
     np.testing.assert_array_equal(np.asarray(out["data"], np.float32).reshape(out["shape"]), session.run(x)[0])
+
+
+def test_a_flood_of_malformed_requests_is_logged_once(server):
+    lines = len(server.lines)
+    for _ in range(100):  # uvicorn warns 'Invalid HTTP request received.' for each
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    assert requests.get(server.http("/v2/health/live"), timeout=5).status_code == 200  # the log is written by now
+    log = server.lines[lines:]
+    assert len(log) == 1 and "Invalid HTTP request received." in log[0], log  # the summary comes after 60 s
