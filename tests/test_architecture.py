@@ -117,7 +117,7 @@ def test_engines_are_called_only_in_the_runtime():
 
 
 @pytest.mark.parametrize("module", ["fnx.runtime", "fnx.cli", "fnx.manifest", "fnx.exporter", "fnx.calibration.quantize",
-                                    "fnx.serve.app", "fnx.serve.server", "fnx.serve.images"])
+                                    "fnx.serve.app", "fnx.serve.server", "fnx.serve.images", "fnx.serve.connections"])
 def test_entry_points_import_without_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

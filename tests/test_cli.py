@@ -24,6 +24,8 @@ def test_version_works_without_a_command(cli):
     ("export", ["hf-hub:ORG/REPO[@REV]"]),
     ("train", ["[default: 12; 3 with --qat]", "[default: runs/model.pth]", "--qat"]),
     ("eval", ["needs the scale extra"]),
+    ("serve", ["--header-timeout", "[default: 10.0]", "--body-timeout", "--keep-alive", "[default: 5.0]",
+               "--max-connections", "up to 1024"]),
 ])
 def test_help_lists_registry_choices_and_defaults(cli, command, shown):
     r = cli(*command.split(), "--help", env={"COLUMNS": "250"})

@@ -83,7 +83,9 @@ def test_a_fixed_batch_artifact_takes_any_batch_and_says_how_it_batches(server, 
 
     client = tritonhttp.InferenceServerClient(server.url)
     assert client.get_model_config("t0fixed")["max_batch_size"] == 1
-    assert "export with --dynamic-batch" in client.get_model_config("t0fixed")["parameters"]["batching"]
+    batching = client.get_model_config("t0fixed")["parameters"]["batching"]
+    assert "fixed batch 1" in batching and "export with --dynamic-batch" not in batching  # a TFLite export cannot
+    assert "a tflite export keeps the batch it was exported with" in batching
     ref = load(t0_exports["tflite"].artifact, device="cpu", threads=1)
     x = np.ascontiguousarray(inputs(3, 1).transpose(0, 2, 3, 1))  # the TFLite export is NHWC
     name = client.get_model_metadata("t0fixed")["inputs"][0]["name"]

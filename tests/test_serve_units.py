@@ -246,6 +246,133 @@ def test_serve_refuses_bad_arguments_before_opening_anything(cli, tmp_path, t0_e
             r = cli("serve", *args)
             assert r.exit_code == 1 and match in r.output, (args, r.output)
             assert "Traceback" not in r.output
+    for args, match in [(("--header-timeout", "0"), "--header-timeout must be more than 0 seconds"),
+                        (("--body-timeout", "-1"), "--body-timeout must be more than 0 seconds"),
+                        (("--keep-alive", "0"), "--keep-alive must be more than 0 seconds"),
+                        (("--max-connections", "0"), "--max-connections must be at least 1"),
+                        (("--max-connections", "100000000"), "over this process's limit")]:
+        r = cli("serve", onnx, *args)
+        assert r.exit_code == 1 and match in r.output and "Traceback" not in r.output, (args, r.output)
     monkeypatch.setattr("fnx.serve.server.NEEDS", ("starlette", "fnx_no_such_module"))
     r = cli("serve", onnx)
     assert r.exit_code == 1 and pip_install("serve") in r.output
+
+
+def test_the_batching_note_suggests_dynamic_batch_only_where_the_exporter_makes_it():
+    from fnx.serve.models import DYNAMIC_BATCH_FORMATS, ServeConfig, batch_note
+
+    config = ServeConfig(max_batch=8, max_delay_ms=2)
+    for fmt in ("onnx", "openvino"):
+        assert batch_note(fmt, 1, config).endswith("export with --dynamic-batch to batch more")
+    note = batch_note("tflite", 1, config)
+    assert "export with --dynamic-batch" not in note and "a tflite export keeps the batch it was exported with" in note
+    assert batch_note("tflite", 4, config) == "fixed batch 4 in the graph: requests are batched up to 4"
+    assert batch_note("onnx", None, config) == "dynamic: up to 8 samples or 2 ms"
+
+
+def test_the_dynamic_batch_formats_are_the_ones_the_exporter_accepts_it_for():
+    from fnx.errors import FnxError
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.formats import FORMATS
+    from fnx.serve.models import DYNAMIC_BATCH_FORMATS
+
+    accepts = set()
+    for name, fmt in FORMATS.items():
+        try:
+            fmt.check(ExportOptions(formats=(name,), dynamic_batch=True))
+            accepts.add(name)
+        except FnxError as e:
+            assert "--dynamic-batch" in str(e), (name, e)
+    assert accepts == set(DYNAMIC_BATCH_FORMATS)
+
+
+class FakeLimits:
+    """resource.getrlimit/setrlimit for RLIMIT_NOFILE with a given (soft, hard); setrlimit may refuse."""
+
+    def __init__(self, soft: int, hard: int, refuse: bool = False):
+        self.limits, self.refuse = (soft, hard), refuse
+
+    def getrlimit(self, which):
+        return self.limits
+
+    def setrlimit(self, which, limits):
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.limits = limits
+
+
+@pytest.mark.parametrize("soft, hard, refuse, requested, want", [
+    (1024, 4096, False, None, (1024, 4096, 1024)),  # raised to the hard limit; DEFAULT_MAX
+    (1024, 4096, True, None, (1024 - 144, 1024, None)),  # not allowed to raise: below the soft limit
+    (256, 256, False, None, (112, 256, None)),
+    (256, 256, False, 50, (50, 256, None)),
+])
+def test_the_connection_budget_stays_below_the_descriptor_limit(monkeypatch, soft, hard, refuse, requested, want):
+    import resource
+
+    from fnx.serve.budget import HEALTH_LANE, RESERVE, connection_budget
+
+    fake = FakeLimits(soft, hard, refuse)
+    monkeypatch.setattr(resource, "getrlimit", fake.getrlimit)
+    monkeypatch.setattr(resource, "setrlimit", fake.setrlimit)
+    b = connection_budget(requested)
+    assert (b.max_connections, b.descriptor_limit, b.raised_from) == want
+    assert b.max_connections + RESERVE + HEALTH_LANE <= b.descriptor_limit
+    assert f"up to {want[0]} connections; descriptor limit {want[1]}" in b.describe()
+
+
+def test_the_connection_budget_refuses_what_the_limit_cannot_hold(monkeypatch):
+    import resource
+
+    from fnx.errors import FnxError
+    from fnx.serve.budget import connection_budget
+
+    monkeypatch.setattr(resource, "getrlimit", FakeLimits(256, 256).getrlimit)
+    with pytest.raises(FnxError, match="pass --max-connections 112 or less"):
+        connection_budget(113)
+    monkeypatch.setattr(resource, "getrlimit", FakeLimits(100, 100).getrlimit)
+    with pytest.raises(FnxError, match=r"open-file limit is 100 .*ulimit -n"):
+        connection_budget(None)
+
+
+def test_log_throttle_lets_the_first_through_and_summarizes_repeats_once_per_interval():
+    import logging
+
+    from fnx.serve.logs import Throttle, install
+
+    now = [0.0]
+    throttle = Throttle(interval_s=60, clock=lambda: now[0])
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("fnx.test.throttle")
+    logger.addHandler(handler)
+    logger.propagate = False
+    remove = install(throttle, ["fnx.test.throttle"])
+    try:
+        for fd in range(1000):  # one kind: numbers (a descriptor, an address) are not part of it
+            try:
+                raise OSError(24, "Too many open files")
+            except OSError:
+                logger.error("socket.accept() out of system resource\nsocket: <fd=%d>", fd, exc_info=True)
+        logger.warning("Invalid HTTP request received.")
+        assert seen == ["socket.accept() out of system resource\nsocket: <fd=0>", "Invalid HTTP request received."]
+        now[0] = 30.0
+        throttle.flush()
+        assert len(seen) == 2  # the interval is not over
+        now[0] = 61.0
+        throttle.flush()
+        assert len(seen) == 3 and seen[2].startswith("socket.accept() out of system resource (repeated 999 more times")
+        throttle.flush()
+        now[0] = 200.0
+        throttle.flush()
+        assert len(seen) == 3  # nothing more repeated: no more summaries
+        logger.warning("Invalid HTTP request received.")  # quiet for an interval: logged in full again
+        logger.warning("Invalid HTTP request received.")
+        assert seen[3:] == ["Invalid HTTP request received."]
+    finally:
+        remove()  # flushes what is left, whatever the interval
+        logger.removeHandler(handler)
+    assert seen[4:] == ["Invalid HTTP request received. (repeated 1 more time in 0 s; fnx serve logs a repeated "
+                        "message once per 60 s)"]
+    assert throttle not in logger.filters

@@ -13,13 +13,20 @@ import time
 import urllib.error
 import urllib.request
 
+LIMITED = ("import resource, runpy, sys; n = int(sys.argv.pop(1)); resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+           "runpy.run_module('fnx', run_name='__main__', alter_sys=True)")
+# `python -m fnx` under an open-file limit, set by the child itself (a preexec_fn would run Python between fork and
+# exec, which can deadlock a threaded parent such as pytest after JAX started)
+
 
 class ServerProcess:
-    """`python -m fnx serve ARGS --port 0`; `.url` once ready; `stop()` sends SIGTERM and returns the exit code."""
+    """`python -m fnx serve ARGS --port 0`; `.url` once ready; `stop()` sends SIGTERM and returns the exit code.
+    nofile: the server's open-file limit (soft and hard), to test it under a low one."""
 
-    def __init__(self, *args: str, ready_timeout: float = 60.0, omp_threads: int = 1):
+    def __init__(self, *args: str, ready_timeout: float = 60.0, omp_threads: int = 1, nofile: int | None = None):
         env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "fnx", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
+        start = ["-m", "fnx"] if nofile is None else ["-c", LIMITED, str(nofile)]
+        self.proc = subprocess.Popen([sys.executable, *start, "serve", *args, "--host", "127.0.0.1", "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self._found = threading.Event()
@@ -72,6 +79,10 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def descriptors(self) -> int:
+        """The server's open descriptors now (Linux: /proc)."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def __enter__(self) -> "ServerProcess":
         return self

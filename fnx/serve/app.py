@@ -5,9 +5,8 @@ Imported only to serve (fnx.serve.server, after checking that fnx[serve] is inst
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import time
-import traceback
 from typing import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -25,6 +24,7 @@ from fnx.serve.models import ServeConfig, ServedModel
 from fnx.serve.protocol import HEADER_LENGTH, ProtocolError, decompress, encode_infer_response, parse_infer_request
 
 EXTENSIONS = ["binary_tensor_data", "classification", "fnx_image_classify"]
+log = logging.getLogger("fnx.serve")  # a repeated fault is logged once per interval (fnx.serve.logs)
 
 
 def create_app(models: list[ServedModel], config: ServeConfig, metrics: ServeMetrics | None = None):
@@ -91,7 +91,7 @@ class Handlers:
             except ClientDisconnect:  # the client left while sending its body: nobody to answer
                 response = Response(status_code=499)
             except Exception as e:  # a fault of the server or engine, not of the request: say so, keep serving
-                traceback.print_exc(file=sys.stderr)
+                log.error("internal error answering %s: %s: %s", endpoint, type(e).__name__, e, exc_info=True)
                 response = JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
             self.metrics.answered(model, endpoint, response.status_code, time.perf_counter() - t0)
             return response

@@ -15,7 +15,8 @@ class BodyTooLarge(Exception):
         super().__init__(f"the request body is over the server's limit of {limit} bytes (fnx serve --max-body-mb)")
 
 
-async def _send_error(send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Answer status with the protocol's {"error": message} body (JSON)."""
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -35,7 +36,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await _send_error(send, 413, str(BodyTooLarge(self.limit)), [(b"connection", b"close")])
+            return await send_error(send, 413, str(BodyTooLarge(self.limit)), [(b"connection", b"close")])
         seen = 0
 
         async def limited():
@@ -63,6 +64,6 @@ class BearerToken:
         given = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(given, self.expected):
             why = "no Authorization header" if not given else "the bearer token is not the server's"
-            return await _send_error(send, 401, f"{why}: send 'Authorization: Bearer TOKEN' with the token of "
-                                                f"fnx serve --token-file", [(b"www-authenticate", b"Bearer")])
+            return await send_error(send, 401, f"{why}: send 'Authorization: Bearer TOKEN' with the token of "
+                                               f"fnx serve --token-file", [(b"www-authenticate", b"Bearer")])
         return await self.app(scope, receive, send)

@@ -9,7 +9,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class ServeMetrics:
-    """Requests, errors, queue depth, batch sizes and latency, labelled by model and endpoint.
+    """Requests, errors, queue depth, batch sizes and latency, labelled by model and endpoint; open connections and
+    the ones the server ended (timeouts, over the connection budget).
 
     Model labels only ever take the served models' names (an unknown name counts as ""), so a client cannot
     grow the label set.
@@ -34,6 +35,10 @@ class ServeMetrics:
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.rejected = Counter("fnx_rejected", "Requests refused with 503 because the model's queue was full",
                                 ["model"], registry=r)
+        self.connections = Gauge("fnx_connections", "Open client connections", registry=r)
+        self.connections_closed = Counter("fnx_connections_closed", "Connections the server ended: header_timeout, "
+                                          "body_timeout, over_limit (503: past --max-connections)", ["reason"],
+                                          registry=r)
 
     def label(self, model: str | None) -> str:
         return model if model in self.models else ""

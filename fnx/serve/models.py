@@ -28,6 +28,20 @@ class ServeConfig:
     token: str | None = None
     graceful_timeout_s: float = 30.0
     access_log: bool = False
+    header_timeout_s: float = 10.0  # a connection's request line and headers, from its first byte (or its opening)
+    body_timeout_s: float = 10.0  # the longest pause between two parts of a request body
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int | None = None  # None: derived from the open-file limit (fnx.serve.budget)
+
+    def check(self) -> None:
+        """FnxError naming the option whose value cannot work (the timeouts and the connection budget)."""
+        for option, value in (("--header-timeout", self.header_timeout_s), ("--body-timeout", self.body_timeout_s),
+                              ("--keep-alive", self.keep_alive_s)):
+            if not value > 0:
+                raise FnxError(f"{option} must be more than 0 seconds (got {value:g})")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise FnxError(f"--max-connections must be at least 1 (got {self.max_connections}); leave it out to derive "
+                           f"it from the open-file limit")
 
 
 @dataclass
@@ -83,18 +97,30 @@ def parse_model_args(args: list[str]) -> list[tuple[str, Path]]:
     return pairs
 
 
+DYNAMIC_BATCH_FORMATS = ("onnx", "openvino")  # the formats `fnx export --dynamic-batch` makes (TFLite refuses it;
+# tests/test_serve_units.py checks this against the exporter's formats)
+
+
+def batch_note(fmt: str, fixed: int | None, config: ServeConfig) -> str:
+    """How requests are batched for an artifact of format fmt whose graph has batch `fixed` (None or 0: dynamic),
+    with the advice that applies to its format."""
+    if not fixed:
+        return f"dynamic: up to {config.max_batch} samples or {config.max_delay_ms:g} ms"
+    note = f"fixed batch {fixed} in the graph: requests are batched up to {fixed}"
+    if fixed == 1:
+        note += ("; export with --dynamic-batch to batch more" if fmt in DYNAMIC_BATCH_FORMATS else
+                 f"; a {fmt} export keeps the batch it was exported with (fnx export --dynamic-batch makes ONNX and "
+                 f"OpenVINO artifacts that batch more)")
+    return note
+
+
 def served_model(name: str, session, config: ServeConfig, observe=None, depth=None) -> ServedModel:
     """Return the ServedModel of an open Session; a graph of fixed batch B is batched up to B, not max_batch."""
     fixed = session.inputs[0].shape[0]
-    if fixed:
-        max_batch = int(fixed)
-        note = (f"fixed batch {fixed} in the graph: requests are batched up to {fixed}"
-                + ("; export with --dynamic-batch to batch more" if fixed == 1 else ""))
-    else:
-        max_batch = config.max_batch
-        note = f"dynamic: up to {max_batch} samples or {config.max_delay_ms:g} ms"
+    max_batch = int(fixed) if fixed else config.max_batch
+    fmt = session.manifest.artifact.format if session.manifest is not None else detect_format(session.path).name
+    note = batch_note(fmt, fixed, config)
     batcher = Batcher(name, session, max_batch, config.max_delay_ms / 1e3, config.queue_size, observe, depth)
     spec = lambda t: ProtocolTensor(t.name, (-1, *(int(d) for d in t.shape[1:])))  # noqa: E731
-    fmt = session.manifest.artifact.format if session.manifest is not None else detect_format(session.path).name
     return ServedModel(name, session, batcher, [spec(session.inputs[0])], [spec(o) for o in session.outputs], note, fmt)
 

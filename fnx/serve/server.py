@@ -91,15 +91,23 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.socket,
-          announce: Callable[[str], None] = print) -> str | None:
+          announce: Callable[[str], None] = print, budget=None) -> str | None:
     """Serve models on the bound socket until a signal; return the signal's name that stopped it (None if stopped
-    otherwise)."""
+    otherwise). budget: fnx.serve.budget.Budget (read from the descriptor limit if None)."""
+    import logging
+    import sys
     import warnings
 
     import uvicorn
 
     from fnx.runtime.preprocess import SmallImageWarning
+    from fnx.serve import logs
     from fnx.serve.app import create_app
+    from fnx.serve.budget import ACCEPT_BATCH, LISTEN_QUEUE, connection_budget
+    from fnx.serve.connections import ConnectionLimits, guarded_protocol
+
+    budget = budget or connection_budget(config.max_connections)
+    throttle = logs.Throttle()
 
     class Server(uvicorn.Server):
         stopped_by: list[int] = []
@@ -114,13 +122,39 @@ def serve(models: list[ServedModel], config: ServeConfig, metrics, sock: socket.
                     Server.stopped_by = list(captured)
                     captured.clear()
 
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            for s in sockets or []:  # asyncio listened with Config.backlog (ACCEPT_BATCH): give the kernel its queue
+                s.listen(LISTEN_QUEUE)
+
+        async def on_tick(self, counter: int) -> bool:  # uvicorn calls it every 0.1 s
+            if counter % 10 == 0:
+                throttle.flush()
+            return await super().on_tick(counter)
+
     warnings.filterwarnings("ignore", category=SmallImageWarning)  # the image route says it per image instead
     host, port = sock.getsockname()[:2]
     app = create_app(models, config, metrics)
+    limits = ConnectionLimits(config.header_timeout_s, config.body_timeout_s, budget.max_connections,
+                              budget.health_lane)
+    record = lambda reason: metrics.connections_closed.labels(reason).inc()  # noqa: E731
     server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
-                                   timeout_graceful_shutdown=int(config.graceful_timeout_s), server_header=False))
+                                   timeout_graceful_shutdown=int(config.graceful_timeout_s), server_header=False,
+                                   http=guarded_protocol(limits, record), ws="none", backlog=ACCEPT_BATCH,
+                                   timeout_keep_alive=config.keep_alive_s))  # type: ignore[arg-type]
+    metrics.connections.set_function(lambda: len(server.server_state.connections))
+    own = logging.getLogger("fnx.serve")  # the app's internal errors (fnx.serve.app), one line and a traceback
+    if not own.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("fnx serve: %(message)s"))
+        own.addHandler(handler)
+        own.propagate = False
+    remove = logs.install(throttle)
     shown = f"[{host}]" if ":" in host else host
-    announce(f"fnx serve: listening on http://{shown}:{port} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops "
-             f"after in-flight requests)")
-    server.run(sockets=[sock])
+    announce(f"fnx serve: listening on http://{shown}:{port} (Open Inference Protocol v2; {budget.describe()}; "
+             f"Ctrl-C or SIGTERM stops after in-flight requests)")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        remove()
     return signal.Signals(Server.stopped_by[0]).name if Server.stopped_by else None
