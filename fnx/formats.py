@@ -16,6 +16,7 @@ from typing import Callable
 from fnx.errors import FnxError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+EMBED_KEY = "fnx.manifest"  # where a format that can embed the manifest keeps it (ONNX: a metadata_props entry)
 
 
 @dataclass(frozen=True)
@@ -67,27 +68,20 @@ def _embed_in_onnx(path: Path, manifest_json: str) -> None:
     model = onnx.load(str(path))
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = "fnx.manifest", manifest_json
+    entry.key, entry.value = EMBED_KEY, manifest_json
     model.producer_name, model.producer_version = "fnx", __version__
     onnx.save(model, str(path))
 
 
 def _read_embedded_onnx(path: Path) -> str | None:
-    """Return the `fnx.manifest` metadata_props entry of an ONNX file (with onnx, else ONNX Runtime), None if absent."""
+    """Return the `fnx.manifest` metadata_props entry of an ONNX file, None if absent or onnx is not installed (on a
+    device with ONNX Runtime alone, the Session reads it from the engine: `Engine.embedded_metadata`)."""
     try:
         import onnx
     except ImportError:
-        onnx = None
+        return None
     try:
-        if onnx is not None:
-            return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(
-                "fnx.manifest")
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.get_modelmeta().custom_metadata_map.get("fnx.manifest")
-    except ImportError:
-        return None  # neither can read it; the ONNX engine is missing anyway, and says so
+        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(EMBED_KEY)
     except Exception:  # noqa: BLE001 - a damaged file: the engine that opens it says what is wrong
         return None
 

@@ -257,8 +257,11 @@ def read_embedded_manifest(artifact: str | Path) -> Manifest | None:
     except FnxError:
         return None  # a missing or foreign file: whoever opens it says what is wrong
     text = read(artifact) if read is not None else None
-    if text is None:
-        return None
+    return None if text is None else parse_embedded(text, artifact)
+
+
+def parse_embedded(text: str, artifact: Path) -> Manifest:
+    """Return the manifest in an artifact's embedded JSON text; FnxError saying what to do if it is damaged."""
     where = f"the manifest embedded in {artifact.name}"
     try:
         data = json.loads(text)

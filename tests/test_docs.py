@@ -4,8 +4,8 @@ reference is the CLI's own.
 A ```console block is run line by line: `$ CMD` runs CMD with bash in a workspace where `make demo` has run
 (demo_out/, with fnx/ and examples/ beside it), the lines after it are what the page shows it printing. Each
 shown line must match a line of the real output once numbers are wildcards and spaces collapsed (border-only
-table lines and `...` are skipped). A command ending in `&` (a server) runs in the background until its block
-ends; the page shows its start-up line, which is awaited. A shown line starting `error:` means the command must
+table lines and `...` are skipped; a line ending in ` ...` is a prefix). A command ending in `&` (a server) runs
+in the background until its block ends; the page shows its start-up line, which is awaited. A shown line starting `error:` means the command must
 exit 1, else 0. A ```sh block is set-up (make, pip, venv, activate): `make test` runs the same set-up in CI, and
 SETUP lists what such blocks may hold.
 """
@@ -58,12 +58,14 @@ def commands(body: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def pattern(shown: str) -> re.Pattern | None:
-    """Return the regex a shown line must fully match (numbers free, spaces collapsed); None for lines not checked."""
+    """Return the regex a shown line must fully match (numbers free, spaces collapsed; a line ending in " ..." is a
+    prefix of the real one); None for lines not checked."""
     text = " ".join(shown.split())
     if not re.search(r"[A-Za-z]", text) or text == "...":
         return None
-    parts = re.split(NUMBER, text)
-    return re.compile(NUMBER.join(re.escape(p) for p in parts))
+    prefix = text.endswith(" ...")
+    parts = re.split(NUMBER, text[:-4] if prefix else text)
+    return re.compile(NUMBER.join(re.escape(p) for p in parts) + (" .*" if prefix else ""))
 
 
 def check_shown(cmd: str, shown: list[str], printed: str) -> None:

@@ -109,6 +109,13 @@ def test_an_onnx_without_its_json_uses_the_embedded_manifest(named_onnx, named_d
     from fnx.runtime import load
 
     assert load(alone).manifest_source == "embedded" and load(named_onnx).manifest_source == "beside"
+    # on a device with ONNX Runtime and no `onnx` package, the engine reads it
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "from fnx.runtime import load\n"
+            f"s = load({str(alone)!r}, device='cpu')\n"
+            "print(s.manifest_source, s.labels[7])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["embedded", "seven"], r.stderr[-2000:]
 
 
 def test_an_artifact_with_no_manifest_at_all_says_what_is_lost(t0_exports, cli, tmp_path, rng):

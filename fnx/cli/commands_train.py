@@ -63,10 +63,10 @@ def train_cmd(
                 "the start: no QAT epoch beat it on val, so the saved model is the weights given, with PTQ-like ranges")
         console.print(f"saved {out} and its ranges (best int8 val top-1 {100 * side.val_acc:.2f}% at {when}; fp32 "
                       f"{100 * side.extra['qat']['fp32_val_acc']:.2f}%); export it with: fnx export {model} "
-                      f"--from-qat {out} --precision int8", markup=False)
+                      f"--from-qat {out} --precision int8", markup=False, soft_wrap=True)
         return
     console.print(f"saved {out} (best val top-1 {100 * side.val_acc:.2f}% at epoch {side.epoch}); "
-                  f"export it with: fnx export {model} --weights {out}", markup=False)
+                  f"export it with: fnx export {model} --weights {out}", markup=False, soft_wrap=True)
 
 
 @command(app, "demo")

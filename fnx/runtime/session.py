@@ -12,8 +12,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fnx.errors import FnxError
-from fnx.formats import artifact_digest, detect_format
-from fnx.manifest import Manifest, Preprocessing, manifest_path, read_manifest
+from fnx.formats import EMBED_KEY, artifact_digest, detect_format
+from fnx.manifest import Manifest, Preprocessing, manifest_path, parse_embedded, read_manifest
 from fnx.runtime.engines import Engine, TensorInfo, engine_for, get_engine, open_engine
 from fnx.runtime.placement import CONSENT, Placement, RunOptions, resolve_placement
 from fnx.runtime.preprocess import preprocess, to_layout
@@ -57,6 +57,10 @@ class Session:
             engine, self.engine_choice, self.placement = None, None, own  # the measured choice would not open it
             self.engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
+        if self.manifest is None and hasattr(self.engine, "embedded_metadata"):  # no `onnx` here: ask the engine
+            text = self.engine.embedded_metadata().get(EMBED_KEY)
+            if text is not None:
+                self.manifest, self.manifest_source = parse_embedded(text, self.path), "embedded"
         self.inputs: list[TensorInfo] = self.engine.inputs
         self.outputs: list[TensorInfo] = self.engine.outputs
         if self.manifest is not None and check_manifest:

@@ -64,6 +64,8 @@ class Engine(Protocol):
     # optional: whether one instance may `run` from several threads at once (ONNX Runtime: yes; LiteRT: no, its
     # interpreter holds the tensors of the call in progress). False: the Session lets one thread in at a time.
     concurrent_runs: ClassVar[bool]
+    # optional method embedded_metadata() -> dict[str, str]: the file's own key/value metadata as the engine read it
+    # (ONNX Runtime: metadata_props), where a manifest may be embedded; the Session asks when no manifest was found
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]

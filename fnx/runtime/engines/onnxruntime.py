@@ -120,6 +120,10 @@ class OnnxRuntime:
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, dict(zip(self._names, feeds)))
 
+    def embedded_metadata(self) -> dict[str, str]:
+        """Return the model's metadata_props (where fnx embeds the manifest), read by the session already open."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
     def describe(self) -> str:
         return f"{self.name} {self.version()} ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
 
