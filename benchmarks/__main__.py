@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks import BENCHMARKS
 from benchmarks.context import REPO, Ctx
 from benchmarks.machine import dense_conv_peak, gemm_peak, machine_lines, machine_load, own_cpu_seconds, wait_quiet
-from benchmarks.report import Section, markdown_table, print_table
+from benchmarks.report import Section, keep_pasted, markdown_table, print_table
 from benchmarks.summary import summary_lines
 
 
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out.resolve()
         ctx = Ctx(quick=saved["quick"], work=Path(tempfile.gettempdir()), img_dir=out.parent / "img", doc_dir=out.parent,
                   cache={"other_load": saved["other_load"]})
-        out.write_text(render(saved["sections"], ctx, saved["total"], saved["names"], *saved["peaks"], saved["machine"]))
+        old = out.read_text() if out.is_file() else None
+        out.write_text(keep_pasted(render(saved["sections"], ctx, saved["total"], saved["names"], *saved["peaks"],
+                                          saved["machine"]), old))
         print(f"wrote {out} from {args.render_from} (measured {saved['machine'][-1]})")
         return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.update and out.is_file():
         out.write_text(update(out.read_text(), sections, names, machine))
     else:
-        out.write_text(render(sections, ctx, total, names, peak1, peak2, conv, machine))
+        old = out.read_text() if out.is_file() else None  # its pasted sections (GPU, the other CPU kind) stay
+        out.write_text(keep_pasted(render(sections, ctx, total, names, peak1, peak2, conv, machine), old))
     print(f"wrote {out} ({total / 60:.1f} min in all)")
     return 0
 

@@ -114,3 +114,27 @@ def plt():
         return pyplot
     except ImportError:
         return None
+
+
+# A section measured on another machine (a lent GPU, the other CPU kind) and pasted by hand carries this mark right
+# under its heading; a full run rewrites the report and keeps such sections as they are.
+PASTED = "<!-- pasted: measured on another machine; `python -m benchmarks` keeps this section as it is -->"
+
+
+def pasted_sections(text: str) -> dict[str, str]:
+    """Return {heading: section text} of the `## ` sections of a report that carry the PASTED mark."""
+    found = {}
+    for part in ("\n" + text).split("\n## ")[1:]:
+        heading = part.split("\n", 1)[0]
+        if PASTED in part:
+            found[heading] = "## " + part.rstrip() + "\n"
+    return found
+
+
+def keep_pasted(new: str, old: str | None) -> str:
+    """Return the new report with the old one's pasted sections appended, where the new one has no such heading."""
+    if not old:
+        return new
+    have = {line[3:] for line in new.splitlines() if line.startswith("## ")}
+    kept = [body for heading, body in pasted_sections(old).items() if heading not in have]
+    return new.rstrip() + "\n\n" + "\n".join(kept) if kept else new

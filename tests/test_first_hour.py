@@ -301,3 +301,17 @@ def test_a_session_is_safe_to_share_between_threads(t0_exports, rng):
         with ThreadPoolExecutor(6) as pool:
             shared = list(pool.map(lambda b: session.run(b)[0], batches))
         assert all(np.array_equal(a, s) for a, s in zip(alone, shared)), fmt
+
+
+# docs/BENCHMARKS.md: sections pasted from another machine (the GPU, the other CPU kind) survive a full run.
+def test_a_full_benchmark_run_keeps_the_pasted_sections():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.report import PASTED, keep_pasted, pasted_sections
+
+    report = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    pasted = pasted_sections(report)
+    assert any("NVIDIA GPU" in h for h in pasted) and any("Intel Xeon kind" in h for h in pasted)
+    fresh = "# fnx benchmarks\n\n## Machine\n\nthis run\n\n## Models (paper Table 3)\n\nnew figures\n"
+    rewritten = keep_pasted(fresh, report)
+    assert rewritten.startswith(fresh.rstrip()) and all(body.strip() in rewritten for body in pasted.values())
+    assert keep_pasted(fresh, None) == fresh and PASTED not in fresh
