@@ -105,6 +105,34 @@ def rng():
 
 
 @pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory):
+    """A folder where `make demo` has run (`fnx demo --out demo_out`, as a user runs it, in a subprocess), with the
+    checkout's fnx/ and examples/ beside it: the demo's digits and its eight artifacts, made once for every test that
+    reads them (test_docs runs the pages' commands there; test_demo checks the artifacts). demo.out: what it printed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ws = tmp_path_factory.mktemp("demo-workspace")
+    for name in ("fnx", "examples"):
+        (ws / name).symlink_to(root / name)
+    env = {k: v for k, v in os.environ.items() if k != "FNX_SHARE_CPU_WITH"}
+    r = subprocess.run([sys.executable, "-m", "fnx", "demo", "--out", "demo_out"], cwd=ws, env={**env, "COLUMNS": "100"},
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (ws / "demo.out").write_text(r.stdout)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def digits(demo_workspace):
+    """The demo's data set (scikit-learn's digit scans as train/val/test class folders), as the demo wrote it: read
+    only (a test that changes images copies them first)."""
+    return demo_workspace / "demo_out" / "digits"
+
+
+@pytest.fixture(scope="session")
 def t0_ckpt(tmp_path_factory):
     """A FasterNet-T0 checkpoint (10 classes) with O(1) logits and non-default BN statistics."""
     from fnx.dev import write_lively_checkpoint

@@ -4,15 +4,8 @@ import json
 
 import pytest
 
-from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.evaluation import evaluate
-from fnx.exporter import ExportOptions, Int8Options, export_model
-
-
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory):
-    return build_digits(tmp_path_factory.mktemp("digits"))
 
 
 def test_digits_splits_are_fixed(digits):
@@ -36,14 +29,18 @@ def test_training_learns_and_round_trips_through_export(cli, digits, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def demo_exports(digits, tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
+def demo_exports(demo_workspace):
+    """The artifacts `make demo` wrote (fp32 and int8, TFLite and ONNX; int8 calibrated on digits/train with at most one
+    top-1 point lost, parity on digits/test), with their manifests."""
+    from types import SimpleNamespace
+
+    from fnx.manifest import read_manifest
+
     results = {}
-    for precision in ("fp32", "int8"):
-        opts = ExportOptions(formats=("tflite", "onnx"), precision=precision, weights=str(DEMO_CHECKPOINT), out_dir=out,
-                             data=digits / "test", int8=Int8Options(str(digits / "train"), 256, max_top1_drop=1.0))
-        for r in export_model("fasternet_t0", opts):
-            results[(r.manifest.artifact.format, precision)] = r
+    for path in sorted((demo_workspace / "demo_out" / "artifacts").glob("*_*.*[!n]")):  # not the .json manifests
+        m = read_manifest(path)
+        results[(m.artifact.format, m.artifact.precision)] = SimpleNamespace(artifact=path, manifest=m, parity=m.parity)
+    assert len(results) == 4, results
     return results
 
 

@@ -41,13 +41,12 @@ NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 
 
 @pytest.fixture(scope="module")
-def named_digits(tmp_path_factory):
+def named_digits(digits, tmp_path_factory):
     """The demo's digits model with word labels (so a label is never mistaken for a class index), and its test scans
     in class folders named by those labels."""
     import json
     import shutil
 
-    from fnx.demo.digits import build_digits
     from fnx.demo.train_demo import DEMO_CHECKPOINT
 
     root = tmp_path_factory.mktemp("named-digits")
@@ -56,7 +55,6 @@ def named_digits(tmp_path_factory):
     sidecar = json.loads(DEMO_CHECKPOINT.with_suffix(".json").read_text())
     sidecar["labels"] = NAMES
     ckpt.with_suffix(".json").write_text(json.dumps(sidecar))
-    digits = build_digits(root / "digits")
     test = root / "test"
     for d in sorted((digits / "test").iterdir()):
         shutil.copytree(d, test / NAMES[int(d.name)])

@@ -11,7 +11,6 @@ import torch
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.guard import held_out_report
 from fnx.calibration.options import Int8Options
-from fnx.demo.digits import build_digits
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.errors import FnxError
 from fnx.exporter import ExportOptions, export_model
@@ -22,11 +21,6 @@ from fnx.runtime import load
 from fnx.runtime.preprocess import list_images, preprocess, to_layout
 
 STAGES = ["stage1", "stage2", "stage3", "stage4"]
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return build_digits(tmp_path_factory.mktemp("digits"))
 
 
 def _opts(digits, out, fmt, **int8):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fnx.demo.digits import build_digits, digits_subset
+from fnx.demo.digits import digits_subset
 from fnx.errors import FnxError
 
 DEMO = Path(__file__).resolve().parents[1] / "fnx" / "demo" / "fasternet_t0_digits.safetensors"
@@ -16,9 +16,9 @@ QAT_ARGS = ("--epochs", "2", "--batch-size", "16")
 
 
 @pytest.fixture(scope="module")
-def small_digits(tmp_path_factory):
+def small_digits(digits, tmp_path_factory):
     """The demo's digits, 10 train and 4 val images per class (a few QAT steps per epoch)."""
-    return digits_subset(build_digits(tmp_path_factory.mktemp("digits-full")), tmp_path_factory.mktemp("digits-small"),
+    return digits_subset(digits, tmp_path_factory.mktemp("digits-small"),
                          {"train": 10, "val": 4})
 
 

@@ -15,7 +15,6 @@ import pytest
 from fnx.install import pip_install
 
 from fnx.calibration.options import Int8Options
-from fnx.demo.digits import build_digits
 from fnx.runtime.placement import RunOptions
 from fnx.demo.train_demo import DEMO_CHECKPOINT
 from fnx.dev import ExportRecipe, cached_export
@@ -24,11 +23,6 @@ from fnx.evaluation import evaluate, evaluate_many
 
 FNX = [sys.executable, "-m", "fnx"]
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "200"}
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return build_digits(tmp_path_factory.mktemp("digits"))
 
 
 @pytest.fixture(scope="module")
