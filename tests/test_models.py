@@ -135,3 +135,29 @@ def test_variant_table_is_the_papers():
         "fasternet_l": (192, (3, 4, 18, 3), "relu"),
     }
     assert isinstance(create_model("t0"), FasterNet)
+
+
+@pytest.mark.parametrize("features", [False, True])
+def test_forward_traces_with_torch_fx_and_torch_export(features):
+    """Third-party quantizers (Sony's MCT) trace forward with torch.fx: the input check is a pre-hook at the entry
+    point, outside the graph, and still refuses bad input in eager calls."""
+    import torch.fx
+
+    from fnx.errors import FnxError
+    from fnx.exporter import deploy_form
+    from fnx.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fasternet_t0", weights="random", num_classes=10, features_only=features).eval()
+    x = torch.randn(2, 3, 64, 64)
+    for m in (model, deploy_form(model)):
+        want = m(x)
+        want = want if isinstance(want, list) else [want]
+        for traced in (torch.fx.symbolic_trace(m), torch.export.export(m, (x,)).module()):
+            got = traced(x)
+            got = got if isinstance(got, list) else [got]
+            assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(want, got))
+    with pytest.raises(FnxError, match="not a multiple of 32"):
+        model(torch.randn(1, 3, 60, 64))
+    with pytest.raises(FnxError, match=r"expected input of shape \(N, 3, H, W\)"):
+        model(torch.randn(1, 4, 64, 64))

@@ -165,6 +165,9 @@ class FasterNet(nn.Module):
             )
             self.head = nn.Linear(variant.feature_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
+        # the input check runs at the entry point, outside the graph: torch.fx, torch.export and third-party
+        # quantizers (Sony's MCT) trace forward without meeting Python control flow on the input's shape
+        self.register_forward_pre_hook(_check_input)
 
     def set_pconv_mode(self, mode: str) -> "FasterNet":
         """Switch every PConv to `mode` ("split_cat" or "slicing"); returns self."""
@@ -183,16 +186,8 @@ class FasterNet(nn.Module):
         kind = "logits" if self.num_classes else "pooled_features"
         return [TensorSpec("logits" if self.num_classes else "features", [batch, width], kind=kind, channels=width)]
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise FnxError(f"expected input of shape (N, {self.in_chans}, H, W), got {tuple(x.shape)}")
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        if h % 32 or w % 32:
-            raise FnxError(f"input size {h}x{w} is not a multiple of 32; resize or crop to a multiple of 32")
-
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Return the four normalized stage feature maps (strides 4, 8, 16, 32)."""
-        self._check_input(x)
         x = self.patch_embed(x)
         outs = []
         for idx, stage in enumerate(self.stages):
@@ -204,10 +199,21 @@ class FasterNet(nn.Module):
     def forward(self, x: torch.Tensor):
         if self.features_only:
             return self.forward_features(x)
-        self._check_input(x)
         x = self.stages(self.patch_embed(x))
         x = torch.flatten(self.avgpool_pre_head(x), 1)
         return self.head(x)
+
+
+def _check_input(model: "FasterNet", args: tuple) -> None:
+    """Forward pre-hook: FnxError for an input that is not (N, in_chans, H, W) with H and W multiples of 32."""
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor):
+        return  # a tracer's proxy (torch.fx) or a keyword call: nothing to check here
+    if x.dim() != 4 or x.shape[1] != model.in_chans:
+        raise FnxError(f"expected input of shape (N, {model.in_chans}, H, W), got {tuple(x.shape)}")
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if h % 32 or w % 32:
+        raise FnxError(f"input size {h}x{w} is not a multiple of 32; resize or crop to a multiple of 32")
 
 
 def _init_weights(m: nn.Module) -> None:
