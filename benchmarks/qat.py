@@ -2,7 +2,7 @@
 
 Each case is a trained FasterNet and its image folder (train/val/test splits). PTQ is `fnx export --precision int8`
 calibrated on the training split, once all-int8 (guard off) and once as the guard leaves it (default bound); QAT
-is `fnx train --qat` (the CLI's defaults: fnx.train_qat.QAT_DEFAULTS) then `fnx export --from-qat`. Every artifact is
+is `fnx train --qat` (the CLI's defaults: fnx.training.qat.QAT_DEFAULTS) then `fnx export --from-qat`. Every artifact is
 scored by `fnx eval` on the test split, which neither calibration nor QAT saw.
 """
 
@@ -56,7 +56,7 @@ def _noisy_digits(ctx: Ctx) -> Path:
 
 def _train_sharp(ctx: Ctx, data: Path) -> Path:
     """FasterNet-T0 at 32 px trained hard on the noisy digits: lr 5e-3, no weight decay or label smoothing."""
-    from fnx.train import TrainOptions, train
+    from fnx.training.fit import TrainOptions, train
 
     out = ctx.work / "qat" / "t0_noisy32.pth"
     if not out.is_file():
@@ -84,8 +84,8 @@ def _export(weights: Path, data: Path, out: Path, fmt: str, guard: dict | None =
 
 def _case_rows(ctx: Ctx, case: Case) -> tuple[list[list], dict]:
     from fnx.evaluation import evaluate_many
-    from fnx.train import TrainOptions
-    from fnx.train_qat import QAT_DEFAULTS, train_qat
+    from fnx.training.fit import TrainOptions
+    from fnx.training.qat import QAT_DEFAULTS, train_qat
 
     data = case.data(ctx)
     weights = case.weights(ctx, data)

@@ -79,7 +79,7 @@ def cli():
 def stop_after_first_epoch(monkeypatch):
     """Return run(train_fn, *args): calls it as a run killed right after epoch 1's state is written (KeyboardInterrupt
     there), and checks it was so."""
-    from fnx.train_state import TrainState
+    from fnx.training.state import TrainState
 
     def run(train_fn, *args, **kw) -> None:
         saved, calls = TrainState.save, []

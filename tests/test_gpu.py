@@ -179,7 +179,7 @@ def tiny_folder(tmp_path_factory):
 @TORCH_CUDA
 def test_train_on_one_gpu(tiny_folder, tmp_path):
     from fnx.models import create_model
-    from fnx.train import TrainOptions, train
+    from fnx.training.fit import TrainOptions, train
 
     out = tmp_path / "m.pth"
     result = train("fasternet_t0", tiny_folder, out, TrainOptions(epochs=2, batch_size=8, img_size=32, device="cuda"))

@@ -50,7 +50,7 @@ def test_qat_writes_an_ordinary_checkpoint_its_ranges_and_state(qat_ckpt):
     # The float weights load anywhere as a plain checkpoint. The best by val is the start (epoch 0: the weights
     # given) or a QAT epoch; either way training ran and moved the weights (the last state, after epoch 2).
     from fnx.exporter.fold import deploy_form
-    from fnx.train_state import load_state, state_path
+    from fnx.training.state import load_state, state_path
 
     assert side.epoch in (0, 1, 2)
     x = torch.randn(2, 3, 64, 64)
@@ -64,8 +64,8 @@ def test_qat_writes_an_ordinary_checkpoint_its_ranges_and_state(qat_ckpt):
 
 
 def test_qat_keeps_the_base_runs_objective():
-    from fnx.train import TrainOptions
-    from fnx.train_qat import same_objective
+    from fnx.training.fit import TrainOptions
+    from fnx.training.qat import same_objective
 
     opts = TrainOptions(label_smoothing=0.1, weight_decay=0.05, weights="x")
     kept = same_objective(opts, {"label_smoothing": 0.0, "weight_decay": 0.0, "lr": 0.5})
@@ -133,8 +133,8 @@ def test_qat_resume_continues_to_the_same_result(small_digits, tmp_path, stop_af
     """A run stopped after epoch 1 and resumed ends with the same weights and ranges as one that never stopped.
     Both runs are made here, in one test: torch's thread count (set by other tests) changes float sums."""
     from fnx.calibration.qat import load_ranges, ranges_path
-    from fnx.train import TrainOptions
-    from fnx.train_qat import QAT_DEFAULTS, train_qat
+    from fnx.training.fit import TrainOptions
+    from fnx.training.qat import QAT_DEFAULTS, train_qat
 
     opts = TrainOptions(**{**QAT_DEFAULTS, "epochs": 2}, batch_size=16, weights=str(DEMO))
     whole = tmp_path / "whole" / "m.pth"
@@ -168,7 +168,7 @@ def test_qat_refusals(cli, qat_ckpt, small_digits, tmp_path):
         r = cli(*args)
         assert r.exit_code != 0 and message in " ".join(r.output.split()), (args, r.output)
     assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.json"))
-    from fnx.train import TrainOptions, train
+    from fnx.training.fit import TrainOptions, train
 
     with pytest.raises(FnxError, match="train_qat"):
         train("fasternet_t0", small_digits, tmp_path / "x.pth", TrainOptions(qat=True, weights=str(DEMO)))

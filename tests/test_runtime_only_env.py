@@ -29,7 +29,7 @@ def runtime_env(tmp_path_factory):
     res = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{wheel}[runtime]"],
                          capture_output=True, text=True)
     if res.returncode != 0:
-        pytest.fail(f"pip install fnx[runtime] failed:\n{res.stderr[-3000:]}")
+        pytest.fail(f"pip install fnx-edge[runtime] failed:\n{res.stderr[-3000:]}")
     return env_dir / "bin"
 
 
@@ -78,3 +78,12 @@ def test_torch_commands_name_the_extra(runtime_env, t0_exports, args, ok):
         assert r.returncode == 0 and "fasternet-t2" in r.stdout
     else:
         assert r.returncode == 1 and "pip install 'fnx-edge[export]'" in r.stderr and len(r.stderr.strip().splitlines()) <= 3
+
+
+def test_the_wheel_ships_no_test_harness(runtime_env):
+    """fnx/dev (lively checkpoints, cached exports, a live server for tests and benchmarks) stays in the checkout."""
+    import zipfile
+
+    wheel = next((runtime_env.parent.parent / "wheels").glob("fnx_edge-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fnx/runtime/session.py" in names and not [n for n in names if n.startswith("fnx/dev/")]

@@ -15,8 +15,8 @@ import torch
 
 from fnx.demo.digits import build_digits, digits_subset
 from fnx.models import create_model
-from fnx.train import TrainOptions, train
-from fnx.train_state import load_state, state_path
+from fnx.training.fit import TrainOptions, train
+from fnx.training.state import load_state, state_path
 
 ENV = {**os.environ, "COLUMNS": "200"}
 OPTS = TrainOptions(epochs=2, batch_size=16, lr=3e-3, img_size=32)

@@ -32,13 +32,13 @@ def train_cmd(
 
     from fnx.errors import FnxError
     from fnx.progress import Steps
-    from fnx.train import TrainOptions, train
-    from fnx.train_qat import QAT_DEFAULTS, train_qat
+    from fnx.training.fit import TrainOptions, train
+    from fnx.training.qat import QAT_DEFAULTS, train_qat
 
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size, weights=weights).items()
              if v is not None}
     if resume is not None:
-        from fnx.train_state import load_state
+        from fnx.training.state import load_state
 
         if given:
             raise FnxError(f"--resume continues a run with its own options; leave out "

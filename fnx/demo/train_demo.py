@@ -15,7 +15,7 @@ import torch
 
 from fnx.demo.digits import build_digits
 from fnx.progress import Steps
-from fnx.train import TrainOptions, accuracy, save_checkpoint, train
+from fnx.training.fit import TrainOptions, accuracy, save_checkpoint, train
 
 DEMO_DIR = Path(__file__).parent
 DEMO_CHECKPOINT = DEMO_DIR / "fasternet_t0_digits.safetensors"
@@ -34,7 +34,7 @@ def main() -> None:
     full = args.out.with_suffix(".pth")
     sidecar = train("fasternet_t0", data, full, opts, Steps())
     from fnx.models import create_model
-    from fnx.train import _load, image_folder
+    from fnx.training.fit import _load, image_folder
 
     model = create_model("fasternet_t0", weights=str(full))
     _, test_items = image_folder(data / "test")

@@ -23,12 +23,12 @@ from fnx.imagefolder import image_folder as read_folder
 from fnx.manifest import Preprocessing
 from fnx.models import check_img_size, create_model, get_variant
 from fnx.models.factory import RandomWeightsWarning
-from fnx.distributed import Rank, barrier, launch, process_group, resolve_device, this_rank, under_launcher
+from fnx.training.distributed import Rank, barrier, launch, process_group, resolve_device, this_rank, under_launcher
 from fnx.models.sidecar import Sidecar, read_sidecar, write_sidecar
 from fnx.progress import Steps
 from fnx.runtime.preprocess import load_image, preprocess
-from fnx.train_data import CACHE_BYTES, TrainImages
-from fnx.train_state import TrainState, load_state, state_path
+from fnx.training.data import CACHE_BYTES, TrainImages
+from fnx.training.state import TrainState, load_state, state_path
 
 
 DEFAULT_TRAIN_SIZE = 224
@@ -48,7 +48,7 @@ class TrainOptions:
     nproc: int = 1  # processes on this machine (DDP); 1 under torchrun, which starts them itself
     device: str = "auto"  # auto, cpu or cuda
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
-    qat: bool = False  # quantization-aware fine-tuning of --weights (fnx.train_qat)
+    qat: bool = False  # quantization-aware fine-tuning of --weights (fnx.training.qat)
 
 
 def train_size(opts: TrainOptions) -> int:
@@ -128,7 +128,7 @@ def train(name: str, data: Path, out: Path, opts: TrainOptions, steps: Steps | N
     one of them. After every epoch the run's state goes to `X.last.pt` beside out; resume= continues from one.
     """
     if opts.qat:
-        raise FnxError("TrainOptions(qat=True) is fnx.train_qat.train_qat's: call that (the CLI's fnx train --qat does)")
+        raise FnxError("TrainOptions(qat=True) is fnx.training.qat.train_qat's: call that (the CLI's fnx train --qat does)")
     steps = steps or Steps(quiet=True)
     world = int(os.environ.get("WORLD_SIZE", "1")) if under_launcher() else opts.nproc
     check_run(opts, world)

@@ -20,14 +20,14 @@ from fnx.calibration.qat import NchwView, float_state, qat_graph, ranges_path, s
 from fnx.errors import FnxError
 from fnx.exporter.fold import deploy_form, load_folded_weights
 from fnx.exporter.formats.tflite import channel_last
-from fnx.distributed import resolve_device
+from fnx.training.distributed import resolve_device
 from fnx.fileio import check_output_file
 from fnx.models import check_img_size, create_model, get_variant
 from fnx.models.sidecar import Sidecar, write_sidecar
 from fnx.progress import Steps
-from fnx.train import TrainOptions, accuracy_on, optimizer_and_schedule, save_checkpoint, splits
-from fnx.train_data import TrainImages
-from fnx.train_state import TrainState, load_state, state_path
+from fnx.training.fit import TrainOptions, accuracy_on, optimizer_and_schedule, save_checkpoint, splits
+from fnx.training.data import TrainImages
+from fnx.training.state import TrainState, load_state, state_path
 
 # Fine-tuning a trained model: a few epochs at ~1% of fnx train's learning rate, no warm-up (the CLI's --qat defaults).
 QAT_DEFAULTS = {"epochs": 3, "lr": 2e-5, "warmup_epochs": 0}
