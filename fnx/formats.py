@@ -102,6 +102,7 @@ def artifact_files(path: str | Path) -> list[Path]:
 
 
 def _by_suffix(path: Path) -> FileFormat | None:
+    _with_targets()
     return next((f for f in FILE_FORMATS.values() if f.suffix == path.suffix.lower()), None)
 
 
@@ -120,8 +121,16 @@ def artifact_digest(path: str | Path) -> tuple[str, int]:
     return h.hexdigest(), sum(f.stat().st_size for f in files)
 
 
+def _with_targets() -> None:
+    """Load other distributions' targets (their file formats register here) before a file's format is looked up."""
+    from fnx.plugins import load_targets
+
+    load_targets()
+
+
 def get_file_format(name: str) -> FileFormat:
     """Return the format called name; FnxError listing the known ones otherwise."""
+    _with_targets()
     if name not in FILE_FORMATS:
         raise FnxError(f"unknown format {name!r}; use one of {', '.join(FILE_FORMATS)}")
     return FILE_FORMATS[name]
@@ -129,6 +138,7 @@ def get_file_format(name: str) -> FileFormat:
 
 def detect_format(path: str | Path) -> FileFormat:
     """Return the format of a model file from its suffix and first bytes; FnxError for a missing or foreign file."""
+    _with_targets()
     path = Path(path)
     if path.is_dir():
         raise FnxError(f"{path} is a directory; pass the model file itself ({', '.join(f.suffix for f in FILE_FORMATS.values())})")

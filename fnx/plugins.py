@@ -15,3 +15,26 @@ def complete_plugin(cls: type, protocol: str, required: tuple[str, ...], optiona
         if not hasattr(cls, member):
             setattr(cls, member, default)
     return cls
+
+
+TARGETS_GROUP = "fnx.targets"  # entry points naming a module that registers a target (file format, converter, engine)
+_targets_loaded = False
+
+
+def load_targets() -> None:
+    """Import, once, every module a distribution names under the `fnx.targets` entry point group: each registers its
+    target's FileFormat, ArtifactFormat and Engine as fnx's own targets do. One that fails to load is skipped with a
+    warning naming it, so a broken plugin never stops fnx's own targets."""
+    global _targets_loaded
+    if _targets_loaded:
+        return
+    _targets_loaded = True
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=TARGETS_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # noqa: BLE001 - a third party's import error, said and skipped
+            warnings.warn(f"fnx target {ep.name!r} ({ep.value}, from the {TARGETS_GROUP} entry points) could not be "
+                          f"loaded and is left out: {type(e).__name__}: {e}", stacklevel=2)

@@ -33,11 +33,15 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
         check_img_size(opts.img_size)
     if opts.data is not None and not list_images(opts.data):
         raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
-    onnx_int8 = "onnx" in opts.formats and "int8" in (precisions or (opts.precision,))
-    if not onnx_int8 and (opts.int8.target is not None or opts.int8.onnx_form != AUTO_FORM):
-        given = "--target" if opts.int8.target is not None else "--onnx-int8-form"
-        raise FnxError(f"{given} chooses the int8 ONNX graph form, and this export makes no int8 ONNX: drop {given}, or "
-                       f"export --format onnx --precision int8")
+    from fnx.exporter.formats import FORMATS, get_format
+
+    given = "--target" if opts.int8.target is not None else "--onnx-int8-form" if opts.int8.onnx_form != AUTO_FORM else None
+    int8 = "int8" in (precisions or (opts.precision,))
+    if given and not (int8 and any("graph_form" in get_format(f).int8_options for f in opts.formats)):
+        takers = [f for f in FORMATS.values() if "graph_form" in f.int8_options]
+        names = " or ".join(f.file.description.split()[0] for f in takers)  # "ONNX"
+        raise FnxError(f"{given} chooses the int8 {names} graph form, and this export makes no int8 {names}: drop "
+                       f"{given}, or export --format {takers[0].name} --precision int8")
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:
             raise FnxError("--max-top1-drop needs class logits, and a --features export has none; guard a backbone on "

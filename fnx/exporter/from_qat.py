@@ -18,7 +18,6 @@ from fnx.calibration.qat import NchwView, cached_ranges, held_graph, ranges_path
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.fold import deploy_form
 from fnx.exporter.formats import ArtifactFormat
-from fnx.exporter.formats.tflite import channel_last
 
 QAT_REFERENCE = "pytorch qat (fake-quant)"
 FP32 = "pytorch fp32"
@@ -36,6 +35,6 @@ def reference_of(built: BuiltModel, fmt: ArtifactFormat, from_qat: Path | None) 
     if "qat_reference" not in built.cache:
         sample = torch.zeros(2, built.img_size, built.img_size, built.model.in_chans)  # 2: 1 would fix the batch axis
         _, state = cached_ranges(built.cache, from_qat)
-        graph = held_graph(channel_last(deploy_form(built.model)), sample, state, ranges_path(from_qat))
+        graph = held_graph(fmt.wrap_io(deploy_form(built.model)), sample, state, ranges_path(from_qat))
         built.cache["qat_reference"] = NchwView(graph)
     return built.cache["qat_reference"], QAT_REFERENCE

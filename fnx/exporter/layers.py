@@ -45,23 +45,14 @@ def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
     from fnx.exporter.fold import deploy_form
     from fnx.exporter.formats import get_format
 
-    fmt = manifest.artifact.format
-    if fmt == "tflite":
-        from fnx.exporter.formats.tflite import layer_tensors
+    from fnx.exporter.formats import FORMATS
 
-        found = {k: v.transpose(0, 3, 1, 2) if v.ndim == 4 else v for k, v in layer_tensors(artifact, batch_nhwc).items()}
-    elif fmt == "onnx":
-        from fnx.calibration.onnx_int8 import onnx_layer_tensors
-
-        found = onnx_layer_tensors(artifact, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
-    elif fmt == "openvino":
-        from fnx.calibration.openvino_int8 import openvino_layer_tensors
-
-        found = openvino_layer_tensors(artifact, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
-    else:
-        raise FnxError(f"--layers reads the intermediate tensors of tflite, onnx and openvino artifacts; "
-                       f"{artifact.name} is {fmt}")
-    deployed = deploy_form(model, get_format(fmt).pconv_form)
+    fmt = get_format(manifest.artifact.format)
+    if fmt.layer_tensors is None:
+        readable = ", ".join(f.name for f in FORMATS.values() if f.layer_tensors is not None)
+        raise FnxError(f"--layers reads the intermediate tensors of {readable} artifacts; {artifact.name} is {fmt.name}")
+    found = fmt.layer_tensors(artifact, batch_nhwc)
+    deployed = deploy_form(model, fmt.pconv_form)
     reference = _module_outputs(deployed, set(found), batch_nhwc)
     if not reference:
         raise FnxError(f"no layer of {artifact.name} matches a module of the PyTorch model: was it exported by fnx?")

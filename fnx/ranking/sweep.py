@@ -29,14 +29,14 @@ def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
     from fnx.runtime.engines import ENGINES
 
     pairs: list[tuple[str, str | None, str]] = []
-    seen_tflite = False
+    timed: set[str] = set()  # kernels already timed: engines that share them (LiteRT, tflite-runtime) run alike
     for engine in ENGINES.values():
         if fmt not in engine.formats or "cpu" not in engine.devices or not engine.available():
             continue
-        if fmt == "tflite":  # LiteRT, tflite-runtime and tf.lite wrap one interpreter: time the first installed
-            if seen_tflite:
+        if engine.kernels is not None:
+            if engine.kernels in timed:
                 continue
-            seen_tflite = True
+            timed.add(engine.kernels)
         hints = [None]
         if engine.precisions_here is not None and precision != "int8":
             hints += [h for h in engine.precisions_here() if h != "f32"]

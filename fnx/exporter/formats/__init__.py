@@ -49,6 +49,11 @@ class ArtifactFormat(Protocol):
 
     # optional: qat_quantizer(model, built, opts, data, work) -> Quantizer, the int8 of the fake-quant ranges
     # `fnx train --qat` learned (opts.from_qat). A format without it calibrates the QAT weights its own way.
+    # optional: layer_tensors(path, batch_nhwc) -> {layer name: its output, NCHW}, read from the file itself
+    # (`fnx verify --layers`); None: the format's intermediate tensors cannot be read.
+    # optional: wrap_io(model) -> the module as the converter sees it (TFLite: NHWC in and out); default: itself.
+    int8_options: ClassVar[tuple[str, ...]]  # optional: int8 choices it honours beyond the common ones ("graph_form":
+    # --onnx-int8-form and --target choose its int8 graph form); another format's are refused when only it is made
 
 
 FORMATS: dict[str, ArtifactFormat] = {}
@@ -56,7 +61,8 @@ FORMATS: dict[str, ArtifactFormat] = {}
 
 REQUIRED_MEMBERS = ("name", "file", "pconv_form", "converters", "check", "export_float", "int8_quantizer")
 OPTIONAL_MEMBERS = {"requires": (), "gelu_note": None, "quantizes_files": False, "install": pip_install("export"),
-                    "qat_quantizer": None}  # what a format without them gets
+                    "qat_quantizer": None, "layer_tensors": None, "int8_options": (),
+                    "wrap_io": staticmethod(lambda model: model)}  # what a format without them gets
 
 
 def register_format(cls: type) -> type:
@@ -88,6 +94,9 @@ def installed_formats() -> list[str]:
 
 def _load_builtin() -> None:
     from fnx.exporter.formats import onnx, openvino, tflite  # noqa: F401  (each registers itself)
+    from fnx.plugins import load_targets
+
+    load_targets()  # other distributions' targets (entry point group fnx.targets), after fnx's own
 
 
 _load_builtin()

@@ -21,13 +21,18 @@ if TYPE_CHECKING:
 MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
 
 
+def check_opset(opset: int) -> None:
+    """FnxError for an opset that would decompose FasterNet's GELU (every format made from fnx's ONNX checks it)."""
+    if opset < MIN_OPSET:
+        raise FnxError(f"--opset {opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one Gelu op")
+
+
 def export_onnx(model: "torch.nn.Module", path: Path, sample: "torch.Tensor", output_names: list[str],
                 dynamic_batch: bool = False, opset: int = 20) -> None:
     """Write model traced on sample (NCHW) to path as ONNX."""
     import torch
 
-    if opset < MIN_OPSET:
-        raise FnxError(f"--opset {opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one Gelu op")
+    check_opset(opset)
     axes = {n: {0: "batch"} for n in ["input", *output_names]} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,14 +80,20 @@ class OnnxFormat:
     converters = ("torch", "onnx", "onnxslim", "onnxruntime")
     requires = ("torch", "onnx", "onnxslim", "onnxruntime")
     quantizes_files = True  # ONNX Runtime's static quantization works on the file (fnx.calibration.quantize)
+    int8_options = ("graph_form",)  # --onnx-int8-form and --target: which QDQ form (fnx.calibration.onnx_int8)
     gelu_note = ("GELU variant: ONNX Runtime has no int8 GELU and runs it in float between int8 convs; measured here, "
                  "int8 ONNX of T0/T1 is 1.6-1.9x faster than fp32 where int8 TFLite (LiteRT) is 2.6-3.1x "
                  "(docs/BENCHMARKS.md): prefer int8 TFLite for these variants.")
 
     def check(self, opts) -> None:
-        if opts.opset < MIN_OPSET:
-            raise FnxError(f"--opset {opts.opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one "
-                           f"Gelu op")
+        check_opset(opts.opset)
+
+    def layer_tensors(self, path: Path, batch_nhwc) -> dict:
+        import numpy as np
+
+        from fnx.calibration.onnx_int8 import onnx_layer_tensors
+
+        return onnx_layer_tensors(path, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
 
     def export_float(self, model, path: Path, built, opts) -> None:
         import torch

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fnx.exporter.formats import register_format
-from fnx.exporter.formats.onnx import MIN_OPSET, export_onnx, simplify_onnx
+from fnx.exporter.formats.onnx import check_opset, export_onnx, simplify_onnx
 from fnx.errors import FnxError
 from fnx.formats import FILE_FORMATS
 from fnx.install import pip_install
@@ -42,9 +42,14 @@ class OpenVinoFormat:
             raise FnxError("--from-qat is not available for OpenVINO: NNCF trains its own fake-quant graph "
                            "(nncf.quantize, then fine-tune), which fnx does not run. Export the QAT model with "
                            "--format tflite or onnx, or OpenVINO fp32 from its float weights (--weights CKPT)")
-        if opts.opset < MIN_OPSET:
-            raise FnxError(f"--opset {opts.opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one "
-                           f"Gelu op")
+        check_opset(opts.opset)
+
+    def layer_tensors(self, path: Path, batch_nhwc) -> dict:
+        import numpy as np
+
+        from fnx.calibration.openvino_int8 import openvino_layer_tensors
+
+        return openvino_layer_tensors(path, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
 
     def export_float(self, model, path: Path, built, opts) -> None:
         import torch

@@ -228,8 +228,8 @@ class TFLiteFormat:
 
     def check(self, opts) -> None:
         if opts.dynamic_batch:
-            raise FnxError("--dynamic-batch applies to ONNX only; fnx's runtime runs a TFLite artifact on any number of "
-                           "inputs in chunks of its batch")
+            raise FnxError("--dynamic-batch applies to ONNX and OpenVINO IR; fnx's runtime runs a TFLite artifact on any "
+                           "number of inputs in chunks of its batch")
         if opts.precision == "int8" and opts.int8.io == "float":
             raise FnxError("--io float is not available for TFLite: litert-torch's PT2E path always emits int8 input and "
                            "output tensors. Use --io int8 (fnx's runtime and examples/classify.py quantize inputs for "
@@ -245,6 +245,12 @@ class TFLiteFormat:
 
     def int8_quantizer(self, model, built, opts, data, work: Path) -> Pt2eQuantizer:
         return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built))
+
+    def layer_tensors(self, path: Path, batch_nhwc: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v.transpose(0, 3, 1, 2) if v.ndim == 4 else v for k, v in layer_tensors(path, batch_nhwc).items()}
+
+    def wrap_io(self, model):
+        return channel_last(model)
 
     def qat_quantizer(self, model, built, opts, data, work: Path) -> QatQuantizer:
         from fnx.calibration.qat import cached_ranges, ranges_path

@@ -17,6 +17,7 @@ from fnx.runtime.placement import Placement
 
 
 class _Interpreter:
+    kernels: ClassVar[str] = "tflite-interpreter"  # all three wrap one interpreter and its XNNPACK delegate
     """A TFLite interpreter on the CPU (XNNPACK where the build has it). Subclasses name the module."""
 
     name: ClassVar[str]
