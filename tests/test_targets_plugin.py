@@ -70,3 +70,21 @@ def test_a_target_that_fails_to_load_is_named_and_left_out(plugin_path, tmp_path
     r = subprocess.run([sys.executable, "-m", "fnx", "devices", "--json"], env=env_with(site), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "fnx target 'broken' (fnx_no_such_module" in r.stderr and "left out" in r.stderr
+
+
+def test_a_plugin_s_toolchain_is_listed_created_and_removed(plugin_path, tmp_path):
+    env = {**env_with(plugin_path), "FNX_CACHE_DIR": str(tmp_path / "cache")}
+    fnx = [sys.executable, "-m", "fnx", "toolchains"]
+
+    def listed() -> dict:
+        r = subprocess.run([*fnx, "--json"], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return {t["name"]: t for t in json.loads(r.stdout)}
+
+    assert listed()["toyscript"]["state"] == "absent"
+    r = subprocess.run([*fnx, "create", "toyscript"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "toolchain toyscript is ready" in r.stdout, r.stderr[-2000:]
+    made = listed()["toyscript"]
+    assert made["state"] == "ready" and made["size_mb"] > 0 and made["path"].startswith(str(tmp_path / "cache"))
+    r = subprocess.run([*fnx, "remove", "toyscript"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "removed" in r.stdout and listed()["toyscript"]["state"] == "absent"

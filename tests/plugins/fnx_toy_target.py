@@ -11,6 +11,10 @@ from fnx.exporter.formats import register_format
 from fnx.formats import FileFormat, register_file_format
 from fnx.runtime.engines import register_engine
 from fnx.runtime.engines.base import TensorInfo
+from fnx.toolchains import Toolchain, register_toolchain
+
+# Its converter needs nothing beyond fnx's own environment; the toolchain is here to show a plugin declaring one.
+register_toolchain(Toolchain("toyscript", "the toy target's converter (an empty environment)", ()))
 
 FILE = register_file_format(FileFormat("toyscript", ".toyscript", "NCHW", "TorchScript module (toy target)",
                                        sniff=lambda head: head[:2] == b"PK"))
