@@ -233,9 +233,10 @@ def test_bench_all_keeps_a_refusal_as_a_row(t0_ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "installed_formats", lambda: ("onnx",))
     import fnx.exporter.pipeline as pipeline
 
-    builds = []
-    for module in (sweep, pipeline):
-        monkeypatch.setattr(module, "build", lambda *a, _real=module.build, **k: builds.append(1) or _real(*a, **k))
+    builds, references = [], []
+    monkeypatch.setattr(pipeline, "build", lambda *a, _real=pipeline.build, **k: builds.append(1) or _real(*a, **k))
+    monkeypatch.setattr(pipeline, "reference_outputs",
+                        lambda *a, _real=pipeline.reference_outputs: references.append(1) or _real(*a))
     opts = ExportOptions(weights=str(t0_ckpt), img_size=64, out_dir=tmp_path / "out",
                          int8=Int8Options("synthetic", 16, min_cosine=0.999999))
     rows = sweep.bench_all("t0", opts, runs=2, warmup=0, precisions=("fp32", "int8"))
@@ -243,7 +244,7 @@ def test_bench_all_keeps_a_refusal_as_a_row(t0_ckpt, tmp_path, monkeypatch):
     assert (refused["format"], refused["precision"]) == ("onnx", "int8") and "guard failed" in refused["error"]
     assert {(r["precision"], r["engine"]) for r in rows if "error" not in r} >= {("fp32", "onnxruntime")}
     assert not list((tmp_path / "out").glob("*int8*"))
-    assert len(builds) == 1  # the model is built once for all its exports
+    assert len(builds) == 1 and len(references) == 1  # one flow: built once, parity references computed once
 
 
 def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, monkeypatch):

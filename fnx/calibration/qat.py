@@ -121,9 +121,9 @@ def check_qat_files(ckpt: str | Path) -> None:
 
 
 def cached_ranges(cache: dict, ckpt: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Return (facts, graph state) of ckpt's ranges file, read once per cache (a built model's: every check and
-    artifact of one export shares it)."""
-    key = ("qat_ranges", str(ckpt))
+    """Return (facts, graph state) of ckpt's ranges file, read once per cache (a built model's `cache.qat_ranges`:
+    every check and artifact of one export shares it)."""
+    key = str(ckpt)
     if key not in cache:
         cache[key] = load_ranges(ranges_path(ckpt))
     return cache[key]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from fnx.calibration.data import CalibrationSet
 from fnx.exporter.options import ExportOptions
 from fnx.labels import imagenet_1k
 from fnx.manifest import ModelConfig, Preprocessing, TensorSpec, WeightsInfo
@@ -15,6 +17,17 @@ from fnx.models.sidecar import Sidecar
 from fnx.models.weights import WeightSource
 
 OFFICIAL_TRAIN_SIZE = 224  # the official FasterNet release was trained on ImageNet at 224 px
+
+
+@dataclass
+class BuildCache:
+    """Work one built model's artifacts share, each computed once: the calibration set, the held-out images' outputs
+    per reference module, a QAT checkpoint's ranges (per ranges file) and the QAT reference graph."""
+
+    calibration: CalibrationSet | None = None
+    held_out_refs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # reference name -> its outputs
+    qat_ranges: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # checkpoint -> (facts, graph state)
+    qat_reference: torch.nn.Module | None = None
 
 
 @dataclass
@@ -31,7 +44,7 @@ class BuiltModel:
     class_ids: list[str] | None = None
     trained_img_size: int | None = None  # the input size the weights were trained at, where known
     trained_img_size_source: str = ""  # who says so, e.g. "its sidecar X.json"
-    cache: dict = field(default_factory=dict)  # work shared by this model's artifacts (int8 calibration)
+    cache: BuildCache = field(default_factory=lambda: BuildCache())  # work its artifacts share, each done once
 
     @property
     def features_only(self) -> bool:

@@ -63,7 +63,7 @@ def check_against_model(opts, built, precisions: tuple[str, ...] | None = None) 
     if opts.from_qat is not None:
         from fnx.calibration.qat import cached_ranges, check_qat_fits
 
-        facts, _ = cached_ranges(built.cache, opts.from_qat)
+        facts, _ = cached_ranges(built.cache.qat_ranges, opts.from_qat)
         check_qat_fits(facts, opts.from_qat, built.name, built.img_size, built.labels)
 
 

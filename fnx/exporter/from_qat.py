@@ -32,9 +32,9 @@ def reference_of(built: BuiltModel, fmt: ArtifactFormat, from_qat: Path | None) 
         return built.model, FP32
     if fmt.qat_quantizer is None:
         return built.model, f"{FP32} (QAT weights)"
-    if "qat_reference" not in built.cache:
+    if built.cache.qat_reference is None:
         sample = torch.zeros(2, built.img_size, built.img_size, built.model.in_chans)  # 2: 1 would fix the batch axis
-        _, state = cached_ranges(built.cache, from_qat)
+        _, state = cached_ranges(built.cache.qat_ranges, from_qat)
         graph = held_graph(fmt.wrap_io(deploy_form(built.model)), sample, state, ranges_path(from_qat))
-        built.cache["qat_reference"] = NchwView(graph)
-    return built.cache["qat_reference"], QAT_REFERENCE
+        built.cache.qat_reference = NchwView(graph)
+    return built.cache.qat_reference, QAT_REFERENCE

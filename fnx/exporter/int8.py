@@ -25,7 +25,7 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
                      fmt: ArtifactFormat) -> tuple[CalibrationSet, list[np.ndarray]]:
     """Return the calibration set (read once per model) and the outputs of its held-out images by the PyTorch module
     fmt's artifact must reproduce (fp32, or a QAT graph: fnx.exporter.from_qat)."""
-    if "calibration" not in built.cache:
+    if built.cache.calibration is None:
         cal = opts.int8
         bar, task = steps.progress("reading calibration images", None)
         with bar:
@@ -34,12 +34,13 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
                                     needs_labels=cal.max_top1_drop is not None)
         steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
                    + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
-        built.cache["calibration"] = data
-    data = built.cache["calibration"]
+        built.cache.calibration = data
+    data = built.cache.calibration
     reference, name = reference_of(built, fmt, opts.from_qat)
-    if ("held_out_refs", name) not in built.cache:
-        built.cache[("held_out_refs", name)] = reference_outputs(reference, data.held_out)
-    return data, built.cache[("held_out_refs", name)]
+    refs = built.cache.held_out_refs
+    if name not in refs:
+        refs[name] = reference_outputs(reference, data.held_out)
+    return data, refs[name]
 
 
 def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, tmp: Path,

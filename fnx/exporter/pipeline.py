@@ -5,8 +5,9 @@ Every artifact is written under a temp name and renamed only after it passed its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -68,23 +69,37 @@ def base_manifest(built: BuiltModel, fmt: ArtifactFormat, opts: ExportOptions) -
                     converter=versions(("fnx", *fmt.converters)))
 
 
-def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
-                 built: BuiltModel | None = None) -> list[ExportResult]:
-    """Export one model to every requested format; returns the verified artifacts.
+@dataclass
+class Prepared:
+    """What every artifact of one export shares, made once: the built model, its deploy forms (one per PConv form the
+    formats want), the output folder and the parity check's inputs and PyTorch outputs (None without verify)."""
 
-    built: the model as `build(name, opts)` made it, to export it again in other formats or precisions without
-    building it again (what it depends on: weights, classes, size, features, must be the same).
-    """
-    steps = steps or Steps(quiet=True)
+    built: BuiltModel
+    deployed: dict[str, torch.nn.Module]
+    out_dir: Path
+    check_inputs: tuple | None
+
+
+def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: Steps,
+            built: BuiltModel | None = None, check_built: Callable[[BuiltModel], None] | None = None) -> Prepared:
+    """Validate every option for every format x precision once (the checks that need no model first), build the model
+    once, fold it once per PConv form and compute the parity references once.
+
+    built: the model as `build(name, opts)` made it, to export it again without building it again (what it depends
+    on: weights, classes, size, features, must be the same). check_built: a caller's own check of the built model
+    (bench all's --data classes), run with the others before anything is written."""
     formats = [get_format(f) for f in opts.formats]
-    for fmt in formats:
-        fmt.check(opts)
-    preflight(opts)  # every input that can be checked without the model, before building it
+    for precision in precisions:
+        for fmt in formats:
+            fmt.check(replace(opts, precision=precision))
+    preflight(opts, precisions)  # every input that can be checked without the model, before building it
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
         with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
             built = build(name, opts)
-    check_against_model(opts, built)
+    check_against_model(opts, built, precisions)
+    if check_built is not None:
+        check_built(built)
     warn_if_resized(built, opts.data)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
@@ -95,8 +110,35 @@ def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
         with steps.step("prepare parity inputs"):
             batch_nhwc, source = verification_images(opts.data, built.preprocessing)
             check_inputs = (batch_nhwc, source, reference_outputs(built.model, batch_nhwc))
-    return [export_artifact(fmt, built, deployed[fmt.pconv_form], opts, out_dir / artifact_name(built, fmt, opts.precision),
-                            steps, check_inputs) for fmt in formats]
+    return Prepared(built, deployed, out_dir, check_inputs)
+
+
+def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[str, ...], steps: Steps,
+                    keep_going: bool = False) -> tuple[list[ExportResult], list[tuple[str, str, FnxError]]]:
+    """For each precision x format: convert, verify, write the manifest. Returns (artifacts, refusals); keep_going:
+    an artifact refused (the int8 guard, a parity bound) is a (format, precision, error) and the others go on."""
+    results, refused = [], []
+    for precision in precisions:
+        this = replace(opts, precision=precision)
+        for fmt in (get_format(f) for f in opts.formats):
+            final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
+            try:
+                results.append(export_artifact(fmt, prepared.built, prepared.deployed[fmt.pconv_form], this, final,
+                                               steps, prepared.check_inputs))
+            except FnxError as e:
+                if not keep_going:
+                    raise
+                refused.append((fmt.name, precision, e))
+    return results, refused
+
+
+def export_model(name: str, opts: ExportOptions, steps: Steps | None = None,
+                 built: BuiltModel | None = None) -> list[ExportResult]:
+    """Export one model to every requested format at opts.precision; returns the verified artifacts (FnxError at the
+    first that is refused). The one flow: `prepare` once, then `export_prepared`."""
+    steps = steps or Steps(quiet=True)
+    prepared = prepare(name, opts, (opts.precision,), steps, built)
+    return export_prepared(prepared, opts, (opts.precision,), steps)[0]
 
 
 def export_artifact(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, final: Path,

@@ -12,11 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from fnx.errors import FnxError
-from fnx.exporter.build import build
-from fnx.exporter.checks import as_nchw, check_against_model, preflight, reference_outputs, verification_images
+from fnx.exporter.checks import as_nchw
 from fnx.exporter.formats import installed_formats
 from fnx.exporter.options import ExportOptions
-from fnx.exporter.pipeline import export_model
+from fnx.exporter.pipeline import export_prepared, prepare
 from fnx.formats import artifact_digest
 from fnx.install import pip_install
 from fnx.parity import bounds_for, check
@@ -58,27 +57,24 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     if "int8" in precisions and opts.int8.data is None:
         steps.info("[yellow]note:[/] no --calib-data: int8 rows are left out (pass an image folder, or synthetic)")
         precisions = tuple(p for p in precisions if p != "int8")
-    preflight(opts, precisions)  # the output folder, sizes, --data and the calibration source, before the build
     if data is not None:
         from fnx.runtime.preprocess import list_images
 
         if not list_images(data):
             raise FnxError(f"fnx bench all --data {data} holds no images (jpg, jpeg, png, bmp, webp)")
-    built = build(name, opts)
-    check_against_model(opts, built, precisions)
-    if data is not None:  # its class folders must be the model's before any export starts (not at the first row)
+
+    def data_fits(built) -> None:  # --data's class folders must be the model's before any export starts
         from fnx.imagefolder import class_index, image_folder
 
         class_index(image_folder(data, what="fnx bench all --data"), built.labels, built.class_ids)
-    batch, source = verification_images(opts.data, built.preprocessing)
-    refs = reference_outputs(built.model, batch)
-    results, rows = [], []
-    for precision in precisions:
-        for fmt in formats:
-            try:
-                results += export_model(name, replace(opts, formats=(fmt,), precision=precision), steps, built=built)
-            except FnxError as e:  # e.g. the int8 guard refused: a row saying so, the others go on
-                rows.append({"format": fmt, "precision": precision, "engine": None, "error": str(e)})
+
+    opts = replace(opts, formats=tuple(formats), verify=True)
+    # one flow: every option checked, the model built and folded, the parity references computed, once
+    prepared = prepare(name, opts, precisions, steps, check_built=data_fits if data is not None else None)
+    built, (batch, source, refs) = prepared.built, prepared.check_inputs
+    results, refused = export_prepared(prepared, opts, precisions, steps, keep_going=True)
+    # e.g. the int8 guard refused: a row saying so, the others went on
+    rows = [{"format": fmt, "precision": precision, "engine": None, "error": str(e)} for fmt, precision, e in refused]
     for res in results:
         for engine, hint, device in combinations(res.manifest.artifact.format, res.manifest.artifact.precision):
             label = f"{res.artifact.name} on {engine}" + (f" ({hint})" if hint else "") + \

@@ -255,5 +255,5 @@ class TFLiteFormat:
     def qat_quantizer(self, model, built, opts, data, work: Path) -> QatQuantizer:
         from fnx.calibration.qat import cached_ranges, ranges_path
 
-        _, state = cached_ranges(built.cache, opts.from_qat)
+        _, state = cached_ranges(built.cache.qat_ranges, opts.from_qat)
         return QatQuantizer(model, data, opts.batch, state, ranges_path(opts.from_qat))
