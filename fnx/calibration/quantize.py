@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fnx.calibration.data import check_calibration_classes, check_calibration_source, load_calibration
-from fnx.calibration.guard import guard_bounds, run_guarded
+from fnx.calibration.data import check_calibration_classes, check_calibration_source
+from fnx.calibration.flow import guarded_int8, read_calibration
+from fnx.calibration.guard import guard_bounds
 from fnx.calibration.onnx_int8 import OrtQdqQuantizer
 from fnx.calibration.options import Int8Options
-from fnx.calibration.report import calibration_record, record_io_quantization
+from fnx.calibration.report import record_io_quantization
 from fnx.errors import FnxError
 from fnx.fileio import atomic_path, check_output_file, sha256_file
 from fnx.manifest import Manifest, finish_artifact, read_manifest
@@ -65,12 +66,7 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     check_calibration_source(options.data, needs_labels=options.max_top1_drop is not None)
     if options.max_top1_drop is not None:
         check_calibration_classes(options.data, manifest.labels, manifest.class_ids)
-    bar, task = steps.progress("reading calibration images", None)
-    with bar:
-        data = load_calibration(options.data, manifest.preprocessing, size=options.size, progress=(bar, task),
-                                labels=manifest.labels, class_ids=manifest.class_ids,
-                                needs_labels=options.max_top1_drop is not None)
-    steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out")
+    data = read_calibration(options, manifest.preprocessing, manifest.labels, manifest.class_ids, steps)
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four
     final = out
@@ -82,9 +78,7 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
                                                      target=options.target) as quantizer:
         outputs = lambda: load(tmp, device="cpu").run(held)  # noqa: E731
         names = [o.name for o in new.outputs]
-        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx", names)
-        new.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                             quantizer.float_ops(tmp), quantizer.notes, scheme=quantizer.description)
+        new.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx", names)
         record_io_quantization(new, tmp)
         # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
         new.parity = check(refs, outputs(), "int8", names, bounds={"min_cosine": bounds.min_cosine},

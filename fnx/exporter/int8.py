@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fnx.calibration.data import CalibrationSet, load_calibration
-from fnx.calibration.guard import guard_bounds, run_guarded
-from fnx.calibration.report import calibration_record, record_io_quantization
+from fnx.calibration.data import CalibrationSet
+from fnx.calibration.flow import guarded_int8, read_calibration
+from fnx.calibration.guard import guard_bounds
+from fnx.calibration.report import record_io_quantization
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
 from fnx.exporter.formats import ArtifactFormat
@@ -26,15 +27,7 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
     """Return the calibration set (read once per model) and the outputs of its held-out images by the PyTorch module
     fmt's artifact must reproduce (fp32, or a QAT graph: fnx.exporter.from_qat)."""
     if built.cache.calibration is None:
-        cal = opts.int8
-        bar, task = steps.progress("reading calibration images", None)
-        with bar:
-            data = load_calibration(cal.data, built.preprocessing, size=cal.size, progress=(bar, task),
-                                    labels=built.labels, class_ids=built.class_ids,
-                                    needs_labels=cal.max_top1_drop is not None)
-        steps.info(f"calibration: {len(data.calib)} images from {data.source}, {len(data.held_out)} held out"
-                   + (f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""))
-        built.cache.calibration = data
+        built.cache.calibration = read_calibration(opts.int8, built.preprocessing, built.labels, built.class_ids, steps)
     data = built.cache.calibration
     reference, name = reference_of(built, fmt, opts.from_qat)
     refs = built.cache.held_out_refs
@@ -62,14 +55,8 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
         notes.append(qat_note(opts.from_qat, fmt.name, learned_ranges=fmt.qat_quantizer is not None))
     with make(deployed, built, opts, data, tmp) as quantizer:
         outputs = lambda: as_nchw(run_artifact(tmp, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
-        report, keep, ranking = run_guarded(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
-                                            [o.name for o in manifest.outputs])
-        scheme = quantizer.description
-        if opts.from_qat is not None:  # the record says qat; the graph's types go to the notes
-            notes.append(f"int8 graph: {scheme}")
-            scheme = "qat"
-        manifest.calibration = calibration_record(data, quantizer.scheme, quantizer.io, keep, report, ranking, bounds,
-                                                  quantizer.float_ops(tmp), [*notes, *quantizer.notes], scheme)
+        manifest.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
+                                            [o.name for o in manifest.outputs], notes, qat=opts.from_qat is not None)
     record_io_quantization(manifest, tmp)
 
 
