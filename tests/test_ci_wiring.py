@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A stand-in interpreter: answers `scripts/arm_parity.py ...` and `-m pytest ...` with the given exit codes.
 STUB = """#!/usr/bin/env bash
-if [ "$1" = scripts/arm_parity.py ]; then echo "ARM PARITY (stub) args: ${*:2}"; exit {arm}; fi
+if [ "$1" = scripts/arm_parity.py ]; then echo "ARM PARITY (stub) args: ${*:2} nice: $(nice)"; exit {arm}; fi
 echo "pytest (stub) FNX_SHARE_CPU_WITH=${FNX_SHARE_CPU_WITH:-unset}"; echo "3 passed in 0.10s"; exit {pytest}
 """
 
@@ -29,5 +29,6 @@ def test_both_must_pass_and_pytest_summary_closes(tmp_path, arm, pytest_rc, expe
     assert "ARM PARITY (stub) args: --jobs 1" in r.stdout  # ARM's output is printed, after pytest's
     assert r.stdout.index("pytest (stub)") < r.stdout.index("ARM PARITY (stub)")
     assert ("ARM parity failed" in r.stdout) == (arm != 0)
+    assert "nice: 19" in r.stdout  # ARM takes what pytest leaves idle: pytest has the cores first
     share = next(line for line in lines if line.startswith("pytest (stub)")).rpartition("=")[2]
-    assert share.isdigit()  # pytest is told which process it shares the CPU with
+    assert share == "unset"  # pytest keeps torch's own thread count
