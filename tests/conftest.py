@@ -151,6 +151,16 @@ def t0_exports(t0_ckpt, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def t0_dynamic(t0_ckpt, tmp_path_factory):
+    """t0_ckpt at 64 px as ONNX fp32 with a dynamic batch axis (what serving's batching needs), made once per session."""
+    from fnx.exporter import ExportOptions, export_model
+
+    (res,) = export_model("t0", ExportOptions(formats=("onnx",), weights=str(t0_ckpt), img_size=64, dynamic_batch=True,
+                                              out_dir=tmp_path_factory.mktemp("dynamic")))
+    return res.artifact
+
+
+@pytest.fixture(scope="session")
 def t0_tflite_int8(t0_ckpt, tmp_path_factory):
     """An int8 TFLite export of t0_ckpt at 64x64 (synthetic calibration, guard at cosine 0.95), made once per session."""
     from fnx.exporter import ExportOptions, Int8Options, export_model

@@ -76,12 +76,6 @@ def check_shown(cmd: str, shown: list[str], printed: str) -> None:
             assert any(p.fullmatch(line) for line in lines), f"`{cmd}` did not print:\n{s}\nIt printed:\n{printed[-3000:]}"
 
 
-@pytest.fixture(scope="module")
-def workspace(demo_workspace):
-    """Where `make demo` has run (conftest's demo_workspace, shared with test_demo)."""
-    return demo_workspace
-
-
 def doc_env() -> dict[str, str]:
     env = {**os.environ, "COLUMNS": "100", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FNX_SHARE_CPU_WITH", None)
@@ -89,7 +83,7 @@ def doc_env() -> dict[str, str]:
 
 
 def test_make_demo_is_fnx_demo():
-    """The workspace fixture runs what `make demo` runs after its set-up."""
+    """The demo_workspace fixture (conftest) runs what `make demo` runs after its set-up."""
     makefile = (ROOT / "Makefile").read_text()
     assert "$(VENV)/bin/fnx demo --out demo_out" in makefile
 
@@ -105,16 +99,16 @@ def test_the_pages_show_only_commands_that_run_here():
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
-def test_every_command_on_the_page_runs_as_shown(page, workspace):
+def test_every_command_on_the_page_runs_as_shown(page, demo_workspace):
     env = doc_env()
     for start, body in blocks(page, "console"):
         background: list[subprocess.Popen] = []
         try:
             for cmd, shown in commands(body):
                 if cmd.endswith("&"):
-                    background.append(start_server(cmd[:-1], shown, workspace, env))
+                    background.append(start_server(cmd[:-1], shown, demo_workspace, env))
                     continue
-                r = subprocess.run(["bash", "-c", cmd], cwd=workspace, env=env, capture_output=True, text=True,
+                r = subprocess.run(["bash", "-c", cmd], cwd=demo_workspace, env=env, capture_output=True, text=True,
                                    timeout=600)
                 want = 1 if any(s.startswith("error:") for s in shown) else 0
                 assert r.returncode == want, f"{page.name}:{start}: `{cmd}` exited {r.returncode}:\n{r.stderr[-3000:]}"
@@ -144,9 +138,9 @@ def test_the_command_reference_is_the_cli_s_own():
     assert page.read_text() == reference(), "docs/reference.md is out of date: python -m fnx.cli.reference > docs/reference.md"
 
 
-def test_the_demo_points_to_commands_the_readme_runs(workspace):
+def test_the_demo_points_to_commands_the_readme_runs(demo_workspace):
     """`fnx demo` ends with what to try next; each of those commands is one the README runs in its quickstart."""
-    printed = (workspace / "demo.out").read_text()
+    printed = (demo_workspace / "demo.out").read_text()
     after = printed.split("\nNext\n", 1)[1]
     told = [line.strip() for line in after.splitlines() if line.strip().startswith("fnx ")
             and not line.strip().startswith("fnx is installed")]

@@ -22,16 +22,6 @@ RUN = ("--threads", "1", "--engine", "onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def t0_dynamic(t0_ckpt, tmp_path_factory):
-    """FasterNet-T0 at 64 px, ONNX fp32 with a dynamic batch axis (what batching needs), from the lively checkpoint."""
-    from fnx.exporter import ExportOptions, export_model
-
-    (res,) = export_model("t0", ExportOptions(formats=("onnx",), weights=str(t0_ckpt), img_size=64, dynamic_batch=True,
-                                              out_dir=tmp_path_factory.mktemp("serve")))
-    return res.artifact
-
-
-@pytest.fixture(scope="module")
 def session(t0_dynamic):
     from fnx.runtime import load
 

@@ -182,24 +182,15 @@ HEADER_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def t0_onnx(t0_ckpt, tmp_path_factory):
-    from fnx.exporter import ExportOptions, export_model
-
-    (res,) = export_model("t0", ExportOptions(formats=("onnx",), weights=str(t0_ckpt), img_size=64, dynamic_batch=True,
-                                              out_dir=tmp_path_factory.mktemp("abuse")))
-    return res.artifact
-
-
-@pytest.fixture(scope="module")
-def session(t0_onnx):
+def session(t0_dynamic):
     from fnx.runtime import load
 
-    return load(t0_onnx, device="cpu", threads=1, engine="onnxruntime")
+    return load(t0_dynamic, device="cpu", threads=1, engine="onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def server(t0_onnx):
-    with ServerProcess(f"t0={t0_onnx}", *RUN, "--header-timeout", str(HEADER_S), "--body-timeout", str(HEADER_S),
+def server(t0_dynamic):
+    with ServerProcess(f"t0={t0_dynamic}", *RUN, "--header-timeout", str(HEADER_S), "--body-timeout", str(HEADER_S),
                        nofile=NOFILE) as s:
         yield s
         assert s.stop() == 0 and "Traceback" not in s.log, s.log

@@ -19,12 +19,12 @@ class InputSizeWarning(UserWarning):
     """The export's input size differs from the size the weights were trained at."""
 
 
-def warn_if_resized(built, data: Path | None) -> dict[int, float] | None:
+def warn_if_resized(built, data: Path | None) -> None:
     """Warn when built.img_size differs from the size its weights were trained at; where data is a labelled folder
-    of the model's classes, measure PyTorch top-1 at both sizes and say it. Returns {size: top-1} when measured."""
+    of the model's classes, measure PyTorch top-1 at both sizes and say it."""
     trained = built.trained_img_size
     if trained is None or trained == built.img_size:
-        return None
+        return
     measured = _top1_at_sizes(built, data, (trained, built.img_size)) if data is not None else None
     said = (f"the weights were trained at {trained} px ({built.trained_img_size_source}) and this export takes "
             f"{built.img_size} px: objects then cover other numbers of pixels than the model learned, and accuracy can "
@@ -36,7 +36,6 @@ def warn_if_resized(built, data: Path | None) -> dict[int, float] | None:
         said += "Pass --data with labelled class folders to measure it. "
     said += f"Export at {trained} px (leave --img-size out), or fine-tune at {built.img_size} px first (fnx train)."
     warnings.warn(InputSizeWarning(said), stacklevel=2)
-    return {k: v for k, v in measured.items() if isinstance(k, int)} if measured is not None else None
 
 
 def _top1_at_sizes(built, data: Path, sizes: tuple[int, ...]) -> dict | None:

@@ -57,7 +57,7 @@ class Session:
             engine, self.engine_choice, self.placement = None, None, own  # the measured choice would not open it
             self.engine = open_engine(self.path, self.placement, engine)
         self.threads = self.placement.threads
-        if self.manifest is None and hasattr(self.engine, "embedded_metadata"):  # no `onnx` here: ask the engine
+        if self.manifest is None and self.engine.embedded_metadata is not None:  # no `onnx` here: ask the engine
             text = self.engine.embedded_metadata().get(EMBED_KEY)
             if text is not None:
                 self.manifest, self.manifest_source = parse_embedded(text, self.path), "embedded"
@@ -79,7 +79,7 @@ class Session:
                     f"predictions are class indices, not labels, and the preprocessing is assumed ("
                     f"{self.preprocessing.describe()}). Keep the .json fnx export wrote beside the file, or pass "
                     f"--labels FILE"), stacklevel=2)
-        self._one_at_a_time = contextlib.nullcontext() if getattr(self.engine, "concurrent_runs", False) else threading.Lock()
+        self._one_at_a_time = contextlib.nullcontext() if self.engine.concurrent_runs else threading.Lock()
 
     @property
     def engine_name(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -68,8 +69,8 @@ def _pip_install(tc: Toolchain, on_line: Callable[[str], None]) -> None:
 def _cpu_torch_constraint(tc: Toolchain) -> Path | None:
     """A constraints file holding torch to this machine's version (the CPU build on the local disk), where the
     requirements name torch and the toolchain does not declare another."""
-    if tc.torch is not None or not any(r.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower() == "torch"
-                                       for r in tc.requirements):
+    names = {re.split(r"[\s\[<>=!~;@]", r.strip(), maxsplit=1)[0].lower() for r in tc.requirements}
+    if tc.torch is not None or "torch" not in names:
         return None
     try:
         version = metadata.version("torch").split("+")[0]

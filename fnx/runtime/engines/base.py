@@ -67,8 +67,9 @@ class Engine(Protocol):
     # optional: engines with the same `kernels` run the same code (LiteRT, tflite-runtime, tf.lite): `fnx bench all`
     # times only the first installed of them; None: its own
     kernels: ClassVar[str | None]
-    # optional method embedded_metadata() -> dict[str, str]: the file's own key/value metadata as the engine read it
-    # (ONNX Runtime: metadata_props), where a manifest may be embedded; the Session asks when no manifest was found
+    # optional method embedded_metadata() -> dict[str, str] (None: it has none): the file's own key/value metadata as
+    # the engine read it (ONNX Runtime: metadata_props), where a manifest may be embedded; the Session asks when no
+    # manifest was found
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -92,7 +93,7 @@ ENGINES: dict[str, type[Engine]] = {}
 REQUIRED_MEMBERS = ("name", "formats", "devices", "install", "available", "version", "run", "describe")
 OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": (),
                     "precisions_here": None, "concurrent_runs": False,
-                    "kernels": None}  # what an engine without them gets
+                    "kernels": None, "embedded_metadata": None}  # what an engine without them gets
 
 
 def register_engine(engine: type[Engine]) -> type[Engine]:
