@@ -23,7 +23,7 @@ def _partitions(path) -> tuple[int, dict[str, int]]:
     """(XNNPACK partitions: DELEGATE nodes in LiteRT's interpreter, {op: count} of the file's own ops)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from fnx.exporter.formats.tflite import tflite_op_counts
+    from fnx.targets.tflite.graph import tflite_op_counts
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()

@@ -27,8 +27,9 @@ def run(ctx: Ctx) -> Section:
 
     from fnx.exporter import deploy_form
     from fnx.exporter.formats import FORMATS
-    from fnx.exporter.formats.onnx import export_onnx, onnx_op_counts, simplify_onnx
-    from fnx.exporter.formats.tflite import export_tflite, tflite_op_counts
+    from fnx.targets.onnx.convert import export_onnx, onnx_op_counts, simplify_onnx
+    from fnx.targets.tflite.convert import export_tflite
+    from fnx.targets.tflite.graph import tflite_op_counts
 
     warmup, runs = (5, 40) if ctx.quick else (10, 150)
     sec = Section(NAME, TITLE)

@@ -54,7 +54,7 @@ def run(ctx: Ctx) -> Section:
     import torch
 
     from fnx.calibration.data import load_calibration
-    from fnx.exporter.formats.tflite import tflite_op_counts
+    from fnx.targets.tflite.graph import tflite_op_counts
     from fnx.manifest import Preprocessing
     from fnx.models import create_model
 

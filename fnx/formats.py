@@ -1,8 +1,8 @@
 """Artifact file formats: the facts every stage shares (name, suffix, tensor layout, how to recognise a file).
 
-Torch-free: the exporter (`fnx.exporter.FORMATS`, which converts) and the runtime
-(`fnx.runtime.ENGINES`, which runs) both name formats from this table. A new format registers
-its facts here, its converter in the exporter and an engine in the runtime.
+Torch-free: the exporter (`fnx.exporter.FORMATS`, which converts) and the runtime (`fnx.runtime.ENGINES`, which
+runs) both name formats from this table. Each target package (`fnx.targets`) registers its own FileFormat here when
+it is imported; the lookups below load the targets first.
 """
 
 from __future__ import annotations
@@ -48,50 +48,11 @@ class FormatNameWarning(UserWarning):
 _QUESTIONED: set[tuple[str, str]] = set()  # (path, format) pairs whose misleading name was already questioned
 
 
-def _looks_like_onnx(head: bytes) -> bool:
-    # onnx.save writes ModelProto's fields in number order: field 1, ir_version (a small varint), comes first
-    return len(head) >= 2 and head[0] == 0x08 and 0 < head[1] < 0x40
-
 
 def register_file_format(fmt: FileFormat) -> FileFormat:
     """Add (or replace) a file format; returns it."""
     FILE_FORMATS[fmt.name] = fmt
     return fmt
-
-
-def _embed_in_onnx(path: Path, manifest_json: str) -> None:
-    """Store the manifest as the `fnx.manifest` metadata_props entry of an ONNX file (in place)."""
-    import onnx
-
-    from fnx import __version__
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = EMBED_KEY, manifest_json
-    model.producer_name, model.producer_version = "fnx", __version__
-    onnx.save(model, str(path))
-
-
-def _read_embedded_onnx(path: Path) -> str | None:
-    """Return the `fnx.manifest` metadata_props entry of an ONNX file, None if absent or onnx is not installed (on a
-    device with ONNX Runtime alone, the Session reads it from the engine: `Engine.embedded_metadata`)."""
-    try:
-        import onnx
-    except ImportError:
-        return None
-    try:
-        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(EMBED_KEY)
-    except Exception:  # noqa: BLE001 - a damaged file: the engine that opens it says what is wrong
-        return None
-
-
-register_file_format(FileFormat("tflite", ".tflite", "NHWC", "TFLite model (LiteRT flatbuffer)",
-                                sniff=lambda head: head[4:8] == b"TFL3"))
-register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", sniff=_looks_like_onnx,
-                                embed=_embed_in_onnx, read_embedded=_read_embedded_onnx))
-register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml graph + .bin weights)",
-                                sniff=lambda head: head.lstrip().startswith((b"<?xml", b"<net")), companions=(".bin",)))
 
 
 def artifact_files(path: str | Path) -> list[Path]:
@@ -122,10 +83,16 @@ def artifact_digest(path: str | Path) -> tuple[str, int]:
 
 
 def _with_targets() -> None:
-    """Load other distributions' targets (their file formats register here) before a file's format is looked up."""
-    from fnx.plugins import load_targets
+    """Load the target packages (each registers its file format here) before a format is looked up."""
+    from fnx.targets import load
 
-    load_targets()
+    load()
+
+
+def file_formats() -> dict[str, FileFormat]:
+    """Return every registered file format by name (the targets loaded)."""
+    _with_targets()
+    return FILE_FORMATS
 
 
 def get_file_format(name: str) -> FileFormat:

@@ -12,8 +12,8 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "fnx"
 MAX_LINES = 300
 MAX_FUNCTION_LINES = 80
-# Engine calls outside fnx/runtime that only inspect a graph (op types, intermediate tensors), never run inference:
-INSPECTION_ONLY = {"fnx/calibration/onnx_int8.py", "fnx/exporter/formats/tflite.py"}
+# Engine calls outside the runtime and the targets' engines that only inspect a graph (op types, intermediate tensors):
+INSPECTION_ONLY = {"fnx/targets/onnx/int8.py", "fnx/targets/tflite/graph.py"}
 
 
 def _modules() -> dict[str, Path]:
@@ -107,16 +107,28 @@ def test_functions_are_short():
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
-def test_engines_are_called_only_in_the_runtime():
+def _is_engine_module(rel: str) -> bool:
+    return rel.startswith("fnx/runtime/") or (rel.startswith("fnx/targets/") and rel.endswith("/engine.py"))
+
+
+def test_engines_are_called_only_in_the_runtime_and_the_targets_engines():
     calls = ("InferenceSession(", "Interpreter(", "tf.lite.")
-    outside = [str(p.relative_to(PKG.parent)) for p in PKG.rglob("*.py")
-               if not str(p.relative_to(PKG.parent)).startswith("fnx/runtime/")
-               and str(p.relative_to(PKG.parent)) not in INSPECTION_ONLY
-               and any(c in p.read_text() for c in calls)]
-    assert not outside, f"engine calls outside fnx/runtime: {outside}"
+    outside = [rel for p in PKG.rglob("*.py") if not _is_engine_module(rel := p.relative_to(PKG.parent).as_posix())
+               and rel not in INSPECTION_ONLY and any(c in p.read_text() for c in calls)]
+    assert not outside, f"engine calls outside fnx/runtime and fnx/targets/*/engine.py: {outside}"
 
 
-@pytest.mark.parametrize("module", ["fnx.runtime", "fnx.cli", "fnx.manifest", "fnx.exporter", "fnx.calibration.quantize",
+def test_the_runtime_and_the_targets_engines_never_import_the_exporter_or_torch_at_module_level():
+    """What runs on the device: fnx.runtime and every target's engine module (and what they import) stay torch-free."""
+    edges = import_graph()
+    device_side = [m for m in edges if m.startswith("fnx.runtime") or (m.startswith("fnx.targets.") and m.endswith(".engine"))]
+    bad = {m: sorted(t for t in edges[m] if t.startswith(("fnx.exporter", "fnx.calibration", "fnx.training", "fnx.models")))
+           for m in device_side}
+    assert not {m: t for m, t in bad.items() if t}, bad
+
+
+@pytest.mark.parametrize("module", ["fnx.runtime", "fnx.cli", "fnx.manifest", "fnx.exporter", "fnx.exporter.quantize",
+                                    "fnx.exporter.formats", "fnx.targets.tflite.export", "fnx.targets.onnx.export",
                                     "fnx.serve.app", "fnx.serve.server", "fnx.serve.images", "fnx.serve.connections"])
 def test_entry_points_import_without_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
@@ -124,28 +136,24 @@ def test_entry_points_import_without_torch(module):
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-# A target's own modules may name it; generic code dispatches through the registries instead (formats' members, the
+# A target's own package may name it; generic code dispatches through the registries instead (formats' members, the
 # engines' `kernels`). The demo names the artifacts it made (data, not dispatch).
-TARGET_MODULES = ("fnx/exporter/formats/", "fnx/runtime/engines/", "fnx/calibration/onnx_int8.py",
-                  "fnx/calibration/openvino_int8.py", "fnx/formats.py", "fnx/demo/")
-# Still naming ONNX, left for the target packages of issue #33: `fnx quantize` (calibration may not import the
-# exporter's registry, where the format's file quantizer would be declared).
-NOT_YET_GENERIC = ("fnx/calibration/quantize.py",)
+TARGET_MODULES = ("fnx/targets/", "fnx/demo/")
 
 
 def test_generic_code_never_branches_on_a_format_name():
     import re
 
-    from fnx.formats import FILE_FORMATS
+    from fnx.formats import file_formats
 
-    names = "|".join(FILE_FORMATS)
-    suffixes = "|".join(re.escape(f.suffix) for f in FILE_FORMATS.values())
+    names = "|".join(file_formats())
+    suffixes = "|".join(re.escape(f.suffix) for f in file_formats().values())
     branch = re.compile(rf"""(==|!=|\bin)\s*\(?["']({names})["']|["']({names})["']\s*(==|!=|\bin\b)|"""
                         rf"""suffix\s*(==|!=)\s*["']({suffixes})["']""")
     found = []
     for p in PKG.rglob("*.py"):
         rel = p.relative_to(PKG.parent).as_posix()
-        if rel.startswith(TARGET_MODULES + NOT_YET_GENERIC):
+        if rel.startswith(TARGET_MODULES):
             continue
         found += [f"{rel}:{n}: {line.strip()}" for n, line in enumerate(p.read_text().splitlines(), 1)
                   if branch.search(line)]

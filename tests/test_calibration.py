@@ -78,7 +78,7 @@ def test_onnx_int8_qdq_per_channel_with_report(t0_ckpt, tmp_path):
     assert scales and all(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
     # the default form, auto: uint8 activations, int8 weights, in 7 bits (reduce_range) on an x86 CPU without VNNI,
     # 8 bits with it (tests/test_onnx_form.py runs both kinds); said in the manifest with why
-    from fnx.calibration.onnx_form import choose_onnx_int8_form
+    from fnx.targets.onnx.int8_form import choose_onnx_int8_form
 
     form = choose_onnx_int8_form().form
     assert cal.scheme.startswith(f"{form}: QDQ; activations uint8") and f"ONNX int8 form {form}: auto" in cal.notes[-1]
@@ -149,7 +149,7 @@ def test_quantize_existing_onnx_export_torch_free(t0_exports, tmp_path):
     src.write_bytes(t0_exports["onnx"].artifact.read_bytes())
     src.with_suffix(".json").write_text(t0_exports["onnx"].artifact.with_suffix(".json").read_text())
     code = (
-        "import sys, json; from pathlib import Path; from fnx.calibration.quantize import quantize_artifact;"
+        "import sys, json; from pathlib import Path; from fnx.exporter.quantize import quantize_artifact;"
         "from fnx.calibration.options import Int8Options;"
         f"p, m = quantize_artifact(Path({str(src)!r}), Int8Options('synthetic', 24, min_cosine=0.9));"
         "print(json.dumps({'path': str(p), 'torch': 'torch' in sys.modules}))"

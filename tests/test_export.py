@@ -8,10 +8,10 @@ import onnx
 import pytest
 import torch
 
-from fnx.exporter.formats import tflite as tflite_export
-from fnx.exporter.formats.onnx import onnx_op_counts
+from fnx.targets.tflite import export as tflite_export
+from fnx.targets.onnx.convert import onnx_op_counts
 from fnx.exporter.pipeline import ExportOptions, ParityError, export_model
-from fnx.exporter.formats.tflite import tflite_op_counts
+from fnx.targets.tflite.graph import tflite_op_counts
 from fnx.fileio import sha256_file
 from fnx.models import create_model
 from fnx.parity import BOUNDS

@@ -210,7 +210,7 @@ def test_verify_layers_without_data_says_data_is_the_fix(t0_tflite_int8, t0_ckpt
 # 10, smaller things a newcomer met.
 def test_export_output_carries_no_tensorflow_start_up_logs():
     """litert-torch loads TensorFlow's libraries, which printed absl's and oneDNN's start-up lines into export output."""
-    code = "from fnx.exporter.formats.tflite import litert_torch; litert_torch(); print('ok')"
+    code = "from fnx.targets.tflite.convert import litert_torch; litert_torch(); print('ok')"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.stdout.strip() == "ok" and r.stderr.strip() == "", r.stderr[-2000:]
 

@@ -27,7 +27,7 @@ def test_sigmoid_gelu_is_within_its_stated_error():
 
 def test_int8_tflite_with_sigmoid_gelu_is_one_partition_with_no_float_op(t0_ckpt, t0_tflite_int8, tmp_path):
     from fnx.exporter import ExportOptions, Int8Options, export_model
-    from fnx.exporter.formats.tflite import tflite_op_counts
+    from fnx.targets.tflite.graph import tflite_op_counts
 
     (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
                                               out_dir=tmp_path, gelu_form="sigmoid",

@@ -8,7 +8,7 @@ import platform
 import numpy as np
 import pytest
 
-from fnx.calibration.onnx_form import choose_onnx_int8_form
+from fnx.targets.onnx.int8_form import choose_onnx_int8_form
 from fnx.errors import FnxError
 
 x86_only = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86 machine's choice")

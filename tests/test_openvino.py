@@ -16,7 +16,7 @@ from fnx.errors import FnxError  # noqa: E402
 from fnx.exporter import ExportOptions, export_model  # noqa: E402
 from fnx.parity import BOUNDS, cosine_per_sample  # noqa: E402
 from fnx.runtime import load  # noqa: E402
-from fnx.runtime.engines.openvino import supported_precisions  # noqa: E402
+from fnx.targets.openvino.engine import supported_precisions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +192,14 @@ def test_openvino_is_loaded_without_telemetry(tmp_path, monkeypatch):
 
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "FNX_OPENVINO_TELEMETRY")}
     env["HOME"] = str(tmp_path)  # no consent file
-    code = ("import sys; from fnx import openvino_env; openvino_env.openvino(); openvino_env.nncf(); "
+    code = ("import sys; from fnx.targets.openvino import env as openvino_env; openvino_env.openvino(); openvino_env.nncf(); "
             "import openvino.tools.ovc.telemetry_utils as t; print(sys.modules['openvino_telemetry'], t.tm.__name__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-1500:]
     assert r.stdout.split() == ["None", "openvino.tools.ovc.telemetry_stub"]
     (tmp_path / "intel").mkdir()
     (tmp_path / "intel" / "openvino_telemetry").write_text("1\n")  # the user opted in: fnx leaves it alone
-    from fnx.openvino_env import telemetry_accepted
+    from fnx.targets.openvino.env import telemetry_accepted
 
     monkeypatch.setenv("HOME", str(tmp_path))
     assert telemetry_accepted()

@@ -8,17 +8,16 @@ import json
 import numpy as np
 import pytest
 
+from fnx.exporter.formats import ArtifactFormat
 from fnx.formats import FILE_FORMATS, FileFormat, register_file_format
+from fnx.runtime.engines.base import Engine
 
 
-class TorchScriptFormat:
+class TorchScriptFormat(ArtifactFormat):
     """Toy format: the deploy-form model traced to TorchScript (a .pt zip)."""
 
-    name, pconv_form, converters, gelu_note = "torchscript", "split_cat", ("torch",), None
+    name, converters = "torchscript", ("torch",)
     file = FileFormat("torchscript", ".pt", "NCHW", "TorchScript module", sniff=lambda head: head[:2] == b"PK")
-
-    def check(self, opts):
-        pass
 
     def export_float(self, model, path, built, opts):
         import torch
@@ -26,11 +25,8 @@ class TorchScriptFormat:
         x = torch.zeros(opts.batch, built.model.in_chans, built.img_size, built.img_size)
         torch.jit.save(torch.jit.trace(model, x), str(path))
 
-    def int8_quantizer(self, model, built, opts, data, work):
-        raise NotImplementedError
 
-
-class TorchScriptEngine:
+class TorchScriptEngine(Engine):
     """Toy engine: torch.jit.load on the CPU."""
 
     name, formats, devices, aliases, install = "torchscript", ("torchscript",), ("cpu",), (), "pip install torch"
@@ -101,7 +97,7 @@ def test_unknown_engine_and_format_say_what_exists(toys):
 
     with pytest.raises(FnxError, match="onnx, openvino, tflite, torchscript"):
         get_format("coreml")
-    with pytest.raises(FnxError, match="litert, tflite-runtime, tf.lite, onnxruntime, openvino, torchscript"):
+    with pytest.raises(FnxError, match="onnxruntime, openvino, litert, tflite-runtime, tf.lite, torchscript"):
         get_engine("ncnn")
 
 
@@ -143,22 +139,44 @@ def test_export_cache_key_follows_the_formats_own_converters(monkeypatch):
     assert all(tuple(d) in {tuple(f.converters) for f in FORMATS.values()} for d in seen)
 
 
-def test_a_plugin_missing_a_protocol_member_is_refused_at_registration():
+def test_a_plugin_missing_a_member_or_its_base_class_is_refused_at_registration():
     from fnx.exporter import register_format
     from fnx.runtime import register_engine
 
-    class NoRun:
-        name, formats, devices, install = "norun", ("onnx",), ("cpu",), "nothing"
+    class NoRun(Engine):
+        name, formats, install = "norun", ("onnx",), "nothing"
         available = version = describe = classmethod(lambda cls: True)
 
-    with pytest.raises(TypeError, match="lacks run"):
+        def __init__(self, path, placement):
+            pass
+
+    with pytest.raises(TypeError, match="'NoRun' lacks run "):
         register_engine(NoRun)
 
-    class NoExport:
-        name, file, pconv_form, converters = "noexport", TorchScriptFormat.file, "split_cat", ()
+    class NotAnEngine:
+        name, formats, devices, install = "loose", ("onnx",), ("cpu",), "nothing"
 
-    with pytest.raises(TypeError, match="lacks check, export_float, int8_quantizer"):
+    with pytest.raises(TypeError, match="not an Engine subclass"):
+        register_engine(NotAnEngine)
+
+    class NoExport(ArtifactFormat):
+        name, file = "noexport", TorchScriptFormat.file
+
+    with pytest.raises(TypeError, match="'NoExport' lacks converters, export_float "):
         register_format(NoExport)
+    with pytest.raises(TypeError, match="not an ArtifactFormat subclass"):
+        register_format(NotAnEngine)
+    assert "norun" not in __import__("fnx.runtime").runtime.ENGINES
+
+
+def test_the_base_class_refuses_int8_for_a_format_without_an_int8_path(toys):
+    """What a format does not offer is refused in one place (ArtifactFormat.check), naming the formats that do."""
+    from fnx.errors import FnxError
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.formats import get_format
+
+    with pytest.raises(FnxError, match=r"torchscript has no int8 export in fnx: export int8 as onnx, openvino, tflite, or torchscript at fp32/fp16"):
+        get_format("torchscript").check(ExportOptions(formats=("torchscript",), precision="int8"))
 
 
 def _registered_pairs() -> list[tuple[str, str]]:
@@ -244,3 +262,20 @@ def test_install_hints_come_from_the_registries():
     assert install_hint("ai_edge_litert") == ENGINES["litert"].install and install_hint("nosuchmodule") is None
     declared = {m for f in FORMATS.values() for m in f.requires} | {m for e in ENGINES.values() for m in e.modules}
     assert not declared & set(OTHER_EXTRAS)  # one place each
+
+
+def test_several_formats_leave_out_the_precisions_one_does_not_make_and_say_so(toys):
+    """--format all / bench all: a format without int8 is left out of the int8 exports (and said); asked alone, its
+    check refuses (above)."""
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.pipeline import made_pairs
+    from fnx.progress import Steps
+
+    said = []
+    steps = Steps(quiet=True)
+    steps.info = said.append
+    opts = ExportOptions(formats=("onnx", "torchscript"))
+    pairs = [(p, f.name) for p, f in made_pairs(opts, ("fp32", "int8"), steps)]
+    assert pairs == [("fp32", "onnx"), ("fp32", "torchscript"), ("int8", "onnx")]
+    assert said and "torchscript int8" in said[0]
+    assert [(p, f.name) for p, f in made_pairs(ExportOptions(formats=("torchscript",)), ("int8",))] == [("int8", "torchscript")]

@@ -233,7 +233,7 @@ def test_onnxruntime_banners_stay_off_stdout(t0_exports, monkeypatch, capsys):
 
 def test_cuda_options_follow_the_artifact_precision(t0_exports, tmp_path):
     """TF32 off always; NHWC convolutions for fp16 artifacts only (faster for fp16, slower for fp32 on an H100)."""
-    from fnx.runtime.engines.onnxruntime import _cuda_options, _precision
+    from fnx.targets.onnx.engine import _cuda_options, _precision
 
     assert _precision(t0_exports["onnx"].artifact) == "fp32"
     assert _cuda_options("1.31.1", nhwc=False) == {"use_tf32": "0"}
@@ -253,7 +253,7 @@ def test_cuda_options_follow_the_artifact_precision(t0_exports, tmp_path):
 
 def test_device_resolves_to_a_neutral_placement(t0_exports):
     from fnx.runtime import Placement, resolve_placement
-    from fnx.runtime.engines.onnxruntime import PROVIDERS
+    from fnx.targets.onnx.engine import PROVIDERS
 
     assert resolve_placement("rpi4", None) == Placement("cpu", 4, strict=True)
     assert resolve_placement("rpi4", 2).threads == 2

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory):
-    """A folder holding the toy target's module and its distribution's metadata, as pip would install them."""
+    """A folder holding the toy target's package and its distribution's metadata, as pip would install them."""
     site = tmp_path_factory.mktemp("site")
-    shutil.copy2(ROOT / "tests" / "plugins" / "fnx_toy_target.py", site)
+    shutil.copytree(ROOT / "tests" / "plugins" / "fnx_toy_target", site / "fnx_toy_target")
     info = site / "fnx_toy_target-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fnx-toy-target\nVersion: 0.1\n")

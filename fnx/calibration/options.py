@@ -17,7 +17,7 @@ ONNX_INT8_FORMS = {
     "qdq-u8s8": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric",
     "qdq-s8s8": "QDQ; activations int8 asymmetric; weights int8 per-channel symmetric",
 }
-AUTO_FORM = "auto"  # the form for the CPU that runs it (fnx.calibration.onnx_form): qdq-u8s8 with VNNI or on ARM64
+AUTO_FORM = "auto"  # the form for the CPU that runs it (fnx.targets.onnx.int8_form): qdq-u8s8 with VNNI or on ARM64
 DEFAULT_ONNX_INT8_FORM = AUTO_FORM
 
 

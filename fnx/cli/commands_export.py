@@ -98,19 +98,13 @@ def quantize_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (as fnx export --out) or file (default: beside the artifact, its name with int8)."),
     as_json: AsJson = False,
 ) -> None:
-    """Quantize an existing fp32 ONNX export to int8 (QDQ) through its manifest, with the report and guard."""
+    """Quantize an existing fp32 export (ONNX: to QDQ) to int8 through its manifest, with the report and guard."""
     from fnx.calibration.options import Int8Options
-    from fnx.calibration.quantize import quantize_artifact
+    from fnx.exporter.quantize import quantize_artifact
     from fnx.cli.tables import quant_report_table
-    from fnx.exporter.formats import FORMATS
-    from fnx.formats import detect_format
     from fnx.progress import Steps
 
-    fmt = FORMATS.get(detect_format(need_file(artifact, "artifact")).name)
-    if fmt is not None and not fmt.quantizes_files:
-        takers = ", ".join(f.file.suffix for f in FORMATS.values() if f.quantizes_files)
-        raise FnxError(f"fnx quantize takes an fp32 {takers} export; a {fmt.name} int8 is made from the PyTorch model: "
-                       f"fnx export MODEL --format {fmt.name} --precision int8 --calib-data DIR")
+    need_file(artifact, "artifact")
     options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop, onnx_int8_form.value,
                           target)
     path, manifest = quantize_artifact(artifact, options, out, Steps(quiet=as_json, console=err_console))

@@ -19,13 +19,11 @@ def list_cmd(ctx: typer.Context, as_json: AsJson = False) -> None:
         return
     from rich.table import Table
 
-    from fnx.plugins import load_targets
-    from fnx.toolchains import TOOLCHAINS
+    from fnx.toolchains import registered_toolchains
 
-    load_targets()
     rows = [{"name": t.name, "purpose": t.purpose, "state": t.state(), "requirements": list(t.requirements),
              "size_mb": round(t.size_bytes() / 1e6, 1) if t.path.exists() else None, "path": str(t.path)}
-            for t in TOOLCHAINS.values()]
+            for t in registered_toolchains().values()]
     if as_json:
         print_json(rows)
         return

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from fnx.errors import FnxError
-from fnx.formats import FILE_FORMATS, PRECISIONS
+from fnx.formats import PRECISIONS, file_formats
 
 Arch = Literal["aarch64", "x86_64", "armv7l"]
 
@@ -29,9 +29,9 @@ class DeviceProfile:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        if self.format not in FILE_FORMATS or self.precision not in PRECISIONS:
+        if self.format not in file_formats() or self.precision not in PRECISIONS:
             raise FnxError(f"profile {self.name}: format {self.format!r} / precision {self.precision!r} is not one of "
-                           f"{', '.join(FILE_FORMATS)} / {', '.join(PRECISIONS)}")
+                           f"{', '.join(file_formats())} / {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as a JSON-ready dict."""

@@ -26,9 +26,9 @@ class Predictor(Protocol):
 
 def is_artifact(path: str | Path) -> bool:
     """True for an exported artifact (by suffix), False for a checkpoint."""
-    from fnx.formats import FILE_FORMATS
+    from fnx.formats import file_formats
 
-    return Path(path).suffix.lower() in {f.suffix for f in FILE_FORMATS.values()}
+    return Path(path).suffix.lower() in {f.suffix for f in file_formats().values()}
 
 
 def target_files(path: str | Path) -> list[Path]:

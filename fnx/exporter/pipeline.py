@@ -80,6 +80,17 @@ class Prepared:
     check_inputs: tuple | None
 
 
+def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | None = None) -> list[tuple[str, ArtifactFormat]]:
+    """Return the (precision, format) pairs to export: of several formats (--format all, bench all), those a format
+    does not make are left out (said on steps); the one format asked for is kept, so its `check` says why not."""
+    formats = [get_format(f) for f in opts.formats]
+    pairs = [(p, f) for p in precisions for f in formats if f.makes(p) or len(formats) == 1]
+    skipped = [f"{f.name} {p}" for p in precisions for f in formats if (p, f) not in pairs]
+    if skipped and steps is not None:
+        steps.info(f"[yellow]note:[/] left out (no such export in fnx): {', '.join(skipped)}")
+    return pairs
+
+
 def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: Steps,
             built: BuiltModel | None = None, check_built: Callable[[BuiltModel], None] | None = None) -> Prepared:
     """Validate every option for every format x precision once (the checks that need no model first), build the model
@@ -89,9 +100,8 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     on: weights, classes, size, features, must be the same). check_built: a caller's own check of the built model
     (bench all's --data classes), run with the others before anything is written."""
     formats = [get_format(f) for f in opts.formats]
-    for precision in precisions:
-        for fmt in formats:
-            fmt.check(replace(opts, precision=precision))
+    for precision, fmt in made_pairs(opts, precisions, steps):
+        fmt.check(replace(opts, precision=precision))
     preflight(opts, precisions)  # every input that can be checked without the model, before building it
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
@@ -118,17 +128,15 @@ def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[s
     """For each precision x format: convert, verify, write the manifest. Returns (artifacts, refusals); keep_going:
     an artifact refused (the int8 guard, a parity bound) is a (format, precision, error) and the others go on."""
     results, refused = [], []
-    for precision in precisions:
-        this = replace(opts, precision=precision)
-        for fmt in (get_format(f) for f in opts.formats):
-            final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
-            try:
-                results.append(export_artifact(fmt, prepared.built, prepared.deployed[fmt.pconv_form], this, final,
-                                               steps, prepared.check_inputs))
-            except FnxError as e:
-                if not keep_going:
-                    raise
-                refused.append((fmt.name, precision, e))
+    for precision, fmt in made_pairs(opts, precisions):
+        final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
+        try:
+            results.append(export_artifact(fmt, prepared.built, prepared.deployed[fmt.pconv_form],
+                                           replace(opts, precision=precision), final, steps, prepared.check_inputs))
+        except FnxError as e:
+            if not keep_going:
+                raise
+            refused.append((fmt.name, precision, e))
     return results, refused
 
 

@@ -69,12 +69,17 @@ def register_toolchain(toolchain: Toolchain) -> Toolchain:
     return toolchain
 
 
+def registered_toolchains() -> dict[str, Toolchain]:
+    """Return every target's toolchain by name (each target package's `toolchain` module registers its own)."""
+    from fnx.targets import load
+
+    load("toolchain")
+    return TOOLCHAINS
+
+
 def get_toolchain(name: str) -> Toolchain:
     """Return the toolchain called name; FnxError listing the known ones otherwise."""
-    from fnx.plugins import load_targets
-
-    load_targets()  # targets of other distributions declare theirs
-    if name not in TOOLCHAINS:
+    if name not in registered_toolchains():
         known = ", ".join(TOOLCHAINS) or "none registered"
         raise FnxError(f"unknown toolchain {name!r} ({known}): fnx toolchains lists them")
     return TOOLCHAINS[name]

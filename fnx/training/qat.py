@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from fnx.calibration.qat import NchwView, float_state, qat_graph, ranges_path, save_ranges, set_observing, set_training
 from fnx.errors import FnxError
 from fnx.exporter.fold import deploy_form, load_folded_weights
-from fnx.exporter.formats.tflite import channel_last
+from fnx.targets.tflite.convert import channel_last
 from fnx.training.distributed import resolve_device
 from fnx.fileio import check_output_file
 from fnx.models import check_img_size, create_model, get_variant

@@ -1,19 +1,16 @@
-"""Inference engines behind one protocol, in a registry ordered by preference.
+"""Inference engines behind one base class, in a registry ordered by preference.
 
-LiteRT, tflite-runtime and tf.lite run TFLite; ONNX Runtime runs ONNX; OpenVINO runs its IR (and ONNX
-when named). Each engine's own package
-is imported only when it is asked whether it is available or opens a model. To add one, write a
-class with the `Engine` attributes and methods and decorate it with `register_engine`.
+Each engine lives in its target's package (`fnx.targets.NAME.engine`): LiteRT, tflite-runtime and tf.lite run
+TFLite; ONNX Runtime runs ONNX; OpenVINO runs its IR (and ONNX when named). An engine's own package is imported only
+when it is asked whether it is available or opens a model. To add one, subclass `Engine` and decorate it with
+`register_engine`.
 """
 
 from fnx.runtime.engines.base import (ENGINES, Engine, TensorInfo, check_engine_fits, dist_version, engine_for, get_engine,
                                       open_engine, register_engine)
-from fnx.runtime.engines import tflite as _tflite  # noqa: F401  (registers LiteRT, tflite-runtime, tf.lite)
-from fnx.runtime.engines import onnxruntime as _onnxruntime  # noqa: F401  (registers ONNX Runtime)
-from fnx.runtime.engines import openvino as _openvino  # noqa: F401  (registers OpenVINO: IR, and ONNX when asked)
-from fnx.plugins import load_targets
+from fnx.targets import load
 
-load_targets()  # other distributions' targets (entry point group fnx.targets), after fnx's own
+load("engine")  # every target's engines, fnx's own first, then other distributions'
 
 __all__ = ["ENGINES", "Engine", "TensorInfo", "check_engine_fits", "dist_version", "engine_for", "get_engine", "open_engine",
            "register_engine"]

@@ -1,17 +1,16 @@
-"""The Engine protocol, the ENGINES registry and `open_engine`: which engine runs which artifact where."""
+"""The Engine base class, the ENGINES registry and `open_engine`: which engine runs which artifact where."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, ClassVar, Protocol
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from fnx.errors import FnxError
 from fnx.formats import detect_format
-from fnx.plugins import complete_plugin
 from fnx.runtime.placement import Placement
 
 
@@ -44,65 +43,75 @@ class TensorInfo:
         return raw.astype(np.float32, copy=False)
 
 
-class Engine(Protocol):
+class Engine:
     """An inference engine for one artifact. The class says what it can run; an instance runs one file.
 
-    `run` takes and gives the engine's raw tensors (its dtypes, its fixed batch): the Session
-    quantizes, pads and chunks around it.
+    Subclasses set the facts (name, formats, devices, install) and implement `available`, `version`, `__init__`,
+    `run` and `describe`; the base class carries every other default. `run` takes and gives the engine's raw tensors
+    (its dtypes, its fixed batch): the Session quantizes, pads and chunks around it.
     """
 
     name: ClassVar[str]  # registry key, e.g. "litert"
     formats: ClassVar[tuple[str, ...]]  # fnx.formats names it runs
-    devices: ClassVar[tuple[str, ...]]  # placement kinds it serves ("cpu", "cuda", "tensorrt")
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # placement kinds it serves ("cpu", "cuda", "tensorrt")
     install: ClassVar[str]  # how to get it, for error messages
-    aliases: ClassVar[tuple[str, ...]]  # optional: () by default
-    inference_precisions: ClassVar[tuple[str, ...]]  # optional: internal compute precisions it can be asked for; ()
-    offers: ClassVar[Callable[[str], bool] | None]  # optional: whether an accelerator kind in devices can start here
-    modules: ClassVar[tuple[str, ...]]  # optional: top-level modules it imports (a missing one: `install` says what to do)
-    # optional: the inference precisions it computes in on this CPU (after FNX_CPU_FEATURES); None: its own only
-    precisions_here: ClassVar[Callable[[], list[str]] | None]
-    # optional: whether one instance may `run` from several threads at once (ONNX Runtime: yes; LiteRT: no, its
-    # interpreter holds the tensors of the call in progress). False: the Session lets one thread in at a time.
-    concurrent_runs: ClassVar[bool]
-    # optional: engines with the same `kernels` run the same code (LiteRT, tflite-runtime, tf.lite): `fnx bench all`
-    # times only the first installed of them; None: its own
-    kernels: ClassVar[str | None]
-    # optional method embedded_metadata() -> dict[str, str] (None: it has none): the file's own key/value metadata as
-    # the engine read it (ONNX Runtime: metadata_props), where a manifest may be embedded; the Session asks when no
-    # manifest was found
+    aliases: ClassVar[tuple[str, ...]] = ()
+    inference_precisions: ClassVar[tuple[str, ...]] = ()  # internal compute precisions it can be asked for
+    offers: ClassVar[Callable[[str], bool] | None] = None  # whether an accelerator kind in devices can start here
+    modules: ClassVar[tuple[str, ...]] = ()  # top-level modules it imports (a missing one: `install` says what to do)
+    # the inference precisions it computes in on this CPU (after FNX_CPU_FEATURES); None: its own only
+    precisions_here: ClassVar[Callable[[], list[str]] | None] = None
+    # whether one instance may `run` from several threads at once (ONNX Runtime: yes; LiteRT: no, its interpreter
+    # holds the tensors of the call in progress). False: the Session lets one thread in at a time.
+    concurrent_runs: ClassVar[bool] = False
+    # engines with the same `kernels` run the same code (LiteRT, tflite-runtime, tf.lite): `fnx bench all` times only
+    # the first installed of them; None: its own
+    kernels: ClassVar[str | None] = None
+    # embedded_metadata() -> dict[str, str]: the file's own key/value metadata as the engine read it (ONNX Runtime:
+    # metadata_props), where a manifest may be embedded; the Session asks when no manifest was found. None: it has none
+    embedded_metadata: ClassVar[Callable[..., dict[str, str]] | None] = None
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
 
     @classmethod
-    def available(cls) -> bool: ...
+    def available(cls) -> bool:
+        """Whether it can run here (its package installed); the import itself waits for `__init__`."""
+        raise NotImplementedError
 
     @classmethod
-    def version(cls) -> str: ...
+    def version(cls) -> str:
+        """Its distribution's version (dist_version)."""
+        raise NotImplementedError
 
-    def __init__(self, path: Path, placement: Placement) -> None: ...
+    def __init__(self, path: Path, placement: Placement) -> None:
+        raise NotImplementedError
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]: ...
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        """Run one batch of raw input tensors; return its raw outputs."""
+        raise NotImplementedError
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """One line: engine, version, placement and threads as it runs."""
+        raise NotImplementedError
 
 
 ENGINES: dict[str, type[Engine]] = {}
-
-
-REQUIRED_MEMBERS = ("name", "formats", "devices", "install", "available", "version", "run", "describe")
-OPTIONAL_MEMBERS = {"aliases": (), "inference_precisions": (), "offers": None, "modules": (),
-                    "precisions_here": None, "concurrent_runs": False,
-                    "kernels": None, "embedded_metadata": None}  # what an engine without them gets
+REQUIRED_FACTS = ("name", "formats", "install")
+REQUIRED_METHODS = ("available", "version", "__init__", "run", "describe")
 
 
 def register_engine(engine: type[Engine]) -> type[Engine]:
-    """Add an engine class to the registry (registration order is the order of preference); returns it.
-
-    A class missing a required member of the Engine protocol is refused (TypeError naming it); the optional
-    ones get their defaults, so the rest of fnx reads every member directly.
-    """
-    ENGINES[engine.name] = complete_plugin(engine, "Engine", REQUIRED_MEMBERS, OPTIONAL_MEMBERS)
+    """Add an engine class to the registry; returns it. Preference (`engine_for`): a format's own engines first, then
+    registration order. TypeError for a class that is not an Engine, lacks one of its facts or leaves one of its
+    methods to the base class."""
+    if not (isinstance(engine, type) and issubclass(engine, Engine)):
+        raise TypeError(f"{engine!r} is not an Engine subclass (fnx.runtime.engines.Engine)")
+    missing = [m for m in REQUIRED_FACTS if not hasattr(engine, m)]
+    missing += [m for m in REQUIRED_METHODS if not any(m in c.__dict__ for c in engine.__mro__[:engine.__mro__.index(Engine)])]
+    if missing:
+        raise TypeError(f"{engine.__name__!r} lacks {', '.join(missing)} (fnx's Engine)")
+    ENGINES[engine.name] = engine
     return engine
 
 
@@ -132,7 +141,8 @@ def engine_for(fmt: str, placement: Placement, name: str | None = None) -> type[
         if not engine.available():
             raise FnxError(f"engine {engine.name} is not installed here: {engine.install}")
         return engine
-    candidates = [e for e in ENGINES.values() if fmt in e.formats]
+    # an engine's first format is its own: a format's own engines come before those that also run it (OpenVINO: ONNX)
+    candidates = sorted((e for e in ENGINES.values() if fmt in e.formats), key=lambda e: e.formats[0] != fmt)
     if not candidates:
         raise FnxError(f"no engine is registered for {fmt} artifacts")
     placed = [e for e in candidates if placement.kind in e.devices] or ([] if placement.strict else candidates)

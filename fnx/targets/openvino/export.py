@@ -2,7 +2,7 @@
 
 fp32 keeps fp32 weights (OpenVINO's save_model would compress them to fp16 by default: fnx does not do
 that silently); fp16 stores fp16 weights, computed in the engine's inference precision. int8 is NNCF's
-post-training quantization (fnx.calibration.openvino_int8) judged by fnx's accuracy guard.
+post-training quantization (fnx.targets.openvino.int8) judged by fnx's accuracy guard.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from fnx.exporter.formats import register_format
-from fnx.exporter.formats.onnx import check_opset, export_onnx, simplify_onnx
+from fnx.exporter.formats import ArtifactFormat, register_format
+from fnx.targets.onnx.convert import check_opset, export_onnx, simplify_onnx
 from fnx.errors import FnxError
-from fnx.formats import FILE_FORMATS
+from fnx.targets.openvino import FILE
 from fnx.install import pip_install
-from fnx import openvino_env
+from fnx.targets.openvino import env as openvino_env
 
 
 def onnx_to_ir(onnx_path: Path, xml: Path, fp16_weights: bool = False) -> None:
@@ -26,18 +26,17 @@ def onnx_to_ir(onnx_path: Path, xml: Path, fp16_weights: bool = False) -> None:
 
 
 @register_format
-class OpenVinoFormat:
+class OpenVinoFormat(ArtifactFormat):
     """OpenVINO IR artifacts, NCHW, for OpenVINO's CPU plugin."""
 
     name = "openvino"
-    file = FILE_FORMATS["openvino"]
+    file = FILE
     pconv_form = "split_cat"  # converted from the ONNX graph, which takes this form best
     converters = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     requires = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     install = pip_install("export", "openvino")
-    gelu_note = None  # NNCF quantizes the convs around GELU; the guard judges the result like any other
 
-    def check(self, opts) -> None:
+    def refuse(self, opts) -> None:
         if opts.from_qat is not None:
             raise FnxError("--from-qat is not available for OpenVINO: NNCF trains its own fake-quant graph "
                            "(nncf.quantize, then fine-tune), which fnx does not run. Export the QAT model with "
@@ -47,7 +46,7 @@ class OpenVinoFormat:
     def layer_tensors(self, path: Path, batch_nhwc) -> dict:
         import numpy as np
 
-        from fnx.calibration.openvino_int8 import openvino_layer_tensors
+        from fnx.targets.openvino.int8 import openvino_layer_tensors
 
         return openvino_layer_tensors(path, np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)))
 
@@ -65,7 +64,7 @@ class OpenVinoFormat:
             onnx_path.unlink(missing_ok=True)
 
     def int8_quantizer(self, model, built, opts, data, work: Path):
-        from fnx.calibration.openvino_int8 import NncfQuantizer
+        from fnx.targets.openvino.int8 import NncfQuantizer
 
         fp32 = work.with_name(work.stem + ".fp32.xml")
         try:

@@ -18,7 +18,7 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.install import pip_install
-from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
+from fnx.runtime.engines.base import Engine, TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
 
 PROVIDERS = {
@@ -38,7 +38,7 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(i
 
 
 @register_engine
-class OnnxRuntime:
+class OnnxRuntime(Engine):
     """An ONNX Runtime InferenceSession."""
 
     name: ClassVar[str] = "onnxruntime"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from fnx.calibration.data import CalibrationSet
-from fnx.calibration.onnx_int8 import module_path
+from fnx.targets.onnx.int8 import module_path
 from fnx.manifest import LayerError
-from fnx import openvino_env
+from fnx.targets.openvino import env as openvino_env
 
 LAYER_OPS = ("Convolution", "GroupConvolution", "MatMul")
 COMPUTE_OPS = (*LAYER_OPS, "Gelu")

@@ -17,15 +17,15 @@ import numpy as np
 from fnx import cpu_features
 from fnx.errors import FnxError
 from fnx.install import pip_install
-from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
+from fnx.runtime.engines.base import Engine, TensorInfo, dist_version, load_error, register_engine
 from fnx.runtime.placement import Placement
-from fnx import openvino_env
+from fnx.targets.openvino import env as openvino_env
 
 CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # the CPU plugin's OPTIMIZATION_CAPABILITIES entry each hint needs
 
 
 @register_engine
-class OpenVino:
+class OpenVino(Engine):
     """An OpenVINO compiled model on the CPU plugin, latency hint, one infer request."""
 
     name: ClassVar[str] = "openvino"

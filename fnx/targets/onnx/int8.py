@@ -14,7 +14,7 @@ import numpy as np
 from fnx.calibration.data import CalibrationSet
 from fnx.errors import FnxError
 from fnx.calibration.options import CALIBRATION_METHODS as METHODS
-from fnx.calibration.onnx_form import choose_onnx_int8_form
+from fnx.targets.onnx.int8_form import choose_onnx_int8_form
 from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM, ONNX_INT8_FORMS
 from fnx.manifest import LayerError
 

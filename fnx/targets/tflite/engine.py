@@ -11,12 +11,12 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.install import pip_install
-from fnx.runtime.engines.base import TensorInfo, dist_version, load_error, register_engine
+from fnx.runtime.engines.base import Engine, TensorInfo, dist_version, load_error, register_engine
 from fnx.quiet import silenced
 from fnx.runtime.placement import Placement
 
 
-class _Interpreter:
+class _Interpreter(Engine):
     kernels: ClassVar[str] = "tflite-interpreter"  # all three wrap one interpreter and its XNNPACK delegate
     """A TFLite interpreter on the CPU (XNNPACK where the build has it). Subclasses name the module."""
 

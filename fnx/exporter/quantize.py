@@ -1,4 +1,5 @@
-"""`fnx quantize ARTIFACT.onnx`: int8 from an existing fp32 ONNX export and its manifest; torch-free."""
+"""`fnx quantize ARTIFACT`: int8 from an existing fp32 export and its manifest, for the formats that quantize a file
+(`ArtifactFormat.file_quantizer`); torch-free."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 from fnx.calibration.data import check_calibration_classes, check_calibration_source
 from fnx.calibration.flow import guarded_int8, read_calibration
 from fnx.calibration.guard import guard_bounds
-from fnx.calibration.onnx_int8 import OrtQdqQuantizer
 from fnx.calibration.options import Int8Options
 from fnx.calibration.report import record_io_quantization
 from fnx.errors import FnxError
+from fnx.exporter.formats import FORMATS, ArtifactFormat, get_format
+from fnx.formats import detect_format
 from fnx.fileio import atomic_path, check_output_file, sha256_file
 from fnx.manifest import Manifest, finish_artifact, read_manifest
 from fnx.parity import check
@@ -39,22 +41,30 @@ def int8_path(artifact: Path, out: Path | None) -> Path:
     return out
 
 
+def quantizable_format(artifact: Path) -> ArtifactFormat:
+    """Return the format of an existing artifact if fnx quantizes files of it; FnxError saying what to do otherwise."""
+    if not artifact.is_file():
+        raise FnxError(f"{artifact} does not exist")
+    fmt = get_format(detect_format(artifact).name)
+    if fmt.file_quantizer is None:
+        takers = ", ".join(f.file.suffix for f in FORMATS.values() if f.file_quantizer is not None)
+        raise FnxError(f"fnx quantize takes an fp32 {takers} export; a {fmt.name} int8 is made from the PyTorch model: "
+                       f"fnx export MODEL --format {fmt.name} --precision int8 --calib-data DIR")
+    return fmt
+
+
 def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = None,
                       steps: Steps | None = None) -> tuple[Path, Manifest]:
-    """Write the guarded int8 model of an fp32 ONNX export beside it; returns (path, manifest)."""
+    """Write the guarded int8 model of an fp32 export beside it; returns (path, manifest)."""
     from fnx.runtime import load
 
     steps = steps or Steps(quiet=True)
     artifact = Path(artifact)
-    if artifact.suffix != ".onnx":
-        raise FnxError("fnx quantize takes an fp32 .onnx export; for int8 TFLite use: fnx export MODEL --format tflite "
-                       "--precision int8 --calib-data DIR")
-    if not artifact.is_file():
-        raise FnxError(f"{artifact} does not exist")
+    fmt = quantizable_format(artifact)
     manifest = read_manifest(artifact)
     if manifest is None:
         raise FnxError(f"{artifact} has no manifest beside it ({artifact.with_suffix('.json').name}): fnx quantize reads "
-                       f"its preprocessing from there; re-export with fnx export --format onnx")
+                       f"its preprocessing from there; re-export with fnx export --format {fmt.name}")
     if manifest.artifact.precision != "fp32":
         raise FnxError(f"{artifact.name} is {manifest.artifact.precision}, not fp32: quantize an fp32 export")
     out = int8_path(artifact, out)
@@ -74,11 +84,10 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     new = copy.deepcopy(manifest)
     new.artifact.precision = "int8"
     new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
-    with atomic_path(final) as tmp, OrtQdqQuantizer(artifact, data, options.method, form=options.onnx_form,
-                                                     target=options.target) as quantizer:
+    with atomic_path(final) as tmp, fmt.file_quantizer(artifact, data, options) as quantizer:
         outputs = lambda: load(tmp, device="cpu").run(held)  # noqa: E731
         names = [o.name for o in new.outputs]
-        new.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, "onnx", names)
+        new.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name, names)
         record_io_quantization(new, tmp)
         # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
         new.parity = check(refs, outputs(), "int8", names, bounds={"min_cosine": bounds.min_cosine},

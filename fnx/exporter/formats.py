@@ -1,0 +1,123 @@
+"""Export formats: the `ArtifactFormat` base class and the FORMATS registry (importing this is torch-free).
+
+A format converts the deploy-form PyTorch model to its file (fp32/fp16) and gives the calibration library a Quantizer
+for its int8 path. It lives in its target package (`fnx.targets.NAME.export`) beside its file facts and its engine.
+To add one: subclass `ArtifactFormat`, set its facts, implement `export_float` (and what else it offers), decorate it
+with `register_format`. The base class carries every default; what a format does not offer is None and refused by
+`check` in one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from fnx.errors import FnxError
+from fnx.formats import PRECISIONS, FileFormat
+from fnx.install import pip_install
+
+if TYPE_CHECKING:
+    import torch
+
+    from fnx.exporter.build import BuiltModel
+    from fnx.exporter.options import ExportOptions
+
+# Optional capabilities, None where a format lacks them (the callers say which formats have them):
+#   int8_quantizer(model, built, opts, data, work) -> Quantizer: int8 from calibration images (None: no int8 here)
+#   qat_quantizer(model, built, opts, data, work) -> Quantizer: int8 of the fake-quant ranges `fnx train --qat` learned
+#   file_quantizer(fp32_path, data, options) -> Quantizer: int8 from an fp32 file of this format (`fnx quantize`)
+#   layer_tensors(path, batch_nhwc) -> {layer name: its output, NCHW}: intermediate tensors read from the file
+Capability = Callable[..., Any] | None
+
+
+class ArtifactFormat:
+    """How fnx writes one artifact format. Subclasses set the four facts and implement `export_float`."""
+
+    name: ClassVar[str]
+    file: ClassVar[FileFormat]
+    converters: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
+    pconv_form: ClassVar[str] = "split_cat"  # the PConv form that converts best to it (benchmarks/pconv_forms.py)
+    requires: ClassVar[tuple[str, ...]] = ()  # modules the converter imports (what `--format all` checks)
+    install: ClassVar[str] = pip_install("export")  # what to install for `requires`
+    gelu_note: ClassVar[str | None] = None  # what int8 means for the GELU variants on its engines
+    int8_options: ClassVar[tuple[str, ...]] = ()  # int8 choices it honours beyond the common ones ("graph_form":
+    # --onnx-int8-form and --target choose its int8 graph form); another format's are refused when only it is made
+    float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
+    int8_quantizer: Capability = None
+    qat_quantizer: Capability = None
+    file_quantizer: Capability = None
+    layer_tensors: Capability = None
+
+    def export_float(self, model: torch.nn.Module, path: Path, built: BuiltModel, opts: ExportOptions) -> None:
+        """Write model (deploy form, NCHW) to path at opts.precision (fp32 or fp16)."""
+        raise NotImplementedError
+
+    def wrap_io(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Return the module as the converter sees it (TFLite: NHWC in and out); default: itself."""
+        return model
+
+    def makes(self, precision: str) -> bool:
+        """Whether it exports at precision (int8: where it has an int8 path)."""
+        return precision in self.float_precisions or (precision == "int8" and self.int8_quantizer is not None)
+
+    def check(self, opts: ExportOptions) -> None:
+        """Refuse, with what to use instead, the options this format cannot honour: the generic refusals (a
+        precision it has no path for), then its own (`refuse`)."""
+        if not self.makes(opts.precision):
+            takers = ", ".join(f.name for f in FORMATS.values() if f.makes(opts.precision))
+            absent = self.int8_absent_reason() if opts.precision == "int8" else ""
+            raise FnxError(f"{self.name} has no {opts.precision} export in fnx{absent}: export {opts.precision} as "
+                           f"{takers}, or {self.name} at {'/'.join(p for p in PRECISIONS if self.makes(p))}")
+        self.refuse(opts)
+
+    def refuse(self, opts: ExportOptions) -> None:
+        """FnxError for an option this format cannot honour (beyond the generic ones); default: none."""
+
+    def int8_absent_reason(self) -> str:
+        """Why there is no int8 path (appended to the refusal, e.g. " (its tools are not on any package index)")."""
+        return ""
+
+
+FORMATS: dict[str, ArtifactFormat] = {}
+
+REQUIRED_FACTS = ("name", "file", "converters")
+
+
+def register_format(cls: type[ArtifactFormat]) -> type[ArtifactFormat]:
+    """Add a format class (instantiated once) to the registry; returns the class. TypeError for a class that is not
+    an ArtifactFormat, lacks one of its facts or does not implement export_float."""
+    if not (isinstance(cls, type) and issubclass(cls, ArtifactFormat)):
+        raise TypeError(f"{cls!r} is not an ArtifactFormat subclass (fnx.exporter.formats.ArtifactFormat)")
+    missing = [m for m in REQUIRED_FACTS if not hasattr(cls, m)]
+    if cls.export_float is ArtifactFormat.export_float:
+        missing.append("export_float")
+    if missing:
+        raise TypeError(f"{cls.__name__!r} lacks {', '.join(missing)} (fnx's ArtifactFormat)")
+    FORMATS[cls.name] = cls()
+    return cls
+
+
+def get_format(name: str) -> ArtifactFormat:
+    """Return the registered format called name; FnxError listing them otherwise."""
+    _load()
+    if name not in FORMATS:
+        raise FnxError(f"unknown format {name!r}; use one of {', '.join(FORMATS)} (or all)")
+    return FORMATS[name]
+
+
+def installed_formats() -> list[str]:
+    """Return the registered formats whose converters are installed here (what `--format all` exports)."""
+    import importlib.util
+
+    _load()
+    return [name for name, fmt in FORMATS.items()
+            if all(importlib.util.find_spec(m) is not None for m in fmt.requires)]
+
+
+def _load() -> None:
+    from fnx.targets import load
+
+    load("export")  # every target's export module registers its format (fnx's own, then other distributions')
+
+
+_load()
