@@ -31,6 +31,7 @@ class FileFormat:
     embed: Callable[[Path, str], None] | None = None  # stores the manifest's JSON inside the file, where it can
     companions: tuple[str, ...] = ()  # suffixes of files that travel with it, same stem (OpenVINO IR's .bin)
     read_embedded: Callable[[Path], str | None] | None = None  # the manifest JSON `embed` stored, None if absent
+    dynamic_batch: bool = False  # whether a file can take any batch (`fnx export --dynamic-batch` makes one)
 
     def files(self, path: str | Path) -> list[Path]:
         """Return the artifact's files: path, then its companions (which may not exist)."""

@@ -68,6 +68,10 @@ class ArtifactFormat:
             absent = self.int8_absent_reason() if opts.precision == "int8" else ""
             raise FnxError(f"{self.name} has no {opts.precision} export in fnx{absent}: export {opts.precision} as "
                            f"{takers}, or {self.name} at {'/'.join(p for p in PRECISIONS if self.makes(p))}")
+        if opts.dynamic_batch and not self.file.dynamic_batch:
+            takers = " and ".join(f.file.description.split()[0] for f in FORMATS.values() if f.file.dynamic_batch)
+            raise FnxError(f"--dynamic-batch applies to {takers}; fnx's runtime runs a {self.name} artifact on any "
+                           f"number of inputs in chunks of its batch")
         self.refuse(opts)
 
     def refuse(self, opts: ExportOptions) -> None:

@@ -97,10 +97,6 @@ def parse_model_args(args: list[str]) -> list[tuple[str, Path]]:
     return pairs
 
 
-DYNAMIC_BATCH_FORMATS = ("onnx", "openvino")  # the formats `fnx export --dynamic-batch` makes (TFLite refuses it;
-# tests/test_serve_units.py checks this against the exporter's formats)
-
-
 def batch_note(fmt: str, fixed: int | None, config: ServeConfig) -> str:
     """How requests are batched for an artifact of format fmt whose graph has batch `fixed` (None or 0: dynamic),
     with the advice that applies to its format."""
@@ -108,9 +104,12 @@ def batch_note(fmt: str, fixed: int | None, config: ServeConfig) -> str:
         return f"dynamic: up to {config.max_batch} samples or {config.max_delay_ms:g} ms"
     note = f"fixed batch {fixed} in the graph: requests are batched up to {fixed}"
     if fixed == 1:
-        note += ("; export with --dynamic-batch to batch more" if fmt in DYNAMIC_BATCH_FORMATS else
-                 f"; a {fmt} export keeps the batch it was exported with (fnx export --dynamic-batch makes ONNX and "
-                 f"OpenVINO artifacts that batch more)")
+        from fnx.formats import file_formats
+
+        takers = [f for f in file_formats().values() if f.dynamic_batch]
+        note += ("; export with --dynamic-batch to batch more" if file_formats()[fmt].dynamic_batch else
+                 f"; a {fmt} export keeps the batch it was exported with (fnx export --dynamic-batch makes "
+                 f"{' and '.join(f.description.split()[0] for f in takers)} artifacts that batch more)")
     return note
 
 

@@ -42,4 +42,4 @@ def _read_embedded_onnx(path: Path) -> str | None:
 
 
 FILE = register_file_format(FileFormat("onnx", ".onnx", "NCHW", "ONNX model (protobuf)", sniff=_looks_like_onnx,
-                                       embed=_embed_in_onnx, read_embedded=_read_embedded_onnx))
+                                       embed=_embed_in_onnx, read_embedded=_read_embedded_onnx, dynamic_batch=True))

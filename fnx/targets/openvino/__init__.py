@@ -5,4 +5,4 @@ from fnx.formats import FileFormat, register_file_format
 
 FILE = register_file_format(FileFormat("openvino", ".xml", "NCHW", "OpenVINO IR (.xml graph + .bin weights)",
                                        sniff=lambda head: head.lstrip().startswith((b"<?xml", b"<net")),
-                                       companions=(".bin",)))
+                                       companions=(".bin",), dynamic_batch=True))

@@ -32,9 +32,6 @@ class TFLiteFormat(ArtifactFormat):
                  "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).")
 
     def refuse(self, opts) -> None:
-        if opts.dynamic_batch:
-            raise FnxError("--dynamic-batch applies to ONNX and OpenVINO IR; fnx's runtime runs a TFLite artifact on any "
-                           "number of inputs in chunks of its batch")
         if opts.precision == "int8" and opts.int8.io == "float":
             raise FnxError("--io float is not available for TFLite: litert-torch's PT2E path always emits int8 input and "
                            "output tensors. Use --io int8 (fnx's runtime and examples/classify.py quantize inputs for "
