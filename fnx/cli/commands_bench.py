@@ -88,42 +88,64 @@ def latency_cmd(
 def e2e_cmd(
     artifacts: list[Path] = Artifacts,
     folder: Path = typer.Argument(..., help="Image folder to time file -> label on."),
-    threads: str = ThreadCounts,
+    threads: str = typer.Option("auto", "--threads", help="auto (sized with --workers to this machine's cores, per mode, as fnx run does) or comma-separated engine thread counts, e.g. 1,2: each is measured."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use at most N images of the folder."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Decode threads of the pipelined run."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decode threads of the pipelined run (default: sized with the engine threads, as fnx run does)."),
     device: Device = DeviceChoice("cpu"),
     engine: Engine = None,
     inference_precision: InferencePrecision = None,
     skip_manifest_check: SkipCheck = False,
     as_json: AsJson = False,
 ) -> None:
-    """File -> label: decode, preprocess, invoke and post-process times, sequential and pipelined, per mode."""
+    """File -> label: decode, preprocess, invoke and post-process times, sequential and pipelined, per mode, and the
+    pipelined run's share of its compute bound (the cores over one image's CPU time, measured in the same run)."""
     from fnx.runtime import load
     from fnx.runtime.e2e import e2e
+    from fnx.runtime.preprocess import PREPROCESS_MODES
+    from fnx.runtime.sizing import size_pipeline, usable_cores
 
-    counts = thread_counts(threads)
+    cores = usable_cores()
+    if threads.strip().lower() == "auto":  # per mode, as `fnx run` sizes it; modes sized alike share one session
+        plan: dict[int, list[str]] = {}
+        for mode in PREPROCESS_MODES:
+            plan.setdefault(size_pipeline(cores, mode, None, workers).threads, []).append(mode)
+    else:
+        plan = {t: list(PREPROCESS_MODES) for t in thread_counts(threads)}
     check_artifacts(artifacts, engine)
     reports = []
     for a in artifacts:
-        for t in counts:
+        for t, modes in plan.items():
             s = load(a, check_manifest=not skip_manifest_check,
                      run=run_options(device, t, engine, inference_precision))
             with err_console.status(f"end to end: {a.name} on {folder}, {t} thread(s)"):
-                reports.append({"artifact": a.name, "threads": t, **e2e(s, folder, workers=workers, limit=limit)})
+                reports.append({"artifact": a.name, **e2e(s, folder, tuple(modes), workers=workers, limit=limit,
+                                                          cores=cores)})
     if as_json:
         print_json(reports)
         return
     for rep in reports:
-        table = Table(title=f"{rep['artifact']}, {rep['threads']} thread(s): file -> label on {rep['images']} images "
-                            "(ms per image, median)",
-                      caption=f"{rep['engine']}; engine alone {rep['invoke_only_ips']:.0f} img/s; pipelined: "
-                              f"{rep['workers']} decode worker(s), batch {rep['batch_size']}")
-        for col in ("mode", "decode", "preprocess", "invoke", "post", "img/s seq", "img/s piped"):
-            table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
-        for r in rep["rows"]:
-            table.add_row(r["mode"], f"{r['decode_ms']:.2f}", f"{r['preprocess_ms']:.2f}", f"{r['invoke_ms']:.2f}",
-                          f"{r['post_ms']:.3f}", f"{r['sequential_ips']:.1f}", f"{r['pipelined_ips']:.1f}")
-        console.print(table)
+        console.print(e2e_table(rep))
+
+
+def e2e_table(rep: dict) -> Table:
+    """Return one e2e report (an artifact at one engine thread count) as a table: stage times, img/s and bound."""
+    pools = ", ".join(f"{r['mode']} {r['workers']}" for r in rep["rows"])
+    table = Table(title=f"{rep['artifact']}, {rep['threads']} engine thread(s): file -> label on {rep['images']} "
+                        "images (ms per image: median wall, and CPU)",
+                  caption=f"{rep['engine']}; engine alone {rep['invoke_only_ips']:.0f} img/s. piped: batch "
+                          f"{rep['batch_size']}, decode workers {pools}. bound: {rep['cores']} core(s) / the CPU ms "
+                          "one image took (every stage, the whole process, in the sequential pass of this run)")
+    for col in ("mode", "decode", "prep", "invoke", "CPU", "img/s\nseq", "img/s\npiped", "img/s\nbound", "of\nbound"):
+        table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
+    busy = [r["other_load"] for r in rep["rows"] if r.get("other_load") is not None]
+    if busy and max(busy) >= 0.05:
+        table.caption += (f". Other processes used up to {max(busy):.0%} of the CPUs during the piped runs: "
+                          "the fraction understates what this machine reaches alone")
+    for r in rep["rows"]:
+        table.add_row(r["mode"], f"{r['decode_ms']:.1f}", f"{r['preprocess_ms']:.1f}", f"{r['invoke_ms']:.2f}",
+                      f"{r['cpu_ms']:.1f}", f"{r['sequential_ips']:.1f}", f"{r['pipelined_ips']:.1f}",
+                      f"{r['bound_ips']:.1f}", f"{r['fraction']:.0%}")
+    return table
 
 
 @command(bench_app, "all", cls=ModeCommand)
