@@ -1,4 +1,7 @@
-"""How busy other processes kept the machine while something was timed: a throughput under load means little."""
+"""How busy other processes kept the machine while something was timed: a throughput under load means little.
+
+"Other" is every process but this one and the children it has waited for (a command it ran and timed).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +38,6 @@ def busy_seconds() -> float | None:
 
 
 def own_seconds() -> float:
-    """Return the CPU seconds this process has used (every thread)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """Return the CPU seconds this process has used (every thread), and its children that have ended."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
