@@ -108,10 +108,11 @@ def _int8_forms() -> type[Enum]:
 
 Int8FormChoice = _int8_forms()
 Int8Form = Annotated[Int8FormChoice, typer.Option(
-    "--int8-form", case_sensitive=False, help="int8: the form to write (each target's: activation/weight types, NNCF "
+    "--int8-form", case_sensitive=False, help="int8: the form to write, per target (activation and weight types, NNCF "
     "preset, GELU as x*sigmoid(1.702x) for T0/T1; docs/guides/int8.md). auto: every candidate quantized, checked on "
-    "the held-out images and timed here (1 thread), the fastest within the guard's bound kept, every candidate's "
-    "figures in the manifest; with --target, the target's rule. A form another format lacks leaves that one at auto.")]
+    "the held-out images and timed here (1 thread), the fastest within the bound of the guard kept, the figures of "
+    "every candidate in the manifest; with --target, the rule of each target. A format without the form named stays "
+    "at auto.")]
 OnnxInt8Form = Annotated[Optional[str], typer.Option("--onnx-int8-form", hidden=True, help="Deprecated: --int8-form.")]
 
 
@@ -130,8 +131,8 @@ GeluForm = Annotated[GeluFormChoice, typer.Option(
     "--gelu-form", case_sensitive=False, help="int8 of T0/T1: exact, or sigmoid (GELU as x*sigmoid(1.702x): one "
                                               "XNNPACK partition, no float op, at most 0.02 from GELU).")]
 Target = Annotated[Optional[str], typer.Option(
-    "--target", help="int8 with --int8-form auto: the device profile the form is chosen for, by each target's rule "
-                     "instead of timing it here (fnx devices: rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
+    "--target", help="int8 with --int8-form auto: the device profile the form is chosen for, by the rule of each "
+                     "target instead of timing it here (fnx devices: rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
 MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
 
