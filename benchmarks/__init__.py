@@ -15,9 +15,11 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
 - qat               int8 top-1 of PTQ against quantization-aware training (fnx train --qat), TFLite and ONNX
 - gelu_forms        T0/T1 int8 TFLite: exact GELU against --gelu-form sigmoid (XNNPACK partitions, GOPS vs dense int8)
+- int8_peers        fnx's int8 form chosen by measurement per target beside each peer's default recipe (ORT, NNCF,
+                    litert-torch, AI Edge Quantizer, ExecuTorch), and what auto costs in export time
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
 BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
-              "serve", "qat", "gelu_forms")
+              "serve", "qat", "gelu_forms", "int8_peers")

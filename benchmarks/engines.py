@@ -40,7 +40,7 @@ def _artifact(ctx: Ctx, name: str, fmt: str, precision: str, form: str | None):
 
     key = ("engines", name, fmt, precision, form)
     if key not in ctx.cache:
-        int8 = Int8Options("synthetic", 64, min_cosine=0.5, **({"onnx_form": form} if form else {}))
+        int8 = Int8Options("synthetic", 64, min_cosine=0.5, **({"form": form} if form else {}))
         recipe = ExportRecipe(name, fmt, precision, img_size=224, weights=str(checkpoint(ctx, name)), int8=int8,
                               verify=False)
         try:

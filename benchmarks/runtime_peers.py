@@ -33,14 +33,14 @@ def venv_python(ctx: Ctx, engine: str) -> tuple[Path | None, str]:
 
 
 def measure(ctx: Ctx, name: str, weights: Path, x_nchw: np.ndarray, calib_nchw: np.ndarray, warmup: int,
-            runs: int) -> tuple[dict[str, dict], list[str]]:
-    """Return ({label: {"ms1", "ms2", "out", "mb"} or {"error"}}, notes) for every peer on one model."""
+            runs: int, engines: tuple[str, ...] = tuple(PEERS)) -> tuple[dict[str, dict], list[str]]:
+    """Return ({label: {"ms1", "ms2", "out", "mb"} or {"error"}}, notes) for every peer (of engines) on one model."""
     work = ctx.work / "runtime-peers" / name
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "inputs.npy", np.ascontiguousarray(x_nchw, dtype=np.float32))
     np.save(work / "calib.npy", np.ascontiguousarray(calib_nchw, dtype=np.float32))
     found, notes = {}, []
-    for engine in PEERS:
+    for engine in engines:
         python, how = venv_python(ctx, engine)
         notes.append(f"{engine}: {how}")
         if python is None:

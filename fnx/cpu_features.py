@@ -1,8 +1,8 @@
 """The machine switch: hide CPU features fnx would use, or pretend to have them, through FNX_CPU_FEATURES.
 
 fnx branches on what the CPU offers: OpenVINO's bf16/f16 inference precisions, which only CPUs with
-AVX512_BF16/AMX or AVX512_FP16 have, and the ONNX int8 form that `--onnx-int8-form auto` picks, which depends on
-whether x86 int8 dot products saturate (no VNNI) or not (AVX512_VNNI, AVX_VNNI, AMX-INT8). A test suite that runs on one kind of machine sees one branch only;
+AVX512_BF16/AMX or AVX512_FP16 have, and the ONNX int8 form its rule picks (for `--target`, and the quantizer's first
+form), which depends on whether x86 int8 dot products saturate (no VNNI) or not (AVX512_VNNI, AVX_VNNI, AMX-INT8). A test suite that runs on one kind of machine sees one branch only;
 the switch lets either kind run both, and lets a user keep a feature out of `fnx bench all`:
 
     FNX_CPU_FEATURES=-bf16,-f16     behave as on a CPU without them (no bf16/f16 rows, hints refused)

@@ -1,9 +1,8 @@
 """The manifest: the one contract between stages, a JSON beside each artifact (`X.tflite` -> `X.json`).
 
-It says what the artifact is (model, weights, format, precision), how to feed it (`inputs`,
-`preprocessing`), what comes out (`outputs`, `labels`) and what was proven about it
-(`calibration`, `parity`). Every stage writes and reads it through these types. Torch-free: the
-runtime reads it on the device.
+It says what the artifact is (model, weights, format, precision), how to feed it (`inputs`, `preprocessing`), what
+comes out (`outputs`, `labels`) and what was proven about it (`calibration`, `parity`). Every stage writes and reads
+it through these types. Torch-free: the runtime reads it on the device.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 from fnx.errors import FnxError
 from fnx.fileio import write_text_atomic
 from fnx.formats import artifact_digest, detect_format, get_file_format
+from fnx.manifest_forms import Int8FormChoice
 from fnx.parity import OutputParity, ParityReport
 from fnx.records import Record, RecordError
 
@@ -190,6 +190,7 @@ class Calibration(Record):
     skipped: int = 0
     skipped_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    forms: Int8FormChoice | None = None  # how its int8 form was chosen (fnx.manifest_forms), where it had several
 
 
 @dataclass
@@ -238,7 +239,7 @@ def manifest_path(artifact: str | Path) -> Path:
 
 
 def read_manifest(artifact: str | Path) -> Manifest | None:
-    """Return the manifest beside artifact, else the copy embedded in it (ONNX), else None."""
+    """Return the manifest beside artifact, else the copy embedded in it (where its format embeds one), else None."""
     path = manifest_path(artifact)
     if not path.is_file():
         return read_embedded_manifest(artifact)

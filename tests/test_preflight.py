@@ -43,7 +43,7 @@ BENCH_ALL = ("bench", "all", "t0", "--weights", "random", "--img-size", "64", "-
     ((*EXPORT, "--out", "{d}/afile/sub"), "fnx.exporter.pipeline.build", "is a file, not a directory"),
     ((*EXPORT, "--img-size", "65"), "fnx.exporter.pipeline.build", "not a multiple of 32"),
     (("export", "t0", "--weights", "random", "--format", "tflite", "--target", "rpi4"), "fnx.exporter.pipeline.build",
-     "--target chooses the int8 ONNX graph form"),
+     "--target chooses an int8 form, and this export makes no int8 artifact"),
     ((*BENCH_ALL, "--calib-data", "{d}/nowhere"), "fnx.exporter.pipeline.build", "does not exist"),
     ((*BENCH_ALL, "--calib-data", "synthetic", "--out", "{d}/afile"), "fnx.exporter.pipeline.build", "is a file"),
     (("train", "t0", "--data", "{d}/classes", "--img-size", "64", "--out", "{d}/afile/x.pth"), "fnx.training.fit._train", "is a file, not a directory"),

@@ -32,10 +32,12 @@ def read_calibration(options: Int8Options, preprocessing: Preprocessing, labels:
 
 def guarded_int8(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list[np.ndarray]], refs: list[np.ndarray],
                  data: CalibrationSet, bounds: GuardBounds, steps: Steps, label: str, names: Sequence[str],
-                 notes: Sequence[str] = (), qat: bool = False) -> Calibration:
+                 notes: Sequence[str] = (), qat: bool = False, first: Path | None = None) -> Calibration:
     """Quantize to artifact under the guard (layers back to float until the bound holds, FnxError if it never does)
-    and return the calibration record. qat: the record's scheme is "qat" and the graph's own types go to the notes."""
-    report, keep, ranking = run_guarded(quantizer, artifact, outputs, refs, data, bounds, steps, label, list(names))
+    and return the calibration record. qat: the record's scheme is "qat" and the graph's own types go to the notes.
+    first: the all-int8 file `--int8-form auto` already wrote in the quantizer's form (the guard's first attempt)."""
+    report, keep, ranking = run_guarded(quantizer, artifact, outputs, refs, data, bounds, steps, label, list(names),
+                                        first)
     scheme, notes = quantizer.description, list(notes)
     if qat:
         notes.append(f"int8 graph: {scheme}")

@@ -57,19 +57,24 @@ def held_out_report(outs: list[np.ndarray], refs: list[np.ndarray], data: Calibr
 
 def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list[np.ndarray]], refs: list[np.ndarray],
                 data: CalibrationSet, bounds: GuardBounds, steps: Steps, label: str,
-                names: list[str] | None = None) -> tuple[Int8Report, list[str], list[LayerError]]:
+                names: list[str] | None = None, first: Path | None = None) -> tuple[Int8Report, list[str], list[LayerError]]:
     """Return (report, layers kept in float, layer ranking) once the guard holds; FnxError if it never does.
 
     outputs() runs the artifact on the held-out images (every output, in refs' order and layout). Each failed step returns the next
-    GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float.
+    GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float. first: the all-int8 artifact already
+    written by this quantizer (`--int8-form auto` measured it): moved into place instead of quantizing it again.
     """
     keep: list[str] = []
     ranking: list[LayerError] | None = None
     first_copy = artifact.with_name(artifact.stem + ".allint8" + artifact.suffix)
     try:
         for attempt in range(GUARD_MAX_STEPS + 1):
-            with steps.step(f"quantize to int8 {label}" + (f" ({len(keep)} layers float)" if keep else "")):
-                quantizer.quantize(artifact, keep)
+            if attempt == 0 and first is not None:
+                for src, dst in zip(artifact_files(first), artifact_files(artifact)):
+                    src.replace(dst)
+            else:
+                with steps.step(f"quantize to int8 {label}" + (f" ({len(keep)} layers float)" if keep else "")):
+                    quantizer.quantize(artifact, keep)
             with steps.step("held-out report (int8 vs fp32)"):
                 report = held_out_report(outputs(), refs, data, bounds, names)
             if ranking is None:

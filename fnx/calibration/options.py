@@ -9,16 +9,7 @@ from fnx.errors import FnxError
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 INT8_IO = ("int8", "float")
-# ONNX int8 graph forms (ONNX Runtime's quantize_static): activation x weight types, "r" = weights in 7 bits
-# (reduce_range), which x86 CPUs without VNNI need for u8 x s8 not to saturate. Measured (docs/BENCHMARKS.md):
-# qdq-u8s8r 1.3-1.66x faster than qdq-s8s8 on T0/T2; with VNNI qdq-u8s8 is as fast and more accurate.
-ONNX_INT8_FORMS = {
-    "qdq-u8s8r": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric in 7 bits (reduce_range)",
-    "qdq-u8s8": "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric",
-    "qdq-s8s8": "QDQ; activations int8 asymmetric; weights int8 per-channel symmetric",
-}
-AUTO_FORM = "auto"  # the form for the CPU that runs it (fnx.targets.onnx.int8_form): qdq-u8s8 with VNNI or on ARM64
-DEFAULT_ONNX_INT8_FORM = AUTO_FORM
+AUTO_FORM = "auto"  # --int8-form auto: every candidate form measured here, the fastest within the bound kept
 
 
 @dataclass(frozen=True)
@@ -31,16 +22,16 @@ class Int8Options:
     io: str = "int8"
     min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
     max_top1_drop: float | None = None
-    onnx_form: str = DEFAULT_ONNX_INT8_FORM  # ONNX only: auto or one of ONNX_INT8_FORMS
-    target: str | None = None  # ONNX auto: the device profile the form is chosen for (None: this machine)
+    form: str = AUTO_FORM  # auto, or one of the int8 forms a target declares (ArtifactFormat.int8_forms)
+    target: str | None = None  # the device profile whose rule chooses the form (None: measured on this machine)
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise FnxError(f"--calib-size must be at least 1, got {self.size}")
         if self.method not in CALIBRATION_METHODS:
             raise FnxError(f"unknown --calib-method {self.method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
-        if self.onnx_form != AUTO_FORM and self.onnx_form not in ONNX_INT8_FORMS:
-            raise FnxError(f"unknown ONNX int8 form {self.onnx_form!r}; use auto or one of {', '.join(ONNX_INT8_FORMS)}")
+        if not self.form or not isinstance(self.form, str):
+            raise FnxError(f"--int8-form takes auto or a form's name, got {self.form!r}")
         if self.target is not None:
             from fnx.devices.profiles import get_profile
 

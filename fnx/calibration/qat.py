@@ -14,13 +14,12 @@ from pathlib import Path
 
 import torch
 
-from fnx.calibration.sensitivity import make_quantizer
+from fnx.calibration.sensitivity import MAX_BATCH, make_quantizer
 from fnx.errors import FnxError
 from fnx.torch_records import read_record, save_record
 
 RANGES_FORMAT = "fnx.qat-ranges/1"
 WRAPPED = "wrapped."  # litert-torch's channel-last wrapper keeps the model under this name
-MAX_BATCH = 4096
 
 
 def ranges_path(ckpt: str | Path) -> Path:

@@ -19,7 +19,8 @@ class Quantizer(Protocol):
     scheme: str  # the calibration method, recorded in the manifest, e.g. "minmax" or "minmax (PT2E observers)"
     description: str  # the int8 graph it writes (types, granularity), the manifest's calibration.scheme
     io: str  # the artifact's input/output type: "int8" or "float" (QDQ keeps float I/O)
-    notes: list[str]  # what it chose and why, for the manifest's calibration notes (e.g. the ONNX int8 form)
+    notes: list[str]  # what it chose and why, for the manifest's calibration notes
+    form: str  # targets with several `int8_forms`: the form the next quantize() writes (the caller sets it)
 
     def __enter__(self) -> "Quantizer": ...
 

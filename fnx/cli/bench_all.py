@@ -10,7 +10,7 @@ from fnx.cli.tables import compact_table
 
 def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str | None, img_size: int | None,
                   calib_data: str | None, calib_size: int, data: Path | None, out: Path | None, precisions: str,
-                  as_json: bool, min_cosine: float | None = None) -> None:
+                  as_json: bool, min_cosine: float | None = None, int8_form: str = "auto") -> None:
     """Export model everywhere it can go here, time and check each combination, and print the ranking."""
     from fnx.calibration.options import Int8Options
     from fnx.exporter import ExportOptions
@@ -27,7 +27,7 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
         raise FnxError(f"--precisions takes a comma-separated list of {', '.join(PRECISIONS)}; got {precisions!r}")
 
     opts = ExportOptions(weights=weights, img_size=img_size, data=data, out_dir=out or Path("fnx-bench-all"),
-                         int8=Int8Options(data=calib_data, size=calib_size, min_cosine=min_cosine))
+                         int8=Int8Options(data=calib_data, size=calib_size, min_cosine=min_cosine, form=int8_form))
     rows = bench_all(model, opts, threads=threads, runs=runs, warmup=warmup, data=data, precisions=chosen,
                      steps=Steps(console=err_console, quiet=as_json))
     from fnx.devices.measured import save_ranking

@@ -11,8 +11,10 @@ from rich.table import Table
 
 from fnx.cli.app import app
 from fnx.cli.bench_modes import BenchGroup, ModeCommand
-from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, MinCosine,
-                            SkipCheck, command, console, err_console, need_file, print_json, run_options)
+from fnx.cli.common import (AsJson, CalibData, CalibSize, Device, DeviceChoice, Engine, InferencePrecision, Int8Form,
+                            Int8FormChoice, MinCosine, SkipCheck, command, console, err_console, need_file, print_json,
+                            run_options)
+from fnx.calibration.options import AUTO_FORM
 from fnx.errors import FnxError
 
 bench_app = typer.Typer(cls=BenchGroup, no_args_is_help=True, help=(
@@ -160,6 +162,7 @@ def all_cmd(
     calib_data: CalibData = None,
     calib_size: CalibSize = 256,
     min_cosine: MinCosine = None,
+    int8_form: Int8Form = Int8FormChoice(AUTO_FORM),
     data: Optional[Path] = typer.Option(None, "--data", help="Labelled image folder (class per subfolder): parity inputs and top-1."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the artifacts go (default: ./fnx-bench-all)."),
     as_json: AsJson = False,
@@ -168,7 +171,7 @@ def all_cmd(
     from fnx.cli.bench_all import bench_all_cmd
 
     bench_all_cmd(model, threads, runs, warmup, weights, img_size, calib_data, calib_size, data, out, precisions,
-                  as_json, min_cosine)
+                  as_json, min_cosine, int8_form.value)
 
 
 def check_artifacts(artifacts: list[Path], engine) -> None:

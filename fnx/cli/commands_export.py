@@ -9,9 +9,10 @@ import typer
 
 from fnx.cli.app import app
 from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
-                            GeluForm, GeluFormChoice, Int8IO, MaxTop1Drop, MinCosine, OnnxInt8Form, OnnxInt8FormChoice,
-                            PrecisionChoice, Target, command, console, err_console, need_file, print_json)
-from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM
+                            GeluForm, GeluFormChoice, Int8Form, Int8FormChoice, Int8IO, MaxTop1Drop, MinCosine,
+                            OnnxInt8Form, PrecisionChoice, Target, command, console, err_console, int8_form_of, need_file,
+                            print_json)
+from fnx.calibration.options import AUTO_FORM
 from fnx.errors import FnxError
 
 
@@ -48,10 +49,11 @@ def export_cmd(
     calib_size: CalibSize = 256,
     calib_method: CalibMethodOpt = CalibMethod("minmax"),
     io: Int8IO = typer.Option(Int8IO("int8"), "--io", help="int8: input/output tensor type (TFLite: int8 only).", case_sensitive=False),
-    onnx_int8_form: OnnxInt8Form = OnnxInt8FormChoice(DEFAULT_ONNX_INT8_FORM),
+    int8_form: Int8Form = Int8FormChoice(AUTO_FORM),
     target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
+    onnx_int8_form: OnnxInt8Form = None,
     from_qat: Optional[Path] = typer.Option(None, "--from-qat", help="int8 from a fnx train --qat checkpoint: its weights and learned ranges (TFLite), or its weights calibrated by ONNX Runtime (ONNX)."),
     gelu_form: GeluForm = GeluFormChoice("exact"),
     as_json: AsJson = False,
@@ -64,8 +66,8 @@ def export_cmd(
     from fnx.progress import Steps
 
     steps = Steps(quiet=as_json, console=err_console)
-    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop, onnx_int8_form.value,
-                       target)
+    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop,
+                       int8_form_of(int8_form, onnx_int8_form), target)
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
                          opset=opset, out_dir=out, data=data, verify=not no_verify, features=features, int8=int8,
@@ -91,10 +93,11 @@ def quantize_cmd(
     calib_data: CalibData = None,
     calib_size: CalibSize = 256,
     calib_method: CalibMethodOpt = CalibMethod("minmax"),
-    onnx_int8_form: OnnxInt8Form = OnnxInt8FormChoice(DEFAULT_ONNX_INT8_FORM),
+    int8_form: Int8Form = Int8FormChoice(AUTO_FORM),
     target: Target = None,
     min_cosine: MinCosine = None,
     max_top1_drop: MaxTop1Drop = None,
+    onnx_int8_form: OnnxInt8Form = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (as fnx export --out) or file (default: beside the artifact, its name with int8)."),
     as_json: AsJson = False,
 ) -> None:
@@ -105,8 +108,8 @@ def quantize_cmd(
     from fnx.progress import Steps
 
     need_file(artifact, "artifact")
-    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop, onnx_int8_form.value,
-                          target)
+    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop,
+                          int8_form_of(int8_form, onnx_int8_form), target)
     path, manifest = quantize_artifact(artifact, options, out, Steps(quiet=as_json, console=err_console))
     if as_json:
         print_json(manifest.to_dict())

@@ -17,7 +17,7 @@ from rich.console import Console
 from fnx.errors import FnxError
 from fnx.install import pip_install
 from fnx.interrupts import keep_interrupts
-from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
+from fnx.calibration.options import AUTO_FORM
 from fnx.exporter.options import GELU_FORMS
 from fnx.runtime.placement import CONSENT, INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
@@ -100,18 +100,39 @@ SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the 
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
-OnnxInt8FormChoice = _choices("OnnxInt8FormChoice", [AUTO_FORM, *ONNX_INT8_FORMS])
-OnnxInt8Form = Annotated[OnnxInt8FormChoice, typer.Option(
-    "--onnx-int8-form", case_sensitive=False, help="int8 ONNX: the graph form, recorded in the manifest with why. auto: for the CPU "
-                             "that runs it (--target, else this machine): qdq-u8s8 (8-bit weights) with VNNI or on ARM64, "
-                             "qdq-u8s8r (7-bit weights, no saturation) on x86 without VNNI; qdq-s8s8 was never faster.")]
+def _int8_forms() -> type[Enum]:
+    from fnx.exporter.int8_forms import all_form_names
+
+    return _choices("Int8FormChoice", [AUTO_FORM, *all_form_names()])
+
+
+Int8FormChoice = _int8_forms()
+Int8Form = Annotated[Int8FormChoice, typer.Option(
+    "--int8-form", case_sensitive=False, help="int8: the form to write, per target (activation and weight types, NNCF "
+    "preset, GELU as x*sigmoid(1.702x) for T0/T1; docs/guides/int8.md). auto: every candidate quantized, checked on "
+    "the held-out images and timed here (1 thread), the fastest within the bound of the guard kept, the figures of "
+    "every candidate in the manifest; with --target, the rule of each target. A format without the form named stays "
+    "at auto.")]
+OnnxInt8Form = Annotated[Optional[str], typer.Option("--onnx-int8-form", hidden=True, help="Deprecated: --int8-form.")]
+
+
+def int8_form_of(form, onnx_form: str | None) -> str:
+    """Return the --int8-form value, taking the deprecated --onnx-int8-form (said once) when it is given instead."""
+    value = getattr(form, "value", form)
+    if onnx_form is None:
+        return value
+    err_console.print("[yellow]warning:[/] --onnx-int8-form is deprecated: use --int8-form (it takes every "
+                      "target's forms)", highlight=False)
+    if value != AUTO_FORM and value != onnx_form:
+        raise FnxError(f"--onnx-int8-form {onnx_form} and --int8-form {value} disagree: give --int8-form alone")
+    return onnx_form
 GeluFormChoice = _choices("GeluFormChoice", GELU_FORMS)
 GeluForm = Annotated[GeluFormChoice, typer.Option(
     "--gelu-form", case_sensitive=False, help="int8 of T0/T1: exact, or sigmoid (GELU as x*sigmoid(1.702x): one "
                                               "XNNPACK partition, no float op, at most 0.02 from GELU).")]
 Target = Annotated[Optional[str], typer.Option(
-    "--target", help="int8 ONNX with --onnx-int8-form auto: the device profile the form is chosen for (fnx devices: "
-                     "rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
+    "--target", help="int8 with --int8-form auto: the device profile the form is chosen for, by the rule of each "
+                     "target instead of timing it here (fnx devices: rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
 MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
 

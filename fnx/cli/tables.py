@@ -82,13 +82,28 @@ def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:
                                 " weakest of: " + ", ".join(f"{o.name} {o.cosine:.5f}" for o in r.per_output)
                                 if r.per_output else "")),
                             ("top-1 agreement", agree), ("top-1 drop", drop), ("max abs", f"{r.max_abs:.3g}"),
-                            ("kept in float", kept),
+                            *_form_rows(c.forms), ("kept in float", kept),
                             ("float ops", ", ".join(f"{k} x{v}" for k, v in r.float_ops.items()) or "none"),
                             ("worst layers", ", ".join(f"{e.layer} ({e.rel_error:.3f})" for e in r.layer_errors[:3]))):
             table.add_row(what, value)
         if i < len(rows) - 1:
             table.add_section()
     return table
+
+
+def _form_rows(forms) -> list[tuple[str, str]]:
+    """The report's lines on the int8 form: which and why, and each measured candidate's figures."""
+    if forms is None:
+        return []
+    rows = [("int8 form", f"{forms.chosen} ({forms.how}" + (f" in {forms.seconds:.1f} s" if forms.seconds else "")
+             + f"): {forms.reason}")]
+    for t in forms.candidates:
+        if t.latency_ms is None and t.cosine_min is None:
+            continue  # left out of auto (the manifest says why)
+        ms = "-" if t.latency_ms is None else f"{t.latency_ms:.2f} ms"
+        cos = "-" if t.cosine_min is None else f"cosine {t.cosine_min:.5f}"
+        rows.append((f"  {t.form}", f"{ms}, {cos}, " + ("within the bound" if t.passed else f"out: {t.why_not}")))
+    return rows
 
 
 def layers_table(rows, top: int) -> Table:

@@ -19,7 +19,6 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
     the output folder, the input size, the --data folder and, for int8, the calibration source (precisions: those
     about to be exported, default opts.precision). The checks that need the model (classes) follow the build."""
     from fnx.calibration.data import check_calibration_source
-    from fnx.calibration.options import AUTO_FORM
     from fnx.fileio import check_output_dir
     from fnx.models import check_img_size
     from fnx.runtime.preprocess import list_images
@@ -33,15 +32,10 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
         check_img_size(opts.img_size)
     if opts.data is not None and not list_images(opts.data):
         raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
-    from fnx.exporter.formats import FORMATS, get_format
+    from fnx.exporter.formats import get_format
+    from fnx.exporter.int8_forms import check_form_options
 
-    given = "--target" if opts.int8.target is not None else "--onnx-int8-form" if opts.int8.onnx_form != AUTO_FORM else None
-    int8 = "int8" in (precisions or (opts.precision,))
-    if given and not (int8 and any("graph_form" in get_format(f).int8_options for f in opts.formats)):
-        takers = [f for f in FORMATS.values() if "graph_form" in f.int8_options]
-        names = " or ".join(f.file.description.split()[0] for f in takers)  # "ONNX"
-        raise FnxError(f"{given} chooses the int8 {names} graph form, and this export makes no int8 {names}: drop "
-                       f"{given}, or export --format {takers[0].name} --precision int8")
+    check_form_options(opts, [get_format(f) for f in opts.formats], "int8" in (precisions or (opts.precision,)))
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:
             raise FnxError("--max-top1-drop needs class logits, and a --features export has none; guard a backbone on "

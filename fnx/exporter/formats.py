@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from fnx.calibration.forms import DEFAULT_FORMS, Int8Form
 from fnx.errors import FnxError
 from fnx.formats import PRECISIONS, FileFormat
 from fnx.install import pip_install
@@ -40,8 +41,10 @@ class ArtifactFormat:
     requires: ClassVar[tuple[str, ...]] = ()  # modules the converter imports (what `--format all` checks)
     install: ClassVar[str] = pip_install("export")  # what to install for `requires`
     gelu_note: ClassVar[str | None] = None  # what int8 means for the GELU variants on its engines
-    int8_options: ClassVar[tuple[str, ...]] = ()  # int8 choices it honours beyond the common ones ("graph_form":
-    # --onnx-int8-form and --target choose its int8 graph form); another format's are refused when only it is made
+    # The int8 forms it writes (`--int8-form NAME`; `auto` measures those marked auto and keeps the fastest within the
+    # bound); the first is its default. Its int8 quantizer writes the form set on its `form` attribute.
+    int8_forms: ClassVar[tuple[Int8Form, ...]] = DEFAULT_FORMS
+    int8_gelu_forms: ClassVar[bool] = False  # auto also measures each form with GELU as x*sigmoid(1.702x) (T0/T1)
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
     int8_quantizer: Capability = None
     qat_quantizer: Capability = None
@@ -76,6 +79,11 @@ class ArtifactFormat:
 
     def refuse(self, opts: ExportOptions) -> None:
         """FnxError for an option this format cannot honour (beyond the generic ones); default: none."""
+
+    def int8_form_rule(self, target: str) -> tuple[str, str]:
+        """Return (form, why) for the device profile `target` (`--target`), whose speed this machine cannot measure;
+        default: its first form."""
+        return self.int8_forms[0].name, f"{self.name}'s default int8 form (--target: this machine is not the one to time)"
 
     def int8_absent_reason(self) -> str:
         """Why there is no int8 path (appended to the refusal, e.g. " (its tools are not on any package index)")."""

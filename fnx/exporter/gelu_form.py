@@ -52,5 +52,5 @@ def gelu_form_note(form: str) -> str | None:
     """Return the manifest note of a non-exact GELU form (None for exact)."""
     if form == "exact":
         return None
-    return (f"GELU written as x * sigmoid({SIGMOID_SLOPE} x) (--gelu-form sigmoid): int8 MUL and LOGISTIC, which XNNPACK "
+    return (f"GELU written as x * sigmoid({SIGMOID_SLOPE} x) (the sigmoid GELU form): int8 MUL and LOGISTIC, which XNNPACK "
             f"and int8-only delegates run; at most {SIGMOID_MAX_ERROR} from GELU, checked against the exact-GELU model")

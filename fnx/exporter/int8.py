@@ -1,25 +1,32 @@
-"""int8 artifacts for `fnx export`: one calibration sample per model, the format's Quantizer, the guard, the record."""
+"""int8 artifacts for `fnx export`: one calibration sample per model, the format's Quantizer(s) for the forms it
+measures or was asked for, the guard, the record."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fnx.calibration.data import CalibrationSet
-from fnx.calibration.flow import guarded_int8, read_calibration
+from fnx.calibration.flow import read_calibration
+from fnx.calibration.form_search import Candidate, FormPlan, guarded_forms
 from fnx.calibration.guard import guard_bounds
+from fnx.calibration.options import AUTO_FORM
 from fnx.calibration.report import record_io_quantization
 from fnx.exporter.build import BuiltModel
 from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
 from fnx.exporter.formats import ArtifactFormat
 from fnx.exporter.from_qat import reference_of
-from fnx.exporter.gelu_form import gelu_form_note
+from fnx.exporter.gelu_form import gelu_form_note, with_gelu_form
+from fnx.exporter.int8_forms import gelu_forms, has_choice, pick_forms
 from fnx.exporter.options import ExportOptions
 from fnx.manifest import Manifest
 from fnx.models import get_variant
 from fnx.progress import Steps
+from fnx.runtime.preprocess import to_layout
 
 
 def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
@@ -38,26 +45,44 @@ def calibration_data(built: BuiltModel, opts: ExportOptions, steps: Steps,
 
 def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions, tmp: Path,
                 steps: Steps, manifest: Manifest) -> None:
-    """Write a guarded int8 artifact of deployed to tmp; record its calibration and I/O quantization in manifest.
+    """Write a guarded int8 artifact of deployed to tmp in the form --int8-form asked (auto: each candidate measured
+    here, the fastest within the bound kept); record its calibration, the form's choice and I/O quantization.
 
     A --features backbone is guarded on its weakest feature map (every output held to the bound)."""
     data, refs = calibration_data(built, opts, steps, fmt)
-    notes = []
-    if opts.gelu_form != "exact":
-        notes.append(gelu_form_note(opts.gelu_form))
-    elif get_variant(built.name).act == "gelu" and fmt.gelu_note:
-        notes.append(fmt.gelu_note)  # the GELU policy (docs/BENCHMARKS.md): same guard, but say where int8 pays
-        steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
+    gelu = get_variant(built.name).act == "gelu"
+    notes = [qat_note(opts.from_qat, fmt.name, learned_ranges=fmt.qat_quantizer is not None)] if opts.from_qat else []
     bounds = guard_bounds(opts.int8.min_cosine, opts.int8.max_top1_drop)
-    make = fmt.int8_quantizer
-    if opts.from_qat is not None:
-        make = fmt.qat_quantizer or fmt.int8_quantizer
-        notes.append(qat_note(opts.from_qat, fmt.name, learned_ranges=fmt.qat_quantizer is not None))
-    with make(deployed, built, opts, data, tmp) as quantizer:
-        outputs = lambda: as_nchw(run_artifact(tmp, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
-        manifest.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name,
-                                            [o.name for o in manifest.outputs], notes, qat=opts.from_qat is not None)
+    make = (fmt.qat_quantizer or fmt.int8_quantizer) if opts.from_qat is not None else fmt.int8_quantizer
+    learned = opts.from_qat is not None and fmt.qat_quantizer is not None  # the QAT graph as trained: no form to pick
+    pick = pick_forms(fmt, opts.int8, gelu_forms(fmt, gelu and not learned, opts))
+    outputs_of = lambda path: as_nchw(run_artifact(path, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
+    feed = to_layout(np.resize(data.held_out, (opts.batch, *data.held_out.shape[1:])), fmt.file.layout)
+    with ExitStack() as stack:
+        quantizers = {}
+        for form in dict.fromkeys(o.gelu for o in pick.options):  # one quantizer per GELU form (model) it needs
+            model, work = deployed, tmp
+            if form != opts.gelu_form:
+                model, work = with_gelu_form(deployed, form), tmp.with_name(f"{tmp.stem}.{form}-gelu{tmp.suffix}")
+            base = pick.options[0].form.name if len(pick.options) == 1 and not learned else AUTO_FORM
+            q_opts = replace(opts, gelu_form=form, int8=replace(opts.int8, form=base))
+            quantizers[form] = stack.enter_context(make(model, built, q_opts, data, work))
+        candidates = [Candidate(o.name, o.description, quantizers[o.gelu], o.form.name, _gelu_notes(fmt, o.gelu, gelu))
+                      for o in pick.options]
+        plan = FormPlan(candidates, pick.asked, pick.how, pick.reason, pick.left_out, record=has_choice(fmt) and not learned)
+        manifest.calibration = guarded_forms(plan, tmp, outputs_of, feed, refs, data, bounds, steps, fmt.name,
+                                             [o.name for o in manifest.outputs], notes)
+    if fmt.gelu_note and fmt.gelu_note in manifest.calibration.notes:
+        steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
     record_io_quantization(manifest, tmp)
+
+
+def _gelu_notes(fmt: ArtifactFormat, form: str, gelu_variant: bool) -> tuple[str, ...]:
+    """The manifest notes of a GELU form: the sigmoid form's (what it is), or, for the exact GELU of a GELU variant,
+    the format's word on where int8 pays (the GELU policy, docs/BENCHMARKS.md)."""
+    if form != "exact":
+        return (gelu_form_note(form),)
+    return (fmt.gelu_note,) if gelu_variant and fmt.gelu_note else ()
 
 
 def qat_note(ckpt: Path, fmt: str, learned_ranges: bool) -> str:

@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from fnx.calibration.data import check_calibration_classes, check_calibration_source
-from fnx.calibration.flow import guarded_int8, read_calibration
+from fnx.calibration.flow import read_calibration
+from fnx.calibration.form_search import Candidate, FormPlan, guarded_forms
+from fnx.calibration.forms import check_form
 from fnx.calibration.guard import guard_bounds
-from fnx.calibration.options import Int8Options
+from fnx.calibration.options import AUTO_FORM, Int8Options
 from fnx.calibration.report import record_io_quantization
 from fnx.errors import FnxError
 from fnx.exporter.formats import FORMATS, ArtifactFormat, get_format
+from fnx.exporter.int8_forms import form_names, has_choice, pick_forms
 from fnx.formats import detect_format
 from fnx.fileio import atomic_path, check_output_file, sha256_file
 from fnx.manifest import Manifest, finish_artifact, read_manifest
@@ -76,6 +80,7 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     check_calibration_source(options.data, needs_labels=options.max_top1_drop is not None)
     if options.max_top1_drop is not None:
         check_calibration_classes(options.data, manifest.labels, manifest.class_ids)
+    check_form(options.form, form_names(fmt), f"fnx quantize of a {fmt.name} file")
     data = read_calibration(options, manifest.preprocessing, manifest.labels, manifest.class_ids, steps)
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four
@@ -84,13 +89,17 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     new = copy.deepcopy(manifest)
     new.artifact.precision = "int8"
     new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
-    with atomic_path(final) as tmp, fmt.file_quantizer(artifact, data, options) as quantizer:
-        outputs = lambda: load(tmp, device="cpu").run(held)  # noqa: E731
+    pick = pick_forms(fmt, options)
+    with atomic_path(final) as tmp, fmt.file_quantizer(artifact, data, replace(options, form=AUTO_FORM)) as quantizer:
+        outputs_of = lambda path: load(path, device="cpu", check_manifest=False).run(held)  # noqa: E731
         names = [o.name for o in new.outputs]
-        new.calibration = guarded_int8(quantizer, tmp, outputs, refs, data, bounds, steps, fmt.name, names)
+        plan = FormPlan([Candidate(o.name, o.description, quantizer, o.form.name) for o in pick.options], pick.asked,
+                        pick.how, pick.reason, pick.left_out, record=has_choice(fmt))
+        feed = np.resize(held, (manifest.input.shape[0] or 1, *held.shape[1:]))
+        new.calibration = guarded_forms(plan, tmp, outputs_of, feed, refs, data, bounds, steps, fmt.name, names)
         record_io_quantization(new, tmp)
         # The parity record: the int8 model against the fp32 artifact it came from, on the held-out images.
-        new.parity = check(refs, outputs(), "int8", names, bounds={"min_cosine": bounds.min_cosine},
+        new.parity = check(refs, outputs_of(tmp), "int8", names, bounds={"min_cosine": bounds.min_cosine},
                            reference="fp32 artifact", inputs=f"{len(held)} held-out calibration images")
         finish_artifact(new, tmp, final)
     return final, new

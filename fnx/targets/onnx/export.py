@@ -11,6 +11,7 @@ from pathlib import Path
 from fnx.exporter.formats import ArtifactFormat, register_format
 from fnx.targets.onnx import FILE
 from fnx.targets.onnx.convert import check_opset, export_onnx, simplify_onnx, to_fp16
+from fnx.targets.onnx.int8_form import FORMS, choose_onnx_int8_form
 
 
 @register_format
@@ -22,13 +23,17 @@ class OnnxFormat(ArtifactFormat):
     pconv_form = "split_cat"  # the slicing form's in-place write becomes ScatterND chains in ONNX
     converters = ("torch", "onnx", "onnxslim", "onnxruntime")
     requires = ("torch", "onnx", "onnxslim", "onnxruntime")
-    int8_options = ("graph_form",)  # --onnx-int8-form and --target: which QDQ form (fnx.targets.onnx.int8)
+    int8_forms = FORMS  # the QDQ forms (fnx.targets.onnx.int8_form); sigmoid GELU measured no faster on ONNX Runtime
     gelu_note = ("GELU variant: ONNX Runtime has no int8 GELU and runs it in float between int8 convs; measured here, "
                  "int8 ONNX of T0/T1 is 1.6-1.9x faster than fp32 where int8 TFLite (LiteRT) is 2.6-3.1x "
                  "(docs/BENCHMARKS.md): prefer int8 TFLite for these variants.")
 
     def refuse(self, opts) -> None:
         check_opset(opts.opset)
+
+    def int8_form_rule(self, target: str) -> tuple[str, str]:
+        choice = choose_onnx_int8_form("auto", target)
+        return choice.form, choice.reason
 
     def layer_tensors(self, path: Path, batch_nhwc) -> dict:
         import numpy as np
@@ -53,13 +58,13 @@ class OnnxFormat(ArtifactFormat):
         from fnx.targets.onnx.int8 import OrtQdqQuantizer
 
         fp32 = work.with_name(work.stem + ".fp32.onnx")
-        self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None))
-        return OrtQdqQuantizer(fp32, data, opts.int8.method, opts.batch, owns_fp32=True, form=opts.int8.onnx_form,
+        self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None, gelu_form="exact"))
+        return OrtQdqQuantizer(fp32, data, opts.int8.method, opts.batch, owns_fp32=True, form=opts.int8.form,
                                target=opts.int8.target)
 
     def file_quantizer(self, fp32: Path, data, options):
         """ONNX Runtime's static quantization works on the fp32 file itself (`fnx quantize`)."""
         from fnx.targets.onnx.int8 import OrtQdqQuantizer
 
-        return OrtQdqQuantizer(fp32, data, options.method, form=options.onnx_form, target=options.target)
+        return OrtQdqQuantizer(fp32, data, options.method, form=options.form, target=options.target)
 

@@ -12,35 +12,42 @@ from pathlib import Path
 import numpy as np
 
 from fnx.calibration.data import CalibrationSet
-from fnx.errors import FnxError
+from fnx.calibration.options import AUTO_FORM
 from fnx.calibration.options import CALIBRATION_METHODS as METHODS
-from fnx.targets.onnx.int8_form import choose_onnx_int8_form
-from fnx.calibration.options import DEFAULT_ONNX_INT8_FORM, ONNX_INT8_FORMS
+from fnx.errors import FnxError
 from fnx.manifest import LayerError
+from fnx.targets.onnx.int8_form import ONNX_INT8_FORMS, choose_onnx_int8_form
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
 
 
 class OrtQdqQuantizer:
-    """ONNX Runtime static QDQ int8 of an fp32 ONNX file (the Quantizer protocol of fnx.calibration)."""
+    """ONNX Runtime static QDQ int8 of an fp32 ONNX file (the Quantizer protocol of fnx.calibration), in any of the
+    ONNX forms (`form`, set between calls): the calibration ranges are computed once and reused by every form and
+    every guard step where ONNX Runtime keeps a range cache (its calibration_cache_path)."""
 
     def __init__(self, fp32: Path, data: CalibrationSet, method: str = "minmax", batch: int = 1, owns_fp32: bool = False,
-                 form: str = DEFAULT_ONNX_INT8_FORM, target: str | None = None):
-        choice = choose_onnx_int8_form(form, target)  # "auto": for the CPU that will run it
+                 form: str = AUTO_FORM, target: str | None = None):
+        self.form = choose_onnx_int8_form(form, target).form  # "auto": the rule's form until a measured one is set
         self.fp32, self.data, self.method, self.batch, self.owns_fp32 = Path(fp32), data, method, batch, owns_fp32
-        self.form, self.description = choice.form, f"{choice.form}: {ONNX_INT8_FORMS[choice.form]}"
-        self.notes = [choice.note]
+        self.ranges = self.fp32.with_name(self.fp32.stem + ".ranges.json")
+        self.notes: list[str] = []
         self.scheme, self.io = method, "float"  # a QDQ model takes and gives float tensors; the int8 work is inside
+
+    @property
+    def description(self) -> str:
+        return f"{self.form}: {ONNX_INT8_FORMS[self.form]}"
 
     def __enter__(self) -> "OrtQdqQuantizer":
         return self
 
     def __exit__(self, *exc) -> None:
+        self.ranges.unlink(missing_ok=True)
         if self.owns_fp32:
             self.fp32.unlink(missing_ok=True)
 
     def quantize(self, out: Path, keep_float: list[str]) -> None:
-        quantize_file(self.fp32, out, self.data, self.method, keep_float, self.batch, self.form)
+        quantize_file(self.fp32, out, self.data, self.method, keep_float, self.batch, self.form, self.ranges)
 
     def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
         return layer_errors(self.fp32, out, probe_nhwc)
@@ -72,10 +79,13 @@ def module_path(node_name: str) -> str:
 
 
 def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "minmax", keep_float: list[str] = (),
-                  batch: int = 1, form: str = DEFAULT_ONNX_INT8_FORM) -> None:
-    """Write the QDQ int8 model of fp32 to out in form (auto or ONNX_INT8_FORMS); nodes of keep_float layers stay
-    float."""
+                  batch: int = 1, form: str = AUTO_FORM, ranges: Path | None = None) -> None:
+    """Write the QDQ int8 model of fp32 to out in form (auto: the rule's, or one of ONNX_INT8_FORMS); nodes of
+    keep_float layers stay float. ranges: a file for the calibration ranges, read if it exists, else written (where
+    this ONNX Runtime has the cache), so that other forms and guard steps reuse one calibration."""
     form = choose_onnx_int8_form(form).form
+    import inspect
+
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -87,11 +97,13 @@ def quantize_file(fp32: Path, out: Path, data: CalibrationSet, method: str = "mi
              "entropy": CalibrationMethod.Entropy}[method]
     from fnx.quiet import quiet
 
+    cache = {"calibration_cache_path": str(ranges)} if ranges is not None and "calibration_cache_path" in \
+        inspect.signature(quantize_static).parameters else {}  # 1.32 has the range cache, 1.24 not yet
     quiet(lambda: quantize_static(
         str(fp32), str(out), _Reader(data.calib, batch, graph.input[0].name), quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QUInt8 if form.startswith("qdq-u8") else QuantType.QInt8, weight_type=QuantType.QInt8,
         reduce_range=form.endswith("r"), calibrate_method=calib, nodes_to_exclude=exclude,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}))
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}, **cache))
 
 
 def _layer_outputs(path: Path, names: list[str], nchw: np.ndarray) -> list[dict[str, np.ndarray]]:

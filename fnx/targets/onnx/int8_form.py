@@ -1,4 +1,6 @@
-"""`--onnx-int8-form auto`: the ONNX int8 graph form for the CPU that will run it (this machine, or --target).
+"""The ONNX int8 graph forms (ONNX Runtime's quantize_static), and the rule that picks one without measuring: for
+`--target` (a device profile this machine cannot time), and as the quantizer's starting form. `--int8-form auto`
+measures all three here instead (fnx.calibration.form_search).
 
 ONNX Runtime's x86 int8 kernels multiply uint8 activations by int8 weights. Without VNNI they add pairs of products
 in 16 bits (VPMADDUBSW), which saturates with full 8-bit weights; 7-bit weights (reduce_range, qdq-u8s8r) cannot.
@@ -16,8 +18,18 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-from fnx.calibration.options import AUTO_FORM, ONNX_INT8_FORMS
+from fnx.calibration.forms import Int8Form
+from fnx.calibration.options import AUTO_FORM
 from fnx.errors import FnxError
+
+# Activation x weight types; "r" = weights in 7 bits (reduce_range), which x86 CPUs without VNNI need for u8 x s8 not
+# to saturate. All three share one calibration (ONNX Runtime's range cache): they differ in how ranges become types.
+FORMS = (
+    Int8Form("qdq-u8s8r", "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric in 7 bits (reduce_range)"),
+    Int8Form("qdq-u8s8", "QDQ; activations uint8 asymmetric; weights int8 per-channel symmetric"),
+    Int8Form("qdq-s8s8", "QDQ; activations int8 asymmetric; weights int8 per-channel symmetric"),
+)
+ONNX_INT8_FORMS = {f.name: f.description for f in FORMS}
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ def choose_onnx_int8_form(asked: str = AUTO_FORM, target: str | None = None) -> 
     if asked != AUTO_FORM:
         if asked not in ONNX_INT8_FORMS:
             raise FnxError(f"unknown ONNX int8 form {asked!r}; use auto or one of {', '.join(ONNX_INT8_FORMS)}")
-        return FormChoice(asked, "as asked (--onnx-int8-form)")
+        return FormChoice(asked, "as asked (--int8-form)")
     if target is not None:
         from fnx.devices.profiles import get_profile
 
@@ -79,6 +91,6 @@ def _for_arch(arch: str, vnni: bool | None, where: str) -> FormChoice:
                                       f"weights: more accurate than 7-bit at the same speed")
     if vnni is None:
         return FormChoice("qdq-u8s8r", f"auto {where}: whether that x86 CPU has VNNI is unknown here; 7-bit weights "
-                                       f"cannot saturate on any x86 (pass --onnx-int8-form qdq-u8s8 for a VNNI CPU)")
+                                       f"cannot saturate on any x86 (pass --int8-form qdq-u8s8 for a VNNI CPU)")
     return FormChoice("qdq-u8s8r", f"auto {where}: no VNNI on this x86 CPU, so u8 x s8 pairs would saturate in 16 "
                                    f"bits with 8-bit weights; 7-bit weights (reduce_range) cannot")

@@ -16,6 +16,7 @@ from fnx.errors import FnxError
 from fnx.targets.openvino import FILE
 from fnx.install import pip_install
 from fnx.targets.openvino import env as openvino_env
+from fnx.targets.openvino.int8 import FORMS
 
 
 def onnx_to_ir(onnx_path: Path, xml: Path, fp16_weights: bool = False) -> None:
@@ -35,6 +36,8 @@ class OpenVinoFormat(ArtifactFormat):
     converters = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     requires = ("torch", "onnx", "onnxslim", "openvino", "nncf")
     install = pip_install("export", "openvino")
+    int8_forms = FORMS  # NNCF's presets (fnx.targets.openvino.int8)
+    int8_gelu_forms = True  # OpenVINO's int8 GELU ran T0 slower than x*sigmoid(1.702x) here (docs/BENCHMARKS.md)
 
     def refuse(self, opts) -> None:
         if opts.from_qat is not None:
@@ -68,9 +71,9 @@ class OpenVinoFormat(ArtifactFormat):
 
         fp32 = work.with_name(work.stem + ".fp32.xml")
         try:
-            self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None))
+            self.export_float(model, fp32, built, replace(opts, precision="fp32", from_qat=None, gelu_form="exact"))
         except BaseException:
             for p in (fp32, fp32.with_suffix(".bin")):
                 p.unlink(missing_ok=True)
             raise
-        return NncfQuantizer(fp32, data, opts.batch, owns_fp32=True)
+        return NncfQuantizer(fp32, data, opts.batch, owns_fp32=True, form=opts.int8.form)

@@ -1,8 +1,8 @@
 """OpenVINO int8 with NNCF post-training quantization of an fp32 IR; torch-free.
 
-`NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration (its defaults:
-per-channel symmetric weights, per-tensor activations, the "performance" preset) on fnx's
-calibration images, layers kept in float through NNCF's ignored scope, judged by fnx's guard.
+`NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration (per-channel symmetric weights,
+per-tensor activations) in one of NNCF's two presets (the forms below) on fnx's calibration images, layers kept in
+float through NNCF's ignored scope, judged by fnx's guard.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fnx.calibration.data import CalibrationSet
+from fnx.calibration.forms import Int8Form
 from fnx.targets.onnx.int8 import module_path
 from fnx.manifest import LayerError
 from fnx.targets.openvino import env as openvino_env
@@ -24,6 +25,17 @@ _PASS_THROUGH = ("Convert", "Reshape", "Transpose", "VariadicSplit", "Split")  #
 _CARRIERS = ("Add", "Relu", "FakeQuantize")  # what follows a layer before the next one reads it (bias, ReLU, int8)
 
 
+# NNCF's presets. mixed: asymmetric activations, which fit ranges that do not centre on zero (more accurate);
+# performance (NNCF's default): symmetric activations, OpenVINO's fast int8 path on x86 (the issue #38 Xeon: T2 1.24x).
+FORMS = (
+    Int8Form("mixed", "FakeQuantize (NNCF, mixed preset); activations uint8 asymmetric; weights int8 per-channel "
+                      "symmetric"),
+    Int8Form("performance", "FakeQuantize (NNCF, performance preset); activations int8 symmetric; weights int8 "
+                            "per-channel symmetric"),
+)
+DESCRIPTIONS = {f.name: f.description for f in FORMS}
+
+
 def layer_name(node_name: str) -> str:
     """Return the module path of a converted node ("/stages/stages.0/mlp/mlp.0/Conv/WithoutBiases" -> "stages.0.mlp.0")."""
     return module_path(node_name.removesuffix("/WithoutBiases"))
@@ -32,17 +44,19 @@ def layer_name(node_name: str) -> str:
 class NncfQuantizer:
     """NNCF int8 of an fp32 OpenVINO IR file (the Quantizer protocol of fnx.calibration)."""
 
-    def __init__(self, fp32: Path, data: CalibrationSet, batch: int = 1, owns_fp32: bool = False,
-                 symmetric_activations: bool = False):
-        nncf = openvino_env.nncf()
-
+    def __init__(self, fp32: Path, data: CalibrationSet, batch: int = 1, owns_fp32: bool = False, form: str = "auto"):
         self.fp32, self.data, self.batch, self.owns_fp32 = Path(fp32), data, batch, owns_fp32
-        self.preset = nncf.QuantizationPreset.PERFORMANCE if symmetric_activations else nncf.QuantizationPreset.MIXED
-        self.scheme = f"minmax (NNCF, {self.preset.value} preset)"
-        activations = "int8 symmetric" if symmetric_activations else "uint8 asymmetric"
-        self.description = (f"FakeQuantize (NNCF); activations {activations}; weights int8 per-channel symmetric")
+        self.form = form if form in DESCRIPTIONS else FORMS[0].name  # auto: the default until a measured one is set
         self.notes: list[str] = []
         self.io = "float"
+
+    @property
+    def scheme(self) -> str:
+        return f"minmax (NNCF, {self.form} preset)"
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self.form]
 
     def __enter__(self) -> "NncfQuantizer":
         return self
@@ -69,7 +83,8 @@ class NncfQuantizer:
         nncf_logger.setLevel(logging.ERROR)
         try:
             with silenced():  # NNCF's progress bars
-                quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=self.preset,
+                preset = nncf.QuantizationPreset(self.form)  # the enum's values are the forms' names
+                quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=preset,
                                           ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
         finally:
             nncf_logger.setLevel(level)

@@ -11,7 +11,7 @@ from fnx.exporter.formats import ArtifactFormat, register_format
 from fnx.targets.tflite import FILE
 from fnx.targets.tflite.convert import channel_last, export_tflite, to_fp16
 from fnx.targets.tflite.graph import layer_tensors
-from fnx.targets.tflite.int8 import Pt2eQuantizer, QatQuantizer
+from fnx.targets.tflite.int8 import FORMS, Pt2eQuantizer, QatQuantizer
 
 
 def _feature_maps(built) -> int:
@@ -28,6 +28,8 @@ class TFLiteFormat(ArtifactFormat):
     pconv_form = "split_cat"  # slicing is at most 1% faster and adds TRANSPOSE ops (benchmarks/pconv_forms.py)
     converters = ("torch", "torchao", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")  # torchao: PT2E int8
     requires = ("torch", "litert_torch")
+    int8_forms = FORMS  # PT2E's weight granularities (fnx.targets.tflite.int8)
+    int8_gelu_forms = True  # XNNPACK has no int8 GELU: x*sigmoid(1.702x) keeps T0/T1 in one partition
     gelu_note = ("GELU variant: XNNPACK has no int8 GELU kernel, so the GELU ops run on TFLite's built-in int8 kernels "
                  "between XNNPACK partitions; still the fastest option measured for T0/T1 (docs/BENCHMARKS.md).")
 
@@ -46,7 +48,7 @@ class TFLiteFormat(ArtifactFormat):
             to_fp16(path, path)
 
     def int8_quantizer(self, model, built, opts, data, work: Path) -> Pt2eQuantizer:
-        return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built))
+        return Pt2eQuantizer(model, data, opts.batch, _feature_maps(built), opts.int8.form)
 
     def layer_tensors(self, path: Path, batch_nhwc: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v.transpose(0, 3, 1, 2) if v.ndim == 4 else v for k, v in layer_tensors(path, batch_nhwc).items()}
