@@ -258,12 +258,17 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert not [x for x in rows if "error" in x]
+    estimates = {x["format"]: x for x in rows if x.get("estimate")}  # an NPU's file: its compiler's estimate, not timed
+    rows = [x for x in rows if not x.get("estimate")]
     combos = {(x["format"], x["precision"], x["engine"]) for x in rows}
     from fnx.exporter.formats import installed_formats
     from fnx.runtime.engines import ENGINES
 
     for fmt in installed_formats():  # each format on its first installed engine at least (a new format: no edit here)
-        own = next(e.name for e in ENGINES.values() if fmt in e.formats and e.available())
+        own = next((e.name for e in ENGINES.values() if fmt in e.formats and e.available()), None)
+        if own is None:
+            assert estimates[fmt]["estimated_ms"] > 0 and estimates[fmt]["precision"] == "int8", estimates
+            continue
         assert {(fmt, "fp32", own), (fmt, "int8", own)} <= combos
     assert ("onnx", "fp32", "openvino") in combos  # OpenVINO also runs fnx's ONNX
     import onnxruntime as ort

@@ -32,7 +32,8 @@ class Int8Options:
     min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
     max_top1_drop: float | None = None
     onnx_form: str = DEFAULT_ONNX_INT8_FORM  # ONNX only: auto or one of ONNX_INT8_FORMS
-    target: str | None = None  # ONNX auto: the device profile the form is chosen for (None: this machine)
+    target: str | None = None  # a device profile (ONNX auto: the form is chosen for it; None: this machine), or a
+    # device a format's files are compiled for (fnx.formats.FileFormat.targets: an Ethos-U configuration)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -42,9 +43,9 @@ class Int8Options:
         if self.onnx_form != AUTO_FORM and self.onnx_form not in ONNX_INT8_FORMS:
             raise FnxError(f"unknown ONNX int8 form {self.onnx_form!r}; use auto or one of {', '.join(ONNX_INT8_FORMS)}")
         if self.target is not None:
-            from fnx.devices.profiles import get_profile
+            from fnx.devices.profiles import check_target
 
-            get_profile(self.target)  # an unknown profile is refused when the options are made
+            check_target(self.target)  # an unknown device is refused when the options are made
         if self.io not in INT8_IO:
             raise FnxError(f"unknown --io {self.io!r}; use one of {', '.join(INT8_IO)}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:

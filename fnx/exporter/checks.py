@@ -34,14 +34,22 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
     if opts.data is not None and not list_images(opts.data):
         raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
     from fnx.exporter.formats import FORMATS, get_format
+    from fnx.formats import target_format
 
-    given = "--target" if opts.int8.target is not None else "--onnx-int8-form" if opts.int8.onnx_form != AUTO_FORM else None
-    int8 = "int8" in (precisions or (opts.precision,))
+    target, int8 = opts.int8.target, "int8" in (precisions or (opts.precision,))
+    owner = target_format(target) if target is not None else None  # a device one format's files are compiled for
+    if owner is not None and owner.name not in opts.formats:
+        raise FnxError(f"--target {target} is a device {owner.name} files are compiled for, and this export makes no "
+                       f"{owner.name}: add --format {owner.name}, or drop --target")
+    given = "--target" if target is not None and owner is None else \
+        "--onnx-int8-form" if opts.int8.onnx_form != AUTO_FORM else None
     if given and not (int8 and any("graph_form" in get_format(f).int8_options for f in opts.formats)):
         takers = [f for f in FORMATS.values() if "graph_form" in f.int8_options]
         names = " or ".join(f.file.description.split()[0] for f in takers)  # "ONNX"
+        compiled = "".join(f"; for {f}, --target takes {', '.join(get_format(f).file.targets)}"
+                           for f in opts.formats if get_format(f).file.targets)
         raise FnxError(f"{given} chooses the int8 {names} graph form, and this export makes no int8 {names}: drop "
-                       f"{given}, or export --format {takers[0].name} --precision int8")
+                       f"{given}, or export --format {takers[0].name} --precision int8{compiled}")
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:
             raise FnxError("--max-top1-drop needs class logits, and a --features export has none; guard a backbone on "
