@@ -15,9 +15,10 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
 - qat               int8 top-1 of PTQ against quantization-aware training (fnx train --qat), TFLite and ONNX
 - gelu_forms        T0/T1 int8 TFLite: exact GELU against --gelu-form sigmoid (XNNPACK partitions, GOPS vs dense int8)
+- stem_forms        the stem as conv or space-to-depth + 1x1, per CPU engine (fp32, int8) and in Vela's Ethos-U estimates
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
 BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
-              "serve", "qat", "gelu_forms")
+              "serve", "qat", "gelu_forms", "stem_forms")

@@ -36,11 +36,12 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
 
     estimates, rows = [r for r in rows if r.get("estimate")], [r for r in rows if not r.get("estimate")]
     first = next((r for r in rows if "error" not in r), None)
-    m = read_manifest(opts.out_dir / first["artifact"]) if first else None
-    size = m.model.img_size if m else img_size or get_variant(model).default_img_size
-    saved = save_ranking(get_variant(model).name, size, threads, rows)
-    if not as_json:
-        err_console.print(f"ranking kept for this machine in {saved} (fnx devices shows the fastest)", highlight=False)
+    if first is not None:  # estimates alone time nothing: there is no ranking to keep
+        m = read_manifest(opts.out_dir / first["artifact"])
+        saved = save_ranking(get_variant(model).name, m.model.img_size, threads, rows)
+        if not as_json:
+            err_console.print(f"ranking kept for this machine in {saved} (fnx devices shows the fastest)",
+                              highlight=False)
     if as_json:
         print_json(rows + estimates)
         return

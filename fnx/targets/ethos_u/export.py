@@ -19,9 +19,10 @@ def _tflite() -> ArtifactFormat:
 class EthosUFormat(ArtifactFormat):
     """int8 TFLite compiled by Vela for an Ethos-U55/U65 (`--target`, default the first of FILE.targets).
 
-    The int8 file is made, guarded and checked against PyTorch exactly as `--format tflite --precision int8` makes it
-    (the TFLite format's quantizers and NHWC wrapping); Vela then compiles it in place, and the manifest says so
-    (`compilation`)."""
+    The int8 file is made, guarded and checked against PyTorch as `--format tflite --precision int8` makes it (the
+    TFLite format's quantizer and NHWC wrapping), from the deploy form with the space-to-depth stem; Vela then compiles
+    it in place, and the manifest says so (`compilation`). `--from-qat` calibrates the QAT weights (the learned
+    ranges belong to the conv stem's graph), as ONNX does."""
 
     name = "ethos-u"
     file = FILE
@@ -29,6 +30,10 @@ class EthosUFormat(ArtifactFormat):
     requires = ("torch", "litert_torch", "ethosu")  # ethosu: ethos-u-vela's top-level module
     install = pip_install("export", "ethos-u")
     float_precisions = ()  # the NPU computes in int8 only
+    # Vela splits the 4x4 stride-4 stem into one op per output pixel (3136 at 224 px): space-to-depth + 1x1 halves the
+    # estimated latency (T0 224: U55-256 30.5 -> 13.4 ms, U65-512 6.4 -> 3.2 ms); no CPU engine gains from it
+    # (benchmarks/stem_forms.py, docs/BENCHMARKS.md)
+    stem_form = "space_to_depth"
 
     def export_float(self, model, path: Path, built, opts) -> None:
         raise FnxError("an Ethos-U NPU computes in int8: export --format ethos-u --precision int8")
@@ -43,9 +48,6 @@ class EthosUFormat(ArtifactFormat):
 
     def int8_quantizer(self, model, built, opts, data, work: Path):
         return _tflite().int8_quantizer(model, built, opts, data, work)
-
-    def qat_quantizer(self, model, built, opts, data, work: Path):
-        return _tflite().qat_quantizer(model, built, opts, data, work)
 
     def compile(self, path: Path, opts):
         from fnx.targets.ethos_u.vela import compile_tflite
