@@ -160,3 +160,16 @@ def test_a_vela_failure_leaves_the_file_untouched_and_says_why(t0_tflite_int8, t
     with pytest.raises(FnxError, match=r"Vela could not compile truncated.tflite for ethos-u55-256: "):
         compile_tflite(bad, "ethos-u55-256")
     assert sha256_file(bad) == before
+
+
+def test_each_format_sees_only_the_targets_it_knows():
+    """--format all with an Ethos-U configuration: ethos-u compiles for it, the ONNX int8 form is chosen for this
+    machine; with a device profile, the reverse."""
+    from fnx.exporter import ExportOptions, Int8Options
+    from fnx.formats import get_file_format
+
+    onnx, ethos = get_file_format("onnx"), get_file_format("ethos-u")
+    for target, seen in (("ethos-u65-512", {"onnx": None, "ethos-u": "ethos-u65-512"}),
+                         ("rpi4", {"onnx": "rpi4", "ethos-u": None})):
+        opts = ExportOptions(formats=("onnx", "ethos-u"), precision="int8", int8=Int8Options("synthetic", target=target))
+        assert {f.name: opts.seen_by(f, "int8").int8.target for f in (onnx, ethos)} == seen
