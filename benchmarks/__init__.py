@@ -17,9 +17,10 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - gelu_forms        T0/T1 int8 TFLite: exact GELU against --gelu-form sigmoid (XNNPACK partitions, GOPS vs dense int8)
 - int8_peers        fnx's int8 form chosen by measurement per target beside each peer's default recipe (ORT, NNCF,
                     litert-torch, AI Edge Quantizer, ExecuTorch), and what auto costs in export time
+- stem_forms        the stem as conv or space-to-depth + 1x1, per CPU engine (fp32, int8) and in Vela's Ethos-U estimates
 
 `--only NAME,... --update` re-measures those sections and replaces just them in the existing report.
 """
 
 BENCHMARKS = ("operators", "models", "pconv_forms", "session_overhead", "mobilevit", "peers", "e2e", "engines", "scale",
-              "serve", "qat", "gelu_forms", "int8_peers")
+              "serve", "qat", "gelu_forms", "int8_peers", "stem_forms")

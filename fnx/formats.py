@@ -32,6 +32,11 @@ class FileFormat:
     companions: tuple[str, ...] = ()  # suffixes of files that travel with it, same stem (OpenVINO IR's .bin)
     read_embedded: Callable[[Path], str | None] | None = None  # the manifest JSON `embed` stored, None if absent
     dynamic_batch: bool = False  # whether a file can take any batch (`fnx export --dynamic-batch` makes one)
+    # a format whose files another format's sniff also matches (a TFLite compiled for an NPU): whether the file at
+    # path is its own, by a deeper look; a format that claims a file is taken before those that only sniff it
+    claims: Callable[[Path], bool] | None = None
+    targets: tuple[str, ...] = ()  # the devices its files are compiled for (`--target`); the first is the default
+    runs_on: str | None = None  # where its files run when no fnx engine does (said instead of running them)
 
     def files(self, path: str | Path) -> list[Path]:
         """Return the artifact's files: path, then its companions (which may not exist)."""
@@ -90,6 +95,16 @@ def _with_targets() -> None:
     load()
 
 
+def _suffixes() -> list[str]:
+    return list(dict.fromkeys(f.suffix for f in FILE_FORMATS.values()))  # formats may share one (a compiled TFLite)
+
+
+def target_format(target: str) -> FileFormat | None:
+    """Return the format whose files are compiled for the device called target (`FileFormat.targets`), else None."""
+    _with_targets()
+    return next((f for f in FILE_FORMATS.values() if target in f.targets), None)
+
+
 def file_formats() -> dict[str, FileFormat]:
     """Return every registered file format by name (the targets loaded)."""
     _with_targets()
@@ -109,7 +124,7 @@ def detect_format(path: str | Path) -> FileFormat:
     _with_targets()
     path = Path(path)
     if path.is_dir():
-        raise FnxError(f"{path} is a directory; pass the model file itself ({', '.join(f.suffix for f in FILE_FORMATS.values())})")
+        raise FnxError(f"{path} is a directory; pass the model file itself ({', '.join(_suffixes())})")
     if not path.is_file():
         raise FnxError(f"model file {path} does not exist")
     if os.path.getsize(path) == 0:
@@ -118,9 +133,10 @@ def detect_format(path: str | Path) -> FileFormat:
         head = f.read(16)
     by_suffix = _by_suffix(path)
     by_bytes = [f for f in FILE_FORMATS.values() if f.sniff is not None and f.sniff(head)]
+    by_bytes = [f for f in by_bytes if f.claims is not None and f.claims(path)] or [f for f in by_bytes if f.claims is None]
     if by_bytes:  # the bytes decide: a renamed file runs as what it is, and its name is questioned once
         fmt = by_bytes[0]
-        if fmt is not by_suffix and (str(path), fmt.name) not in _QUESTIONED:
+        if fmt.suffix != path.suffix.lower() and (str(path), fmt.name) not in _QUESTIONED:
             _QUESTIONED.add((str(path), fmt.name))  # said once per file and process, however many stages ask
             named = f"its {path.suffix} name says otherwise" if path.suffix else "its name has no suffix"
             warnings.warn(FormatNameWarning(f"{path.name} is a {fmt.description} by its bytes; {named}: fnx runs it as "
@@ -131,7 +147,7 @@ def detect_format(path: str | Path) -> FileFormat:
         raise FnxError(f"{path} is not a {by_suffix.description} (its first bytes do not match): the file is "
                        f"truncated or corrupt; re-export it")
     else:
-        suffixes = " or ".join(f.suffix for f in FILE_FORMATS.values())
+        suffixes = " or ".join(_suffixes())
         raise FnxError(f"{path} is not a model fnx can run: expected a {suffixes} file")
     missing = [f for f in fmt.files(path)[1:] if not f.is_file()]
     if missing:

@@ -1,8 +1,9 @@
 """The manifest: the one contract between stages, a JSON beside each artifact (`X.tflite` -> `X.json`).
 
 It says what the artifact is (model, weights, format, precision), how to feed it (`inputs`, `preprocessing`), what
-comes out (`outputs`, `labels`) and what was proven about it (`calibration`, `parity`). Every stage writes and reads
-it through these types. Torch-free: the runtime reads it on the device.
+comes out (`outputs`, `labels`), what was proven about it (`calibration`, `parity`) and, for a file compiled for an
+NPU, from what and with which estimates (`compilation`). Every stage writes and reads it through these types.
+Torch-free: the runtime reads it on the device.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fnx.compilation import Compilation
 from fnx.errors import FnxError
 from fnx.fileio import write_text_atomic
 from fnx.formats import artifact_digest, detect_format, get_file_format
@@ -208,6 +210,7 @@ class Manifest(Record):
     calibration: Calibration | None = None
     parity: ParityReport | None = None
     converter: dict[str, str] = field(default_factory=dict)
+    compilation: Compilation | None = None  # compiled for an NPU from a verified file: its parity is that file's
     schema: str = SCHEMA
 
     @property
@@ -220,8 +223,7 @@ class Manifest(Record):
         """Return the manifest in data, refusing other schema versions and damaged fields with what to do."""
         if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
             raise FnxError(f"{where} is not an fnx manifest (no 'schema' field); move it aside or re-export the model")
-        schema = data["schema"]
-        if schema in OLD_SCHEMAS:
+        if (schema := data["schema"]) in OLD_SCHEMAS:
             raise FnxError(f"{where} was written by {OLD_SCHEMAS[schema]} ({schema}); this fnx reads {SCHEMA}: "
                            f"re-export the model with this fnx (fnx export ...)")
         if schema != SCHEMA:

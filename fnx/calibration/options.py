@@ -23,7 +23,8 @@ class Int8Options:
     min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
     max_top1_drop: float | None = None
     form: str = AUTO_FORM  # auto, or one of the int8 forms a target declares (ArtifactFormat.int8_forms)
-    target: str | None = None  # the device profile whose rule chooses the form (None: measured on this machine)
+    target: str | None = None  # a device profile whose rule chooses the form (None: measured on this machine), or a
+    # device a format's files are compiled for (fnx.formats.FileFormat.targets: an Ethos-U configuration)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -33,9 +34,9 @@ class Int8Options:
         if not self.form or not isinstance(self.form, str):
             raise FnxError(f"--int8-form takes auto or a form's name, got {self.form!r}")
         if self.target is not None:
-            from fnx.devices.profiles import get_profile
+            from fnx.devices.profiles import check_target
 
-            get_profile(self.target)  # an unknown profile is refused when the options are made
+            check_target(self.target)  # an unknown device is refused when the options are made
         if self.io not in INT8_IO:
             raise FnxError(f"unknown --io {self.io!r}; use one of {', '.join(INT8_IO)}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:

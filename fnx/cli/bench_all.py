@@ -34,14 +34,16 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
     from fnx.manifest import read_manifest
     from fnx.models import get_variant
 
+    estimates, rows = [r for r in rows if r.get("estimate")], [r for r in rows if not r.get("estimate")]
     first = next((r for r in rows if "error" not in r), None)
-    m = read_manifest(opts.out_dir / first["artifact"]) if first else None
-    size = m.model.img_size if m else img_size or get_variant(model).default_img_size
-    saved = save_ranking(get_variant(model).name, size, threads, rows)
-    if not as_json:
-        err_console.print(f"ranking kept for this machine in {saved} (fnx devices shows the fastest)", highlight=False)
+    if first is not None:  # estimates alone time nothing: there is no ranking to keep
+        m = read_manifest(opts.out_dir / first["artifact"])
+        saved = save_ranking(get_variant(model).name, m.model.img_size, threads, rows)
+        if not as_json:
+            err_console.print(f"ranking kept for this machine in {saved} (fnx devices shows the fastest)",
+                              highlight=False)
     if as_json:
-        print_json(rows)
+        print_json(rows + estimates)
         return
     table = compact_table(f"fnx bench all {model} ({threads} thread(s), batch 1, {runs} runs; ms)",
                           "parity: min cosine vs PyTorch fp32 on the same images, within its bounds (fnx.parity); "
@@ -63,6 +65,10 @@ def bench_all_cmd(model: str, threads: int, runs: int, warmup: int, weights: str
                       compute, f"{r['file_mb']:.1f}", cos, top1, f"{r['p50_ms']:.2f}",
                       f"{r['throughput_ips']:.0f}")
     console.print(table)
+    if estimates:
+        from fnx.cli.tables import estimates_table
+
+        console.print(estimates_table(estimates))
     for r in rows:
         if "error" in r:
             what = f"not run on {r['engine']} {r['device']}" if r.get("device") else "not exported"

@@ -54,7 +54,7 @@ def latency_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Latency, throughput and achieved GFLOPS (GOPS for int8) per artifact x thread count (the default mode)."""
-    from fnx.runtime.bench import bench
+    from fnx.runtime.bench import bench, estimated
 
     if paper_protocol:
         given = [f"--{k}" for k in PAPER_PROTOCOL if ctx.get_parameter_source(k).name == "COMMANDLINE"]
@@ -64,14 +64,21 @@ def latency_cmd(
         threads, batch, warmup, runs = PAPER_PROTOCOL.values()
     counts = thread_counts(threads)
     check_artifacts(artifacts, engine)
+    estimates = {a: row for a in artifacts if (row := estimated(a)) is not None}  # NPU files: no engine here
     rows = []
-    for a in artifacts:
+    for a in (a for a in artifacts if a not in estimates):
         for t in counts:
             with err_console.status(f"bench {a.name}, {t} thread(s)"):
                 rows.append(bench(a, run_options(device, t, engine, inference_precision), batch=batch, warmup=warmup,
                                   runs=runs, check_manifest=not skip_manifest_check))
     if as_json:
-        print_json(rows)
+        print_json(rows + list(estimates.values()))
+        return
+    if estimates:
+        from fnx.cli.tables import estimates_table
+
+        console.print(estimates_table(list(estimates.values())))
+    if not rows:
         return
     table = Table(title=f"fnx bench (batch {batch}, {warmup} warm-up, {runs} runs; ms)",
                   caption="achieved: the model's multiply-adds per second, GFLOPS for float, GOPS for int8; all "

@@ -56,9 +56,13 @@ def devices_cmd(as_json: AsJson = False) -> None:
     measured = measured_here()
     engines = [{"name": e.name, "formats": list(e.formats), "devices": list(e.devices), "installed": e.available(),
                 "version": e.version() if e.available() else None} for e in ENGINES.values()]
+    from fnx.formats import file_formats
+
+    elsewhere = {f.name: f.runs_on for f in file_formats().values()  # formats fnx makes but no engine here runs
+                 if f.runs_on and not any(f.name in e.formats for e in ENGINES.values())}
     if as_json:
         print_json({"detected": det, "profiles": [p.to_dict() for p in PROFILES.values()], "engines": engines,
-                    "measured_here": measured})
+                    "no_engine": elsewhere, "measured_here": measured})
         return
     table = Table(title="Device profiles", caption=f"* detected here: {det['profile']} ({det['reason']})",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
@@ -78,6 +82,8 @@ def devices_cmd(as_json: AsJson = False) -> None:
         et.add_row(e["name"], ", ".join(e["formats"]), ", ".join(e["devices"]),
                    f"[green]{e['version']}[/]" if e["installed"] else "[dim]no[/]")
     console.print(et)
+    for name, where in elsewhere.items():
+        console.print(f"{name} artifacts: no engine in fnx; they run on {where}", highlight=False)
     _print_measured(measured, PROFILES.get(det["profile"]))
 
 

@@ -130,9 +130,17 @@ GeluFormChoice = _choices("GeluFormChoice", GELU_FORMS)
 GeluForm = Annotated[GeluFormChoice, typer.Option(
     "--gelu-form", case_sensitive=False, help="int8 of T0/T1: exact, or sigmoid (GELU as x*sigmoid(1.702x): one "
                                               "XNNPACK partition, no float op, at most 0.02 from GELU).")]
-Target = Annotated[Optional[str], typer.Option(
-    "--target", help="int8 with --int8-form auto: the device profile the form is chosen for, by the rule of each "
-                     "target instead of timing it here (fnx devices: rpi4, rpi5, aarch64, x86, ...; default: this machine).")]
+def _target_help() -> str:
+    from fnx.formats import file_formats
+
+    compiled = "".join(f"; {f.name}: the device its file is compiled for ({', '.join(f.targets)}; default "
+                       f"{f.targets[0]})" for f in file_formats().values() if f.targets)
+    return ("The device the artifact is made for. int8 with --int8-form auto: the device profile the form is chosen "
+            "for, by each target's rule instead of timing it here (fnx devices: rpi4, rpi5, aarch64, x86, ...; "
+            f"default: this machine){compiled}.")
+
+
+Target = Annotated[Optional[str], typer.Option("--target", help=_target_help())]
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="int8: bound on held-out and parity cosine vs fp32 (default: 0.99).")]
 MaxTop1Drop = Annotated[Optional[float], typer.Option("--max-top1-drop", min=0, help="int8 with labelled data: max top-1 drop in points.")]
 

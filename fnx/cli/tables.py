@@ -61,6 +61,29 @@ def print_results(console: Console, results, total_s: float) -> None:
     if rows:
         console.print(parity_table(rows))
     console.print(summary_table(results, total_s))
+    from fnx.runtime.bench import estimate_row
+
+    compiled = [estimate_row(Path(r.artifact).name, r.manifest) for r in results if r.manifest.compilation is not None]
+    if compiled:
+        console.print(estimates_table(compiled))
+
+
+def estimates_table(rows: list[dict]) -> Table:
+    """Return the compiler estimates of artifacts compiled for an NPU (rows from fnx.runtime.bench.estimate_row),
+    kept apart from measured latencies: nothing here ran them."""
+    table = compact_table("Compiler estimates (not measured: no such NPU ran them here)",
+                          "per inference, batch 1. parity: min cosine vs PyTorch fp32 of the file each was compiled "
+                          "from (its manifest's compilation.parity); off-chip: weights, in flash or DRAM",
+                          ("artifact / target", "est. ms", "NPU ops", "CPU ops", "SRAM KiB", "off-chip KiB", "parity"),
+                          left=("artifact / target",))
+    first = table.columns[0]
+    first.no_wrap, first.overflow, first.ratio = False, "fold", 1  # long names fold rather than crop
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    for r in rows:
+        table.add_row(f"{r['artifact']}\n[dim]{r['target']}, {r['compiler']}[/]", fmt(r["estimated_ms"], ".2f"),
+                      fmt(r["ops_on_npu"], "d"), fmt(r["ops_on_cpu"], "d"), fmt(r["sram_kib"], ".0f"),
+                      fmt(r["off_chip_kib"], ".0f"), fmt(r["source_cosine"], ".5f"))
+    return table
 
 
 def quant_report_table(rows: list[tuple[str, Manifest]]) -> Table:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from fnx.errors import FnxError
-from fnx.formats import PRECISIONS, file_formats
+from fnx.formats import PRECISIONS, file_formats, target_format
 
 Arch = Literal["aarch64", "x86_64", "armv7l"]
 
@@ -76,3 +76,11 @@ def get_profile(name: str) -> DeviceProfile:
             "(or run `fnx devices` to see which one this machine is)."
         )
     return PROFILES[key]
+
+
+def check_target(name: str) -> None:
+    """FnxError unless name is a device profile or a device a format's files are compiled for (what --target takes)."""
+    if target_format(name) is None and name.strip().lower().replace("_", "-") not in PROFILES:
+        compiled = "; ".join(f"{f.name}: {', '.join(f.targets)}" for f in file_formats().values() if f.targets)
+        raise FnxError(f"unknown --target {name!r}: use a device profile ({', '.join(PROFILES)}; fnx devices)"
+                       + (f", or a device a format compiles for ({compiled})" if compiled else ""))

@@ -34,7 +34,13 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
         raise FnxError(f"--data {opts.data} holds no images (jpg, jpeg, png, bmp, webp)")
     from fnx.exporter.formats import get_format
     from fnx.exporter.int8_forms import check_form_options
+    from fnx.formats import target_format
 
+    target = opts.int8.target
+    owner = target_format(target) if target is not None else None  # a device one format's files are compiled for
+    if owner is not None and owner.name not in opts.formats:
+        raise FnxError(f"--target {target} is a device {owner.name} files are compiled for, and this export makes no "
+                       f"{owner.name}: add --format {owner.name}, or drop --target")
     check_form_options(opts, [get_format(f) for f in opts.formats], "int8" in (precisions or (opts.precision,)))
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #   qat_quantizer(model, built, opts, data, work) -> Quantizer: int8 of the fake-quant ranges `fnx train --qat` learned
 #   file_quantizer(fp32_path, data, options) -> Quantizer: int8 from an fp32 file of this format (`fnx quantize`)
 #   layer_tensors(path, batch_nhwc) -> {layer name: its output, NCHW}: intermediate tensors read from the file
+#   compile(path, opts) -> fnx.compilation.Compilation: rewrite the verified artifact at path, in place, as an
+#     accelerator's file (an NPU compiler); its parity stays that of the verified file, which the record names
 Capability = Callable[..., Any] | None
 
 
@@ -38,6 +40,7 @@ class ArtifactFormat:
     file: ClassVar[FileFormat]
     converters: ClassVar[tuple[str, ...]]  # distributions whose versions the manifest records
     pconv_form: ClassVar[str] = "split_cat"  # the PConv form that converts best to it (benchmarks/pconv_forms.py)
+    stem_form: ClassVar[str] = "conv"  # the stem's form that runs best on it (fnx.exporter.stem_form)
     requires: ClassVar[tuple[str, ...]] = ()  # modules the converter imports (what `--format all` checks)
     install: ClassVar[str] = pip_install("export")  # what to install for `requires`
     gelu_note: ClassVar[str | None] = None  # what int8 means for the GELU variants on its engines
@@ -50,6 +53,7 @@ class ArtifactFormat:
     qat_quantizer: Capability = None
     file_quantizer: Capability = None
     layer_tensors: Capability = None
+    compile: Capability = None
 
     def export_float(self, model: torch.nn.Module, path: Path, built: BuiltModel, opts: ExportOptions) -> None:
         """Write model (deploy form, NCHW) to path at opts.precision (fp32 or fp16)."""

@@ -77,7 +77,7 @@ def pick_forms(fmt: ArtifactFormat, int8: Int8Options, gelus: tuple[str, ...] = 
             raise FnxError(f"--int8-form {asked} writes GELU as x*sigmoid(1.702x), and this model has no GELU to "
                            f"rewrite: use {asked.removesuffix(SIGMOID_GELU)} (FasterNet-T0 and T1 have GELU)")
         return FormPick(match[:1], asked, "asked", "as asked (--int8-form)", [])
-    if int8.target is not None:
+    if profile_target(int8) is not None:
         name, why = fmt.int8_form_rule(int8.target)
         rule = next(o for o in options if o.form.name == name and o.gelu == gelus[0])
         return FormPick([rule], AUTO_FORM, "rule", f"--target {int8.target}: {why}", [])
@@ -89,10 +89,18 @@ def pick_forms(fmt: ArtifactFormat, int8: Int8Options, gelus: tuple[str, ...] = 
     return FormPick(auto, AUTO_FORM, "measured", "", left_out)
 
 
+def profile_target(int8: Int8Options) -> str | None:
+    """Return --target where it names a device profile (whose rule chooses the int8 form), None where it is absent or
+    names a device a format's files are compiled for (an Ethos-U configuration: no form rule)."""
+    from fnx.formats import target_format
+
+    return int8.target if int8.target is not None and target_format(int8.target) is None else None
+
+
 def check_form_options(opts: ExportOptions, formats: list[ArtifactFormat], int8: bool) -> None:
     """FnxError for --int8-form or --target that this export cannot use: no int8 export, or a form name that none
     of its formats writes (listing theirs)."""
-    given = "--target" if opts.int8.target is not None else "--int8-form" if opts.int8.form != AUTO_FORM else None
+    given = "--target" if profile_target(opts.int8) is not None else "--int8-form" if opts.int8.form != AUTO_FORM else None
     if given is None:
         return
     if not int8:

@@ -43,6 +43,7 @@ def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
     """Return each conv/linear layer of the artifact with its error vs model's module of the same name, worst first
     (by SQNR). FnxError for a format whose intermediate tensors fnx cannot read or a file that matches no module."""
     from fnx.exporter.fold import deploy_form
+    from fnx.exporter.stem_form import with_stem_form
     from fnx.exporter.formats import get_format
 
     from fnx.exporter.formats import FORMATS
@@ -52,7 +53,7 @@ def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
         readable = ", ".join(f.name for f in FORMATS.values() if f.layer_tensors is not None)
         raise FnxError(f"--layers reads the intermediate tensors of {readable} artifacts; {artifact.name} is {fmt.name}")
     found = fmt.layer_tensors(artifact, batch_nhwc)
-    deployed = deploy_form(model, fmt.pconv_form)
+    deployed = with_stem_form(deploy_form(model, fmt.pconv_form), fmt.stem_form)
     reference = _module_outputs(deployed, set(found), batch_nhwc)
     if not reference:
         raise FnxError(f"no layer of {artifact.name} matches a module of the PyTorch model: was it exported by fnx?")

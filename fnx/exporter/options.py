@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fnx.calibration.options import Int8Options
 from fnx.errors import FnxError
-from fnx.formats import PRECISIONS
+from fnx.formats import PRECISIONS, FileFormat, target_format
 
 GELU_FORMS = ("exact", "sigmoid")  # how a GELU variant's GELU is written (fnx.exporter.gelu_form)
 
@@ -47,6 +47,15 @@ class ExportOptions:
                            f"export keeps the exact GELU (leave --gelu-form out)")
         if self.from_qat is not None:
             self._check_from_qat()
+
+    def seen_by(self, file: FileFormat, precision: str) -> "ExportOptions":
+        """Return the options as one format sees them: at precision, with --target only where it names its device (a
+        format compiled for devices of its own sees only those; the others, only the device profiles)."""
+        target = self.int8.target
+        owner = target_format(target) if target is not None else None
+        if target is None or owner is file or (owner is None and not file.targets):
+            return replace(self, precision=precision)
+        return replace(self, precision=precision, int8=replace(self.int8, target=None))
 
     def _check_from_qat(self) -> None:
         if self.precision != "int8":

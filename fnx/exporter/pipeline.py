@@ -5,7 +5,7 @@ Every artifact is written under a temp name and renamed only after it passed its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +21,7 @@ from fnx.exporter.formats import ArtifactFormat, get_format
 from fnx.exporter.from_qat import reference_of
 from fnx.exporter.options import ExportOptions
 from fnx.exporter.size_check import warn_if_resized
+from fnx.exporter.stem_form import with_stem_form
 from fnx.fileio import atomic_path, ensure_dir
 from fnx.interrupts import keep_interrupts
 from fnx.manifest import ArtifactInfo, Manifest, TensorSpec, finish_artifact, manifest_path
@@ -75,7 +76,7 @@ class Prepared:
     formats want), the output folder and the parity check's inputs and PyTorch outputs (None without verify)."""
 
     built: BuiltModel
-    deployed: dict[str, torch.nn.Module]
+    deployed: dict[tuple[str, str], torch.nn.Module]  # by (PConv form, stem form)
     out_dir: Path
     check_inputs: tuple | None
 
@@ -101,7 +102,7 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     (bench all's --data classes), run with the others before anything is written."""
     formats = [get_format(f) for f in opts.formats]
     for precision, fmt in made_pairs(opts, precisions, steps):
-        fmt.check(replace(opts, precision=precision))
+        fmt.check(opts.seen_by(fmt.file, precision))
     preflight(opts, precisions)  # every input that can be checked without the model, before building it
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
@@ -113,7 +114,8 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     warn_if_resized(built, opts.data)
     out_dir = ensure_dir(opts.out_dir)  # after the weights are had: a refused export leaves no empty folder
     with steps.step("fold BatchNorm into convs"):
-        deployed = {f.pconv_form: with_gelu_form(deploy_form(built.model, f.pconv_form), opts.gelu_form)
+        deployed = {(f.pconv_form, f.stem_form): with_stem_form(with_gelu_form(deploy_form(built.model, f.pconv_form),
+                                                                               opts.gelu_form), f.stem_form)
                     for f in formats}
     check_inputs = None
     if opts.verify:
@@ -131,8 +133,8 @@ def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[s
     for precision, fmt in made_pairs(opts, precisions):
         final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
         try:
-            results.append(export_artifact(fmt, prepared.built, prepared.deployed[fmt.pconv_form],
-                                           replace(opts, precision=precision), final, steps, prepared.check_inputs))
+            results.append(export_artifact(fmt, prepared.built, prepared.deployed[(fmt.pconv_form, fmt.stem_form)],
+                                           opts.seen_by(fmt.file, precision), final, steps, prepared.check_inputs))
         except FnxError as e:
             if not keep_going:
                 raise
@@ -158,6 +160,9 @@ def export_artifact(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.M
         with atomic_path(final, fmt.file.companions) as tmp:
             with keep_interrupts():  # a Ctrl-C swallowed inside a converter still stops the export here
                 report = convert_and_verify(fmt, built, deployed, opts, tmp, final, steps, check_inputs, manifest)
+                if fmt.compile is not None:
+                    with steps.step(f"compile for {fmt.name} (parity and guard were measured before)"):
+                        manifest.compilation = fmt.compile(tmp, opts)
             manifest.parity = report
             finish_artifact(manifest, tmp, final)
     except BaseException:

@@ -20,6 +20,7 @@ from fnx.formats import artifact_digest
 from fnx.install import pip_install
 from fnx.parity import bounds_for, check
 from fnx.progress import Steps
+from fnx.runtime.bench import estimate_row
 from fnx.runtime.placement import RunOptions
 
 def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
@@ -49,7 +50,8 @@ def combinations(fmt: str, precision: str) -> list[tuple[str, str | None, str]]:
 def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, warmup: int = 10,
               data: Path | None = None, precisions: tuple[str, ...] = ("fp32", "fp16", "int8"),
               steps: Steps | None = None) -> list[dict]:
-    """Export name to every format x precision here and time each on every engine; rows sorted by p50 latency."""
+    """Export name to every format x precision here and time each on every engine; rows sorted by p50 latency, then
+    the refusals ("error"), then the estimates of files compiled for an NPU ("estimate")."""
     steps = steps or Steps(quiet=True)
     formats = installed_formats()
     if not formats:
@@ -93,7 +95,9 @@ def bench_all(name: str, opts: ExportOptions, threads: int = 1, runs: int = 50, 
     best = next((r for r in timed if r["parity_passed"]), None)
     for r in timed:
         r["fastest_within_bounds"] = r is best
-    return timed + failed
+    # a file compiled for an NPU runs on no engine here: its compiler's estimates, marked so, never ranked with timings
+    estimates = [estimate_row(res.artifact.name, res.manifest) for res in results if res.manifest.compilation]
+    return timed + failed + estimates
 
 
 def _measure(res, run: RunOptions, check_inputs: tuple, logits: bool, warmup: int, runs: int,

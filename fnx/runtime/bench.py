@@ -55,3 +55,28 @@ def bench(path: str | Path, run: RunOptions = RunOptions(device="cpu"), batch: i
           runs: int = 100, check_manifest: bool = True) -> dict:
     """Return bench_session's figures for the artifact at path, run as `run` says."""
     return bench_session(Session(path, check_manifest=check_manifest, run=run), batch, warmup, runs)
+
+
+def estimated(path: str | Path) -> dict | None:
+    """Return the compiler's estimates for an artifact no engine here runs (an NPU's file, fnx.compilation), as a row
+    marked `estimate`; None for an artifact an engine runs, or one whose manifest holds no compilation."""
+    from fnx.formats import detect_format
+    from fnx.manifest import read_manifest
+    from fnx.runtime.engines import ENGINES
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if any(fmt.name in e.formats for e in ENGINES.values()):
+        return None
+    m = read_manifest(path)
+    if m is None or m.compilation is None:
+        return None
+    return estimate_row(path.name, m)
+
+
+def estimate_row(artifact: str, manifest) -> dict:
+    """Return a compiled artifact's row: what it is, its compiler's estimates, and the parity of its source file."""
+    cosines = [o.cosine for o in manifest.parity.outputs] if manifest.parity else []
+    return {"artifact": artifact, "format": manifest.artifact.format, "precision": manifest.artifact.precision,
+            **manifest.compilation.row(), "source_cosine": min(cosines) if cosines else None,
+            "file_mb": (manifest.artifact.size_bytes or 0) / 1e6}

@@ -10,7 +10,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from fnx.errors import FnxError
-from fnx.formats import detect_format
+from fnx.formats import detect_format, get_file_format
 from fnx.runtime.placement import Placement
 
 
@@ -144,7 +144,9 @@ def engine_for(fmt: str, placement: Placement, name: str | None = None) -> type[
     # an engine's first format is its own: a format's own engines come before those that also run it (OpenVINO: ONNX)
     candidates = sorted((e for e in ENGINES.values() if fmt in e.formats), key=lambda e: e.formats[0] != fmt)
     if not candidates:
-        raise FnxError(f"no engine is registered for {fmt} artifacts")
+        runs_on = get_file_format(fmt).runs_on
+        raise FnxError(f"fnx has no engine for {fmt} artifacts: they run on {runs_on}" if runs_on else
+                       f"no engine is registered for {fmt} artifacts")
     placed = [e for e in candidates if placement.kind in e.devices] or ([] if placement.strict else candidates)
     if not placed:
         raise FnxError(f"no engine runs {fmt} artifacts on {placement.kind} ({', '.join(e.name for e in candidates)} "
