@@ -19,6 +19,7 @@ from fnx.errors import FnxError
 from fnx.fileio import write_text_atomic
 from fnx.formats import artifact_digest, detect_format, get_file_format
 from fnx.manifest_forms import Int8FormChoice
+from fnx.manifest_tensors import Quantization, TensorSpec
 from fnx.parity import OutputParity, ParityReport
 from fnx.records import Record, RecordError
 
@@ -63,28 +64,6 @@ class Preprocessing(Record):
         """Return the same transform (mean, std, crop_pct, interpolation) for another input size."""
         return replace(Preprocessing.for_size(img_size, self.mean, self.std, self.crop_pct, self.interpolation),
                        scale=self.scale, channel_order=self.channel_order)
-
-
-@dataclass
-class Quantization(Record):
-    """Affine int8 parameters of a tensor: real = (q - zero_point) * scale."""
-
-    scale: float
-    zero_point: int
-
-
-@dataclass
-class TensorSpec(Record):
-    """One input or output tensor: name, shape (None for a dynamic axis), layout, dtype, quantization, kind."""
-
-    name: str
-    shape: list[int | None]
-    dtype: str = "float32"
-    layout: str | None = None  # "NHWC" | "NCHW" for images and feature maps
-    kind: str = "image"  # image | logits | pooled_features | feature_map
-    quantization: Quantization | None = None
-    channels: int | None = None
-    reduction: int | None = None  # stride of a feature map relative to the input
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fnx.calibration.data import CalibrationSet
-from fnx.manifest import Calibration, GuardBounds, Int8Report, LayerError, Manifest, Quantization
+from fnx.manifest import Calibration, GuardBounds, Int8Report, LayerError, Manifest
+from fnx.manifest_tensors import Quantization
 
 N_LAYER_ERRORS = 10  # how many of the worst layers the manifest keeps
 

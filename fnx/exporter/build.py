@@ -11,7 +11,8 @@ import torch
 from fnx.calibration.data import CalibrationSet
 from fnx.exporter.options import ExportOptions
 from fnx.labels import imagenet_1k
-from fnx.manifest import ModelConfig, Preprocessing, TensorSpec, WeightsInfo
+from fnx.manifest import ModelConfig, Preprocessing, WeightsInfo
+from fnx.manifest_tensors import TensorSpec
 from fnx.models import check_img_size, count_flops, count_params, create_model, get_variant, hub
 from fnx.models.sidecar import Sidecar
 from fnx.models.weights import WeightSource

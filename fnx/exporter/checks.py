@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from fnx.errors import FnxError
-from fnx.manifest import Preprocessing, TensorSpec
+from fnx.manifest import Preprocessing
+from fnx.manifest_tensors import TensorSpec
 from fnx.models import get_variant
 
 N_VERIFY_IMAGES = 16

@@ -24,7 +24,8 @@ from fnx.exporter.size_check import warn_if_resized
 from fnx.exporter.stem_form import with_stem_form
 from fnx.fileio import atomic_path, ensure_dir
 from fnx.interrupts import keep_interrupts
-from fnx.manifest import ArtifactInfo, Manifest, TensorSpec, finish_artifact, manifest_path
+from fnx.manifest import ArtifactInfo, Manifest, finish_artifact, manifest_path
+from fnx.manifest_tensors import TensorSpec
 from fnx.models import get_variant
 from fnx.parity import ParityReport, bounds_for, check
 from fnx.progress import Steps

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fnx.errors import FnxError
-from fnx.manifest import TensorSpec
+from fnx.manifest_tensors import TensorSpec
 from fnx.models.variants import Variant
 
 PCONV_MODES = ("split_cat", "slicing")
