@@ -44,7 +44,7 @@ def test_a_named_form_is_kept_and_bad_names_are_refused():
     from fnx.calibration.options import Int8Options
 
     assert choose_onnx_int8_form("qdq-s8s8", "rpi4").form == "qdq-s8s8"
-    with pytest.raises(FnxError, match="Unknown device 'pi9'"):
+    with pytest.raises(FnxError, match="unknown --target 'pi9': use a device profile"):
         Int8Options("synthetic", target="pi9")
     with pytest.raises(FnxError, match="use auto or one of"):
         choose_onnx_int8_form("qdq-u4")

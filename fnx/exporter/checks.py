@@ -42,6 +42,10 @@ def preflight(opts, precisions: tuple[str, ...] | None = None) -> None:
     if owner is not None and owner.name not in opts.formats:
         raise FnxError(f"--target {target} is a device {owner.name} files are compiled for, and this export makes no "
                        f"{owner.name}: add --format {owner.name}, or drop --target")
+    if target is not None and owner is None and all(get_format(f).file.targets for f in opts.formats):
+        takes = "; ".join(f"for {f}, --target takes {', '.join(get_format(f).file.targets)}" for f in opts.formats)
+        raise FnxError(f"--target {target} is a device profile (it chooses an int8 form by the device's rule), and "
+                       f"every format of this export is compiled for a device of its own: {takes}")
     check_form_options(opts, [get_format(f) for f in opts.formats], "int8" in (precisions or (opts.precision,)))
     if "int8" in (precisions or (opts.precision,)):
         if opts.features and opts.int8.max_top1_drop is not None:
