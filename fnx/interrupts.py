@@ -43,3 +43,16 @@ def keep_interrupts() -> Iterator[None]:
         sys.unraisablehook = previous_hook
     if hits:  # reached only when the interrupt was swallowed on its way up
         raise KeyboardInterrupt
+
+
+def caused_by_interrupt(error: BaseException) -> bool:
+    """Return whether a KeyboardInterrupt is behind an exception: Ctrl-C landing in a library's import can come out
+    wrapped (dataclasses' `__set_name__` turns it into a RuntimeError while ai_edge_litert imports)."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False

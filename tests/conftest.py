@@ -162,12 +162,15 @@ def t0_dynamic(t0_ckpt, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def t0_tflite_int8(t0_ckpt, tmp_path_factory):
-    """An int8 TFLite export of t0_ckpt at 64x64 (synthetic calibration, guard at cosine 0.95), made once per session."""
+    """An int8 TFLite export of t0_ckpt at 64x64 (synthetic calibration, guard at cosine 0.95), made once per session.
+
+    In the per-channel form with the exact GELU, whatever --int8-form auto would measure on this CPU: the same file
+    on both CPU kinds (auto's own tests: test_int8_forms)."""
     from fnx.exporter import ExportOptions, Int8Options, export_model
 
     (res,) = export_model("t0", ExportOptions(formats=("tflite",), precision="int8", weights=str(t0_ckpt), img_size=64,
                                               out_dir=tmp_path_factory.mktemp("tflite-int8"),
-                                              int8=Int8Options("synthetic", 32, min_cosine=0.95)))
+                                              int8=Int8Options("synthetic", 32, min_cosine=0.95, form="per-channel")))
     return res
 
 

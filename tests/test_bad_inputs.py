@@ -156,6 +156,37 @@ def test_ctrl_c_during_tflite_conversion_leaves_nothing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_ctrl_c_a_library_wrapped_is_an_interruption():
+    """Ctrl-C landing while ai_edge_litert imports comes out as "RuntimeError: Error calling __set_name__" (its
+    dataclass, CI's failure under load): fnx says interrupted and exits 130, as for a bare KeyboardInterrupt; any
+    other error is left alone."""
+    import typer
+    from typer.testing import CliRunner
+
+    from fnx.cli.common import command
+    from fnx.interrupts import caused_by_interrupt
+
+    class Interrupting:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    app = typer.Typer()
+
+    @command(app, "imports")
+    def imports() -> None:
+        type("CompilationConfig", (), {"field": Interrupting()})  # what the import's class statement does
+
+    @command(app, "other")
+    def other() -> None:
+        raise RuntimeError("a plain failure")
+
+    r = CliRunner().invoke(app, ["imports"])
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 130, r.output
+    assert "interrupted" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["other"])
+    assert isinstance(r.exception, RuntimeError) and not caused_by_interrupt(r.exception)
+
+
 def test_a_swallowed_ctrl_c_is_raised_again():
     """Libraries (JAX's gc callbacks, under litert-torch) can swallow a KeyboardInterrupt: fnx raises it again.
 

@@ -125,8 +125,9 @@ def test_bad_model_files(tmp_path, t0_exports):
         load(bad_onnx)
     txt = tmp_path / "model.txt"
     txt.write_text("x")
-    with pytest.raises(FnxError, match="expected a .tflite or .onnx"):
+    with pytest.raises(FnxError, match="not a model fnx can run: expected a ") as e:
         load(txt)
+    assert all(s in str(e.value) for s in (".tflite", ".onnx", ".xml")), e.value  # every runnable suffix named
     with pytest.raises(FnxError, match="does not exist"):
         load(tmp_path / "none.tflite")
 

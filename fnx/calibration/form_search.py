@@ -130,12 +130,13 @@ class FormPlan:
 
 def guarded_forms(plan: FormPlan, artifact: Path, outputs_of: Callable[[Path], list[np.ndarray]], feed: np.ndarray,
                   refs: list[np.ndarray], data: CalibrationSet, bounds: GuardBounds, steps: Steps, label: str,
-                  names: Sequence[str], notes: Sequence[str] = ()) -> Calibration:
+                  names: Sequence[str], notes: Sequence[str] = (), qat: bool = False) -> Calibration:
     """Write the guarded int8 artifact in the plan's form and return its calibration record, `forms` included.
 
     Measured: every candidate all-int8 (measure_forms), then the guard on the fastest within the bound, whose file is
     its first attempt; none within the bound: the guard's usual layer fallback on the most accurate candidate (and
-    its usual failure if that does not hold either). Otherwise the guard on the plan's one form."""
+    its usual failure if that does not hold either). Otherwise the guard on the plan's one form. qat: from a QAT
+    checkpoint (the record's scheme is "qat", fnx.calibration.flow.guarded_int8)."""
     search = None
     if plan.how == "measured":
         search = measure_forms(plan.candidates, artifact, outputs_of, feed, refs, data, bounds, steps, list(names))
@@ -151,7 +152,7 @@ def guarded_forms(plan: FormPlan, artifact: Path, outputs_of: Callable[[Path], l
         chosen.quantizer.form = chosen.form
     try:
         record = guarded_int8(chosen.quantizer, artifact, lambda: outputs_of(artifact), refs, data, bounds, steps, label,
-                              names, [*notes, *chosen.notes], first=search.files.get(name) if search else None)
+                              names, [*notes, *chosen.notes], qat=qat, first=search.files.get(name) if search else None)
     finally:
         if search is not None:
             search.discard()

@@ -9,14 +9,14 @@ import sys
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
 
 from fnx.errors import FnxError
 from fnx.install import pip_install
-from fnx.interrupts import keep_interrupts
+from fnx.interrupts import caused_by_interrupt, keep_interrupts
 from fnx.calibration.options import AUTO_FORM
 from fnx.exporter.options import GELU_FORMS
 from fnx.runtime.placement import CONSENT, INFERENCE_PRECISIONS
@@ -175,14 +175,24 @@ def command(app: typer.Typer, *args, **kwargs) -> Callable:
                                   f"{escape(extra)}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
-                err_console.print("[bold red]interrupted[/]: no partial files were left")
-                raise typer.Exit(130) from None
+                _interrupted()
+            except Exception as e:
+                if not caused_by_interrupt(e):
+                    raise
+                _debug_traceback(e)
+                _interrupted()
             finally:
                 warnings.showwarning = previous
 
         return app.command(*args, **kwargs)(wrapper)
 
     return register
+
+
+def _interrupted() -> NoReturn:
+    """Say a Ctrl-C ended the command (its files were cleaned up on the way out) and exit 130, as a shell does."""
+    err_console.print("[bold red]interrupted[/]: no partial files were left")
+    raise typer.Exit(130) from None
 
 
 def _debug_traceback(e: BaseException) -> None:

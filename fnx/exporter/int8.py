@@ -71,7 +71,7 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
                       for o in pick.options]
         plan = FormPlan(candidates, pick.asked, pick.how, pick.reason, pick.left_out, record=has_choice(fmt) and not learned)
         manifest.calibration = guarded_forms(plan, tmp, outputs_of, feed, refs, data, bounds, steps, fmt.name,
-                                             [o.name for o in manifest.outputs], notes)
+                                             [o.name for o in manifest.outputs], notes, qat=opts.from_qat is not None)
     if fmt.gelu_note and fmt.gelu_note in manifest.calibration.notes:
         steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
     record_io_quantization(manifest, tmp)
