@@ -155,3 +155,21 @@ def test_the_demo_points_to_commands_the_readme_runs(demo_workspace):
         verb, artifact = command.split()[1:3]
         assert f"$ fnx {verb} " in readme and artifact in readme, command
     assert shutil.which("fnx", path=doc_env()["PATH"])  # what the pages' `fnx` lines run
+
+def test_the_parity_table_keeps_its_shape_whatever_the_figures():
+    """The pages show `fnx verify`'s table; its columns must not shift with the figures (a 98.4% top-1 beside the
+    page's 100.0% once moved the artifact's name across a wrap)."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from fnx.cli.tables import parity_table
+
+    def rendered(top1: float, cosine: float) -> list[list[int]]:  # where each line's column borders are
+        out = SimpleNamespace(name="logits", n=64, max_abs=0.21, max_rel=0.036, cosine=cosine, top1_agreement=top1)
+        rep = SimpleNamespace(bounds={"min_cosine": 0.99}, precision="int8", passed=True, outputs=[out])
+        console = Console(width=100, record=True)
+        console.print(parity_table([("fasternet_t0_64_tflite_int8.tflite", rep)]))
+        return [[i for i, c in enumerate(line) if c in "│┃"] for line in console.export_text().splitlines()]
+
+    assert rendered(0.984, 0.998707) == rendered(1.0, 0.999173) == rendered(0.5, 0.912345)

@@ -30,7 +30,7 @@ def parity_table(rows: list[tuple[str, ParityReport]], title: str = "Parity agai
                          no_wrap=col != "artifact", overflow="fold")
     for name, rep in rows:
         for o in rep.outputs:
-            top1 = "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%"
+            top1 = "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:5.1f}%"  # one width: 98.4% and 100.0% wrap alike
             table.add_row(name, o.name, str(o.n), f"{o.max_abs:.1e}", f"{o.max_rel:.1e}", f"{o.cosine:.6f}", top1,
                           "[green]pass[/]" if rep.passed else "[red]FAIL[/]")
     return table
