@@ -176,7 +176,8 @@ def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr("fnx.devices.detect", lambda *a, **k: PROFILES["x86"])  # a CPU machine, also on a GPU box
     assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # nothing measured: fixed order
-    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "ncnn", 0.5),  # not an engine here: passed over
+    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "mnn", 0.5),  # not an engine here: passed over
+                                         _row("onnx", "fp32", "ncnn", 0.6),  # an engine that cannot run ONNX: too
                                          _row("onnx", "fp32", "onnxruntime", 0.9, passed=False),  # out of bounds
                                          _row("onnx", "fp32", "openvino", 1.0, hint="bf16"),  # lower precision
                                          _row("onnx", "fp32", "openvino", 1.2), _row("onnx", "fp32", "onnxruntime", 2.0),
