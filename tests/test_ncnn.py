@@ -160,3 +160,34 @@ def test_engine_imports_no_torch_and_keeps_openmp_passive(t0_ncnn):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         assert json.loads(r.stdout.splitlines()[-1]) == ["ncnn", False, expected]
+
+
+def test_eval_agrees_with_onnx_and_serve_answers_as_the_session(t0_ncnn, t0_exports, tmp_path, cli):
+    """`fnx eval` scores the ncnn file as it scores the same weights' ONNX file (shared export); `fnx serve` runs it for a tritonclient (3 inputs
+    into a file of batch 1) and answers what the Session computes."""
+    from PIL import Image
+
+    tritonhttp = pytest.importorskip("tritonclient.http")
+    from fnx.dev.serve_process import ServerProcess
+
+    art = t0_ncnn["fp32"].artifact
+    rng = np.random.default_rng(0)
+    for c in ("0", "3", "7"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (72, 72, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    scores = []
+    for target in (art, t0_exports["onnx"].artifact):
+        r = cli("eval", target, "--data", tmp_path / "data", "--json")
+        assert r.exit_code == 0, r.output
+        scores.append({k: json.loads(r.stdout)[k] for k in ("n", "top1", "top5", "per_class")})
+    assert scores[0] == scores[1] and scores[0]["n"] == 6
+    x = _batch(3)
+    with ServerProcess(f"t0={art}", "--threads", "1") as server:
+        client = tritonhttp.InferenceServerClient(server.url)
+        meta = client.get_model_metadata("t0")
+        inp = tritonhttp.InferInput(meta["inputs"][0]["name"], list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        got = client.infer("t0", [inp]).as_numpy(meta["outputs"][0]["name"])
+        assert server.stop() == 0, server.log
+    np.testing.assert_allclose(got, load(art, device="cpu", threads=1).run(x)[0], rtol=0, atol=1e-6)
