@@ -42,7 +42,11 @@ def open_net(path: Path, threads: int | None, fp16: bool = False):
     net = ncnn.Net()
     for option in FP16_OPTIONS:
         setattr(net.opt, option, fp16)
-    net.opt.num_threads = threads or os.cpu_count() or 1
+    if threads is None:
+        from fnx.devices import cpu_count
+
+        threads = cpu_count()  # the CPUs this process may run on (taskset, cpusets), as the other engines take
+    net.opt.num_threads = threads
     if net.load_param(str(path)) != 0:
         raise load_error("ncnn", Path(path), RuntimeError("ncnn could not parse the .param file"))
     if net.load_model(str(weights)) != 0:
