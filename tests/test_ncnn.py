@@ -191,3 +191,23 @@ def test_eval_agrees_with_onnx_and_serve_answers_as_the_session(t0_ncnn, t0_expo
         got = client.infer("t0", [inp]).as_numpy(meta["outputs"][0]["name"])
         assert server.stop() == 0, server.log
     np.testing.assert_allclose(got, load(art, device="cpu", threads=1).run(x)[0], rtol=0, atol=1e-6)
+
+
+def test_a_failed_conversion_names_pnnx_and_leaves_no_file(t0_ckpt, tmp_path, monkeypatch):
+    from fnx.targets.ncnn import export as ncnn_export
+
+    (tmp_path / "bad.pt").write_bytes(b"not a TorchScript file")
+    with pytest.raises(FnxError, match=r"pnnx could not convert the model to ncnn \(exit"):
+        ncnn_export.run_pnnx(tmp_path / "bad.pt", (1, 3, 64, 64), False, tmp_path)
+
+    def leaves_a_pnnx_op(torchscript, shape, fp16, work):  # what pnnx wrote for the --features graph
+        param, weights = work / "model.ncnn.param", work / "model.ncnn.bin"
+        param.write_text("7767517\n2 2\nInput in0 0 1 in0\npnnx.Expression pnnx_expr_0 1 1 in0 out0 0=add(@0,1)\n")
+        weights.write_bytes(b"\0" * 16)
+        return param, weights, param
+
+    monkeypatch.setattr(ncnn_export, "run_pnnx", leaves_a_pnnx_op)
+    out = tmp_path / "out"
+    with pytest.raises(FnxError, match=r"pnnx left pnnx.Expression without an ncnn layer: .*export it as onnx"):
+        export_model("t0", ExportOptions(formats=("ncnn",), weights=str(t0_ckpt), img_size=64, out_dir=out))
+    assert not out.exists() or not list(out.iterdir())  # no .param, .bin, manifest or temp file
