@@ -22,7 +22,7 @@ from fnx.errors import FnxError
 ENV = "FNX_CPU_FEATURES"
 SWITCHABLE = {  # feature -> what it gates
     "bf16": "OpenVINO's bf16 inference precision (AVX512_BF16 / AMX)",
-    "f16": "OpenVINO's f16 inference precision (AVX512_FP16 / AMX-FP16)",
+    "f16": "OpenVINO's f16 inference precision (AVX512_FP16 / AMX-FP16); ncnn's (ARMv8.2 fp16 arithmetic)",
     "vnni": "x86 int8 dot products into 32 bits without saturating (AVX512_VNNI / AVX_VNNI / AMX-INT8)",
 }
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # /proc/cpuinfo flags that mean "vnni"

@@ -3,12 +3,13 @@
 
 Run as root from the repo venv:   .venv/bin/python scripts/arm_parity.py [--corrupt] [--extra-artifact PATH]...
 
-1. exports (cached; scripts/armparity/exports.py): FasterNet-T0 224 fp32/int8 x TFLite/ONNX (lively random
-   weights) and the trained demo int8 TFLite; the slow int8 TFLite export runs in the background;
+1. exports (cached; scripts/armparity/exports.py): FasterNet-T0 224 fp32/int8 x TFLite/ONNX, ncnn fp32/fp16
+   (lively random weights) and the trained demo int8 TFLite; the slow int8 TFLite export runs in the background;
 2. fixed inputs (4 synthetic images per manifest); x86 outputs from fnx.runtime (1 thread); PyTorch fp32 for int8;
 3. the aarch64 chroot (scripts/arm_env.sh) with this checkout's wheel pip-installed per engine set, as a Pi user would:
      litert          ai-edge-litert 2.3 + onnxruntime 1.32 + numpy 2   (all artifacts)
      tflite-runtime  tflite-runtime 2.14 + numpy 1.x                    (TFLite artifacts, engine forced)
+     ncnn            ncnn 1.0.20261020 + numpy 2 (fnx[ncnn], no torch)  (ncnn artifacts; Session)
      armv7l          32-bit Raspberry Pi OS: Debian armhf python3.11 with Debian's numpy 1.24 and Pillow, tflite-runtime
                      2.14 (scripts/armv7_env.sh; TFLite artifacts)
    each set runs fnx.runtime.Session and examples/classify.py (no fnx on its path); armv7l also `fnx run --json`;

@@ -5,7 +5,9 @@
 # of a 2-core machine idle (conversions, subprocesses, installs), so together they take minutes less than one
 # after the other. pytest is the longer of the two, so it has the cores first: ARM runs one emulated process at a
 # time with one torch thread at the lowest priority (nice 19), in what pytest leaves idle, and pytest keeps torch's
-# own thread count with OpenMP's idle threads sleeping instead of spinning (stop 32 held pytest to one torch thread
+# own thread count with OpenMP's idle threads sleeping instead of spinning (OMP_WAIT_POLICY=PASSIVE: torch's, and
+# ncnn's bundled OpenMP, whose spinning threads stalled multi-threaded ncnn runs 40-150x under load, as the ncnn
+# engine itself does when the variable is unset; stop 32 held pytest to one torch thread
 # while ARM ran instead, FNX_SHARE_CPU_WITH in tests/conftest.py; stop 33 measured both, docs/ARCHITECTURE.md,
 # "Tests"). Both must pass. ARM's output is printed after pytest's,
 # then pytest's summary again, so it stays the run's closing line.
@@ -16,7 +18,7 @@ shift
 arm_log=$(mktemp /tmp/fnx-arm-parity.XXXXXX.log)
 pytest_log=$(mktemp /tmp/fnx-pytest.XXXXXX.log)
 
-OMP_NUM_THREADS=1 nice -n 19 "$py" scripts/arm_parity.py --jobs 1 >"$arm_log" 2>&1 &
+OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE nice -n 19 "$py" scripts/arm_parity.py --jobs 1 >"$arm_log" 2>&1 &
 arm_pid=$!
 trap 'kill "$arm_pid" 2>/dev/null; rm -f "$pytest_log"' EXIT
 echo "ARM parity running beside pytest (log: $arm_log)"

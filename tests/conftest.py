@@ -185,3 +185,18 @@ def reduced_precision(request, monkeypatch) -> set[str]:
     """Set FNX_CPU_FEATURES to hide or show bf16/f16 for this test; returns the reduced precisions shown."""
     monkeypatch.setenv("FNX_CPU_FEATURES", REDUCED_PRECISION_KINDS[request.param])
     return set() if request.param == "none" else set(request.param.split("+"))
+
+
+@pytest.fixture(scope="session")
+def t0_ncnn(t0_ckpt, tmp_path_factory):
+    """fp32 and fp16-weight ncnn exports of t0_ckpt at 64x64 ({precision: ExportResult}), made once per session;
+    skips where pnnx or ncnn is not installed."""
+    import importlib.util
+
+    from fnx.exporter import ExportOptions, export_model
+
+    if importlib.util.find_spec("pnnx") is None or importlib.util.find_spec("ncnn") is None:
+        pytest.skip("ncnn and pnnx are not installed (pip install 'fnx-edge[ncnn,pnnx]')")
+    out = tmp_path_factory.mktemp("ncnn")
+    return {p: export_model("t0", ExportOptions(formats=("ncnn",), precision=p, weights=str(t0_ckpt), img_size=64,
+                                                out_dir=out))[0] for p in ("fp32", "fp16")}

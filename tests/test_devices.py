@@ -176,7 +176,8 @@ def test_device_auto_takes_the_engine_measured_fastest_here(t0_exports, tmp_path
     monkeypatch.setenv("FNX_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr("fnx.devices.detect", lambda *a, **k: PROFILES["x86"])  # a CPU machine, also on a GPU box
     assert load(art).engine_name == "onnxruntime" and load(art).engine_choice is None  # nothing measured: fixed order
-    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "ncnn", 0.5),  # not an engine here: passed over
+    save_ranking("fasternet_t0", 64, 1, [_row("onnx", "fp32", "mnn", 0.5),  # not an engine here: passed over
+                                         _row("onnx", "fp32", "ncnn", 0.6),  # an engine that cannot run ONNX: too
                                          _row("onnx", "fp32", "onnxruntime", 0.9, passed=False),  # out of bounds
                                          _row("onnx", "fp32", "openvino", 1.0, hint="bf16"),  # lower precision
                                          _row("onnx", "fp32", "openvino", 1.2), _row("onnx", "fp32", "onnxruntime", 2.0),
@@ -301,18 +302,22 @@ def test_bench_record_is_typed_versioned_and_read_strictly(tmp_path, monkeypatch
 def test_every_profile_names_registered_formats_and_engines_that_fit():
     """Profiles are data: their format, precision and engine come from the registries, and the engine runs that
     format on that accelerator (no side list of names to keep in step)."""
-    from fnx.exporter.formats import FORMATS
+    from fnx.exporter.formats import FORMATS, get_format
     from fnx.formats import PRECISIONS
     from fnx.runtime.engines import get_engine
 
     for p in PROFILES.values():
-        engine = get_engine(p.engine)
-        assert p.format in FORMATS and p.precision in PRECISIONS, p
-        assert p.format in engine.formats and p.accelerator in engine.devices, p
+        for fmt, precision, name in ((p.format, p.precision, p.engine), *p.consider):
+            engine = get_engine(name)
+            assert fmt in FORMATS and precision in PRECISIONS and get_format(fmt).makes(precision), p
+            assert fmt in engine.formats and p.accelerator in engine.devices, p
+    assert all(("ncnn", "fp16", "ncnn") in PROFILES[pi].consider for pi in ("rpi4", "rpi5"))  # the Pi's users' path
     from fnx.devices.profiles import DeviceProfile
 
     with pytest.raises(FnxError, match="not one of"):
         DeviceProfile("x", "x", "x86_64", 2, "keras", "fp32", "litert")
+    with pytest.raises(FnxError, match="'keras' / precision 'fp16' is not one of"):
+        DeviceProfile("x", "x", "x86_64", 2, "tflite", "fp32", "litert", consider=(("keras", "fp16", "litert"),))
 
 
 def test_devices_reads_at_80_columns(tmp_path, monkeypatch, cli):
@@ -332,3 +337,4 @@ def test_devices_reads_at_80_columns(tmp_path, monkeypatch, cli):
     assert {"fasternet-t2", "(bf16)", "openvino", "1.23", "0.99900"} <= words
     for p in PROFILES.values():  # every word of every description, whole
         assert set(re.findall(r"[\w.()-]+", p.description)) <= words, p.description
+    assert "rpi5: also worth timing there: ncnn fp16 on ncnn, ncnn fp32 on ncnn" in " ".join(r.output.split())

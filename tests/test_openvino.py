@@ -255,7 +255,7 @@ def test_bench_all_keeps_a_refusal_as_a_row(t0_ckpt, tmp_path, monkeypatch):
 
 def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, monkeypatch):
     """fp32 and int8 (synthetic calibration) of every installed format, on every engine that runs each."""
-    from fnx.exporter.formats import installed_formats
+    from fnx.exporter.formats import get_format, installed_formats
     from fnx.ranking import sweep
     from fnx.runtime.engines import ENGINES
 
@@ -274,7 +274,8 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     combos = {(x["format"], x["precision"], x["engine"]) for x in rows}
     for fmt in sweep.installed_formats():  # each on its first installed engine at least (a new format: no edit here)
         own = next(e.name for e in ENGINES.values() if fmt in e.formats and e.available())
-        assert {(fmt, "fp32", own), (fmt, "int8", own)} <= combos
+        made = {p for p in ("fp32", "int8") if get_format(fmt).makes(p)}  # ncnn: no int8 (said, left out)
+        assert "fp32" in made and {(fmt, p, own) for p in made} <= combos
     assert ("onnx", "fp32", "openvino") in combos  # OpenVINO also runs fnx's ONNX
     import onnxruntime as ort
 

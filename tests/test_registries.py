@@ -95,10 +95,10 @@ def test_unknown_engine_and_format_say_what_exists(toys):
     from fnx.exporter.formats import get_format
     from fnx.runtime.engines import get_engine
 
-    with pytest.raises(FnxError, match="onnx, openvino, tflite, ethos-u, torchscript"):
+    with pytest.raises(FnxError, match="onnx, openvino, tflite, ethos-u, ncnn, torchscript"):
         get_format("coreml")
-    with pytest.raises(FnxError, match="onnxruntime, openvino, litert, tflite-runtime, tf.lite, torchscript"):
-        get_engine("ncnn")
+    with pytest.raises(FnxError, match="onnxruntime, openvino, litert, tflite-runtime, tf.lite, ncnn, torchscript"):
+        get_engine("mnn")
 
 
 def _image(tmp_path):
@@ -188,7 +188,7 @@ def _registered_pairs() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def one_artifact_per_format(request, t0_ckpt, tmp_path_factory):
-    """format -> an fp32 export of t0_ckpt at 64 px, made when first asked (ONNX and TFLite: shared with other tests);
+    """format -> an fp32 export of t0_ckpt at 64 px, made when first asked (ONNX, TFLite, ncnn: shared with other tests);
     None where the format's converters are not installed here."""
     from fnx.exporter import ExportOptions, export_model
     from fnx.exporter.formats import installed_formats
@@ -201,6 +201,8 @@ def one_artifact_per_format(request, t0_ckpt, tmp_path_factory):
                 made[fmt] = None
             elif fmt in ("onnx", "tflite"):
                 made[fmt] = request.getfixturevalue("t0_exports")[fmt].artifact
+            elif fmt == "ncnn":
+                made[fmt] = request.getfixturevalue("t0_ncnn")["fp32"].artifact
             else:
                 opts = ExportOptions(formats=(fmt,), weights=str(t0_ckpt), img_size=64, out_dir=tmp_path_factory.mktemp(fmt))
                 made[fmt] = export_model("t0", opts)[0].artifact
@@ -217,7 +219,8 @@ def test_every_registered_format_has_an_engine_here_and_every_pair_is_covered():
     pairs = _registered_pairs()
     without = set(installed_formats()) - {f for f, _ in pairs}  # an NPU's compiled file: it says where it runs instead
     assert all(get_file_format(f).runs_on for f in without), without
-    assert {("onnx", "onnxruntime"), ("onnx", "openvino"), ("tflite", "litert"), ("openvino", "openvino")} <= set(pairs)
+    assert {("onnx", "onnxruntime"), ("onnx", "openvino"), ("tflite", "litert"), ("openvino", "openvino"),
+            ("ncnn", "ncnn")} <= set(pairs)
 
 
 @pytest.mark.parametrize("fmt, engine", _registered_pairs())

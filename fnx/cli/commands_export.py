@@ -137,7 +137,7 @@ def verify_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="The PyTorch weights to compare against (default: the manifest's source)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Images (default: 16 synthetic images)."),
     device: Device = DeviceChoice("cpu"),
-    layers: bool = typer.Option(False, "--layers", help="Also measure every conv/linear layer's error in the file itself (TFLite, ONNX) against the PyTorch module of the same name, beside what the export's guard recorded."),
+    layers: bool = typer.Option(False, "--layers", help="Also measure every conv/linear layer's error in the file itself (TFLite, ONNX, OpenVINO, ncnn) against the PyTorch module of the same name, beside what the export's guard recorded."),
     top: int = typer.Option(10, "--top", min=1, help="With --layers: how many of the worst layers to list (--json: all)."),
     as_json: AsJson = False,
 ) -> None:

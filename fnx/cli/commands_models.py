@@ -75,6 +75,11 @@ def devices_cmd(as_json: AsJson = False) -> None:
         table.add_row("*" if p.name == det["profile"] else "", p.name, p.arch, f"{p.format} {p.precision}",
                       f"{p.engine} {p.accelerator}", str(p.threads or "all"), p.description)
     console.print(table)
+    for p in PROFILES.values():
+        if p.consider:
+            paths = ", ".join(f"{fmt} {precision} on {engine}" for fmt, precision, engine in p.consider)
+            console.print(f"{p.name}: also worth timing there: {paths} (fnx bench all on the device ranks them)",
+                          highlight=False)
     et = Table(title="Engines, in order of preference", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("engine", "formats", "devices", "installed"):
         et.add_column(col)

@@ -212,7 +212,7 @@ def measured_engine(path: Path, manifest: Manifest | None, placement: Placement,
     fmt = detect_format(path).name
     rows = measured_ranking(fmt, manifest.artifact.precision, manifest.model.name, manifest.model.img_size,
                             placement.threads, reduced=consent)
-    row = next((r for r in rows if _installed(r.get("engine")) and _computes_here(r)), None)
+    row = next((r for r in rows if _installed(r.get("engine"), fmt) and _computes_here(r)), None)
     hint = row.get("inference_precision") if row is not None and row.get("inference_precision") in REDUCED else None
     if row is None:
         return none
@@ -237,9 +237,9 @@ def _computes_here(row: dict) -> bool:
     return here is not None and hint in here()
 
 
-def _installed(name: object) -> bool:
-    """Whether a recorded engine name (or alias) is a registered engine installed here."""
+def _installed(name: object, fmt: str) -> bool:
+    """Whether a recorded engine name (or alias) is a registered engine installed here that runs fmt."""
     try:
-        return isinstance(name, str) and get_engine(name).available()
+        return isinstance(name, str) and fmt in get_engine(name).formats and get_engine(name).available()
     except FnxError:
         return False

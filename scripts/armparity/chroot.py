@@ -24,17 +24,19 @@ PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27
 SETS = {  # what a Pi user installs next to the fnx wheel, per engine set
     "litert": ["fnx-edge[runtime,onnx-runtime,serve] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
     "tflite-runtime": ["fnx-edge @ file://{wheel}", "numpy<2", "tflite-runtime==2.14.0", "pillow"],
+    "ncnn": ["fnx-edge[ncnn] @ file://{wheel}", "numpy>=2,<2.3", "ncnn==1.0.20261020"],
 }
 # Which engine each set must run each format on (and that engine's forced name for the Session runner).
 EXPECT_ENGINE = {("litert", "tflite"): "litert", ("litert", "onnx"): "onnxruntime",
-                 ("tflite-runtime", "tflite"): "tflite-runtime", ("armv7l", "tflite"): "tflite-runtime"}
-FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "tflite-runtime"}
+                 ("tflite-runtime", "tflite"): "tflite-runtime", ("armv7l", "tflite"): "tflite-runtime",
+                 ("ncnn", "ncnn"): "ncnn"}
+FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "tflite-runtime", "ncnn": None}
 # 32-bit Raspberry Pi OS: Debian's numpy and Pillow (armv7_env.sh), tflite-runtime, fnx and its pure-Python deps.
 ARMV7_SET = "armv7l"
 ARMV7_PLATFORMS = ["manylinux_2_34_armv7l", "manylinux_2_28_armv7l", "manylinux_2_17_armv7l", "manylinux2014_armv7l"]
-ARCH = {"litert": "aarch64", "tflite-runtime": "aarch64", ARMV7_SET: "armv7l"}
+ARCH = {"litert": "aarch64", "tflite-runtime": "aarch64", "ncnn": "aarch64", ARMV7_SET: "armv7l"}
 # "serve": `fnx serve` on the first artifact, answering one infer request over HTTP (its outputs judged like the rest).
-RUNNERS = {"litert": ("session", "classify", "serve"), "tflite-runtime": ("session", "classify"),
+RUNNERS = {"litert": ("session", "classify", "serve"), "tflite-runtime": ("session", "classify"), "ncnn": ("session",),
            ARMV7_SET: ("session", "classify", "cli")}
 console = Console(highlight=False, width=max(150, Console().width))
 
@@ -191,8 +193,10 @@ def run_jobs(jobs: list[dict], roots: dict[str, Path], nproc: int) -> list[dict]
         root = roots[job["arch"]]
         host_dir = root / job["dir"].lstrip("/")
         (host_dir / f"job-{job['id']}.json").write_text(json.dumps(job))
-        env_path = f"/opt/fnx-{job['set']}" if job["runner"] in ("session", "cli", "serve") else f"/opt/env-{job['set']}"
-        cmd = [str(REPO / "scripts/arm_run.sh"), "-e", f"PYTHONPATH={env_path}", str(root), job["set"], "--",
+        fnx_runner = job["runner"] in ("session", "cli", "serve")  # the fnx wheel's set, not arm_env.sh's env
+        env_path = f"/opt/fnx-{job['set']}" if fnx_runner else f"/opt/env-{job['set']}"
+        cmd = [str(REPO / "scripts/arm_run.sh"), "-e", f"PYTHONPATH={env_path}", str(root),
+               "none" if fnx_runner else job["set"], "--",
                f"{job['dir']}/arm_job.py", f"{job['dir']}/job-{job['id']}.json"]
         t = time.time()
         log_path = host_dir / f"log-{job['id']}.txt"
