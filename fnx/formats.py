@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from fnx.errors import FnxError
+from fnx.targets import in_target_order
 
 PRECISIONS = ("fp32", "fp16", "int8")
 EMBED_KEY = "fnx.manifest"  # where a format that can embed the manifest keeps it (ONNX: a metadata_props entry)
@@ -58,6 +59,7 @@ _QUESTIONED: set[tuple[str, str]] = set()  # (path, format) pairs whose misleadi
 def register_file_format(fmt: FileFormat) -> FileFormat:
     """Add (or replace) a file format; returns it."""
     FILE_FORMATS[fmt.name] = fmt
+    in_target_order(FILE_FORMATS, lambda _: "")  # by name: a FileFormat is fnx.formats' own class
     return fmt
 
 

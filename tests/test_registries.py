@@ -285,3 +285,22 @@ def test_several_formats_leave_out_the_precisions_one_does_not_make_and_say_so(t
     assert pairs == [("fp32", "onnx"), ("fp32", "torchscript"), ("int8", "onnx")]
     assert said and "torchscript int8" in said[0]
     assert [(p, f.name) for p, f in made_pairs(ExportOptions(formats=("torchscript",)), ("int8",))] == [("int8", "torchscript")]
+
+
+def test_several_formats_leave_out_one_that_refuses_an_option_and_say_why():
+    """--format all --features: ncnn cannot write the backbone's four outputs (pnnx folds them into one op), so it is
+    left out with its reason and the rest export; when every format refuses, one error gives each reason."""
+    from fnx.errors import FnxError
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.pipeline import made_pairs
+    from fnx.progress import Steps
+
+    said = []
+    steps = Steps(quiet=True)
+    steps.info = said.append
+    pairs = made_pairs(ExportOptions(formats=("onnx", "ncnn"), features=True), ("fp32",), steps)
+    assert [(p, f.name) for p, f in pairs] == [("fp32", "onnx")]
+    assert len(said) == 1 and "ncnn fp32" in said[0] and "--features" in said[0]
+    with pytest.raises(FnxError, match="none of the formats asked for") as e:
+        made_pairs(ExportOptions(formats=("tflite", "ncnn"), dynamic_batch=True), ("fp32",))
+    assert "tflite fp32" in str(e.value) and "ncnn fp32" in str(e.value)

@@ -16,6 +16,7 @@ from fnx.calibration.forms import DEFAULT_FORMS, Int8Form
 from fnx.errors import FnxError
 from fnx.formats import PRECISIONS, FileFormat
 from fnx.install import pip_install
+from fnx.targets import in_target_order
 
 if TYPE_CHECKING:
     import torch
@@ -110,6 +111,7 @@ def register_format(cls: type[ArtifactFormat]) -> type[ArtifactFormat]:
     if missing:
         raise TypeError(f"{cls.__name__!r} lacks {', '.join(missing)} (fnx's ArtifactFormat)")
     FORMATS[cls.name] = cls()
+    in_target_order(FORMATS, lambda fmt: type(fmt).__module__)
     return cls
 
 

@@ -84,12 +84,25 @@ class Prepared:
 
 def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | None = None) -> list[tuple[str, ArtifactFormat]]:
     """Return the (precision, format) pairs to export: of several formats (--format all, bench all), those a format
-    does not make are left out (said on steps); the one format asked for is kept, so its `check` says why not."""
+    does not make, or whose options it refuses (ncnn's --features), are left out (said on steps, with why); the one
+    format asked for is kept, so its `check` says why not. FnxError if several were asked and none is left."""
     formats = [get_format(f) for f in opts.formats]
-    pairs = [(p, f) for p in precisions for f in formats if f.makes(p) or len(formats) == 1]
-    skipped = [f"{f.name} {p}" for p in precisions for f in formats if (p, f) not in pairs]
+    if len(formats) == 1:
+        return [(p, formats[0]) for p in precisions]
+    pairs, skipped = [], []
+    for p in precisions:
+        for f in formats:
+            try:
+                if not f.makes(p):
+                    raise FnxError("no such export in fnx")
+                f.check(opts.seen_by(f.file, p))
+                pairs.append((p, f))
+            except FnxError as e:
+                skipped.append(f"{f.name} {p} ({e})")
+    if not pairs:
+        raise FnxError(f"none of the formats asked for can export with these options: {'; '.join(skipped)}")
     if skipped and steps is not None:
-        steps.info(f"[yellow]note:[/] left out (no such export in fnx): {', '.join(skipped)}")
+        steps.info(f"[yellow]note:[/] left out: {'; '.join(skipped)}")
     return pairs
 
 

@@ -60,3 +60,18 @@ def load(part: str = "") -> None:
             _failed.add(module)
             warnings.warn(f"fnx target {name!r} ({target}, from the {GROUP} entry points) could not be loaded and is "
                           f"left out: {type(e).__name__}: {e}", stacklevel=2)
+
+
+def in_target_order(registry: dict, module_of=lambda entry: entry.__module__) -> None:
+    """Reorder a registry in place: fnx's own targets' entries in BUILTIN order, then the others as registered. Its
+    order is what users see (--format choices, suffix lists) and decides between claims (.tflite: tflite before
+    ethos-u), so it must not depend on which module a process happened to import first."""
+    def rank(item: tuple) -> int:
+        name, entry = item
+        parts = str(module_of(entry)).split(".")
+        package = parts[2] if parts[:2] == ["fnx", "targets"] and len(parts) > 2 else str(name).replace("-", "_")
+        return BUILTIN.index(package) if package in BUILTIN else len(BUILTIN)
+
+    ordered = sorted(registry.items(), key=rank)  # stable: entries of one target, and the others, keep their order
+    registry.clear()
+    registry.update(ordered)

@@ -11,6 +11,7 @@ import numpy as np
 
 from fnx.errors import FnxError
 from fnx.formats import detect_format, get_file_format
+from fnx.targets import in_target_order
 from fnx.runtime.placement import Placement
 
 
@@ -112,6 +113,7 @@ def register_engine(engine: type[Engine]) -> type[Engine]:
     if missing:
         raise TypeError(f"{engine.__name__!r} lacks {', '.join(missing)} (fnx's Engine)")
     ENGINES[engine.name] = engine
+    in_target_order(ENGINES)
     return engine
 
 
