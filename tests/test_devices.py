@@ -306,9 +306,11 @@ def test_every_profile_names_registered_formats_and_engines_that_fit():
     from fnx.runtime.engines import get_engine
 
     for p in PROFILES.values():
-        engine = get_engine(p.engine)
-        assert p.format in FORMATS and p.precision in PRECISIONS, p
-        assert p.format in engine.formats and p.accelerator in engine.devices, p
+        for fmt, precision, name in ((p.format, p.precision, p.engine), *p.consider):  # and the paths it considers
+            engine = get_engine(name)
+            assert fmt in FORMATS and precision in PRECISIONS, p
+            assert fmt in engine.formats and p.accelerator in engine.devices, p
+    assert ("executorch", "int8", "executorch") in PROFILES["rpi5"].consider  # Arm's Pi 5 model cards use it
     from fnx.devices.profiles import DeviceProfile
 
     with pytest.raises(FnxError, match="not one of"):

@@ -27,28 +27,37 @@ class DeviceProfile:
     threads: int | None = None  # None: use every core this process may run on
     accelerator: Accelerator = "cpu"  # where the engine runs (TensorRT falls back to CUDA, then CPU, under auto)
     notes: str = ""
+    # other (format, precision, engine) paths worth timing there (`fnx bench all` on the device ranks them)
+    consider: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.format not in file_formats() or self.precision not in PRECISIONS:
-            raise FnxError(f"profile {self.name}: format {self.format!r} / precision {self.precision!r} is not one of "
-                           f"{', '.join(file_formats())} / {', '.join(PRECISIONS)}")
+        for fmt, precision, _ in ((self.format, self.precision, self.engine), *self.consider):
+            if fmt not in file_formats() or precision not in PRECISIONS:
+                raise FnxError(f"profile {self.name}: format {fmt!r} / precision {precision!r} is not one of "
+                               f"{', '.join(file_formats())} / {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as a JSON-ready dict."""
         return asdict(self)
 
 
-def _int8_cpu(name: str, description: str, arch: Arch, cores: int | None, notes: str) -> DeviceProfile:
-    return DeviceProfile(name, description, arch, cores, "tflite", "int8", "litert", threads=cores, notes=notes)
+def _int8_cpu(name: str, description: str, arch: Arch, cores: int | None, notes: str,
+              consider: tuple[tuple[str, str, str], ...] = ()) -> DeviceProfile:
+    return DeviceProfile(name, description, arch, cores, "tflite", "int8", "litert", threads=cores, notes=notes,
+                         consider=consider)
+
+
+# What Raspberry Pi users also deploy with: ExecuTorch's XNNPACK int8 (Arm's Pi 5 model cards), which needs torch there
+PI_ALSO = (("executorch", "int8", "executorch"),)
 
 
 PROFILES: dict[str, DeviceProfile] = {
     p.name: p
     for p in (
         _int8_cpu("rpi4", "Raspberry Pi 4 (Cortex-A72 x4)", "aarch64", 4,
-                  "Use a 64-bit OS; int8 XNNPACK kernels are much faster than fp32 on the A72."),
+                  "Use a 64-bit OS; int8 XNNPACK kernels are much faster than fp32 on the A72.", PI_ALSO),
         _int8_cpu("rpi5", "Raspberry Pi 5 (Cortex-A76 x4)", "aarch64", 4,
-                  "The A76 has dot-product instructions, which int8 kernels use."),
+                  "The A76 has dot-product instructions, which int8 kernels use.", PI_ALSO),
         DeviceProfile(
             "jetson-orin", "NVIDIA Jetson Orin (Ampere GPU, JetPack)", "aarch64", None, "onnx", "fp16",
             "onnxruntime", threads=None, accelerator="tensorrt",
