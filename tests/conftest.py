@@ -151,6 +151,19 @@ def t0_exports(t0_ckpt, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def t0_executorch(t0_ckpt, tmp_path_factory):
+    """An fp32 ExecuTorch export (.pte, XNNPACK) of t0_ckpt at 64x64, made once per session (skipped without it)."""
+    from fnx.exporter import ExportOptions, export_model
+    from fnx.exporter.formats import installed_formats
+
+    if "executorch" not in installed_formats():
+        pytest.skip("ExecuTorch is not installed here (the executorch extra)")
+    (res,) = export_model("t0", ExportOptions(formats=("executorch",), weights=str(t0_ckpt), img_size=64,
+                                              out_dir=tmp_path_factory.mktemp("executorch")))
+    return res
+
+
+@pytest.fixture(scope="session")
 def t0_dynamic(t0_ckpt, tmp_path_factory):
     """t0_ckpt at 64 px as ONNX fp32 with a dynamic batch axis (what serving's batching needs), made once per session."""
     from fnx.exporter import ExportOptions, export_model

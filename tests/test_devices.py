@@ -312,6 +312,7 @@ def test_every_profile_names_registered_formats_and_engines_that_fit():
             assert fmt in FORMATS and precision in PRECISIONS and get_format(fmt).makes(precision), p
             assert fmt in engine.formats and p.accelerator in engine.devices, p
     assert all(("ncnn", "fp16", "ncnn") in PROFILES[pi].consider for pi in ("rpi4", "rpi5"))  # the Pi's users' path
+    assert ("executorch", "int8", "executorch") in PROFILES["rpi5"].consider  # Arm's Pi 5 model cards use it
     from fnx.devices.profiles import DeviceProfile
 
     with pytest.raises(FnxError, match="not one of"):
@@ -337,4 +338,4 @@ def test_devices_reads_at_80_columns(tmp_path, monkeypatch, cli):
     assert {"fasternet-t2", "(bf16)", "openvino", "1.23", "0.99900"} <= words
     for p in PROFILES.values():  # every word of every description, whole
         assert set(re.findall(r"[\w.()-]+", p.description)) <= words, p.description
-    assert "rpi5: also worth timing there: ncnn fp16 on ncnn, ncnn fp32 on ncnn" in " ".join(r.output.split())
+    assert "rpi4, rpi5: also consider ncnn fp16 on ncnn; ncnn fp32 on ncnn;" in " ".join(r.output.split())

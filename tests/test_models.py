@@ -70,14 +70,15 @@ def test_models_cli_table(cli):
 
 
 @pytest.mark.parametrize("name", list(OFFICIAL))
-def test_split_cat_and_slicing_agree(name):
+def test_pconv_modes_agree(name):
     torch.manual_seed(1)
     model = create_model(name, num_classes=7)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         a = model.set_pconv_mode("split_cat")(x)
         b = model.set_pconv_mode("slicing")(x)
-    assert torch.equal(a, b)
+        c = model.set_pconv_mode("slice_cat")(x)
+    assert torch.equal(a, b) and torch.equal(a, c)
 
 
 def test_slicing_leaves_the_residual_input_intact():

@@ -1,7 +1,8 @@
-"""PT2E int8 (litert-torch's quantizer): a quantizer that can keep layers in float, and per-layer int8 errors.
+"""PT2E int8 (litert-torch's quantizer, or ExecuTorch's XNNPACK one): a quantizer that can keep layers in float,
+and per-layer int8 errors.
 
-Each conv/linear output of the PT2E fake-quantized model is compared with the fp32 one. Takes the
-NHWC-input module the TFLite format converts; imports nothing from fnx.exporter.
+Each conv/linear output of the PT2E fake-quantized model is compared with the fp32 one. Takes the module the format
+converts (TFLite: NHWC-input; ExecuTorch: NCHW); imports nothing from fnx.exporter.
 """
 
 from __future__ import annotations
@@ -56,6 +57,24 @@ def module_path(node) -> str | None:
     return path.split("wrapped.", 1)[-1] if "wrapped." in path else path
 
 
+def keeping_float(quantizer_cls: type, keep_float=()) -> type:
+    """Return a subclass of a PT2E quantizer class (XNNPACK's, or litert-torch's copy of it) that leaves keep_float
+    layers (module paths) in float: neither can exclude a module (set_module_name(name, None) asserts), so their
+    annotations are dropped instead."""
+
+    class PartialQuantizer(quantizer_cls):
+        def annotate(self, model):
+            model = super().annotate(model)
+            if keep_float:
+                for node in model.graph.nodes:
+                    path = module_path(node)
+                    if path and any(path == k or path.startswith(k + ".") for k in keep_float):
+                        node.meta.pop("quantization_annotation", None)
+            return model
+
+    return PartialQuantizer
+
+
 def make_quantizer(keep_float=(), qat: bool = False, per_channel: bool = True):
     """Return litert-torch's PT2E quantizer (static, symmetric int8 weights per channel, or per tensor) that leaves
     keep_float layers in float.
@@ -66,29 +85,30 @@ def make_quantizer(keep_float=(), qat: bool = False, per_channel: bool = True):
     import_quietly("litert_torch")  # its first import prints TensorFlow's C++ start-up logs
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 
-    class PartialQuantizer(PT2EQuantizer):
+    class LiteRTQuantizer(keeping_float(PT2EQuantizer, keep_float)):
         # Its QAT-only conv+BN patterns fail to trace on torch 2.13, and fnx's QAT graph has no BN (deploy form).
         STATIC_QAT_ONLY_OPS = ()
 
-        # PT2EQuantizer cannot exclude modules (set_module_name(name, None) asserts): drop their annotations instead.
-        def annotate(self, model):
-            model = super().annotate(model)
-            if keep_float:
-                for node in model.graph.nodes:
-                    path = module_path(node)
-                    if path and any(path == k or path.startswith(k + ".") for k in keep_float):
-                        node.meta.pop("quantization_annotation", None)
-            return model
-
-    return PartialQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+    return LiteRTQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
 
 
 MAX_BATCH = 4096  # the largest batch a dynamic-batch PT2E graph is traced for
 CHUNK = 32  # calibration images per observed call: each call's histogram work is paid once per chunk, not per image
 
 
+def batch_dynamic(module: torch.nn.Module) -> tuple:
+    """Return torch.export's dynamic_shapes for a module taking one image batch of any size (positional, or *args:
+    litert-torch's channel-last wrapper)."""
+    import inspect
+
+    dim = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values())
+    return ((dim,),) if varargs else (dim,)
+
+
 def observed(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, quantizer, progress=None):
-    """Return the PT2E graph of an NHWC-input model prepared with quantizer and observed on the calibration images.
+    """Return the PT2E graph of a model (NHWC-input for TFLite, NCHW for ExecuTorch: calib_nhwc in its layout)
+    prepared with quantizer and observed on the calibration images.
 
     The graph is traced with a dynamic batch and fed CHUNK images per call: the activation observers' histogram
     work per call hardly grows with the batch, so this is several times faster than one image per call (T0 224:
@@ -96,8 +116,8 @@ def observed(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, quantizer, progre
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     trace = torch.from_numpy(np.resize(calib_nhwc, (2, *calib_nhwc.shape[1:])).astype(np.float32))  # batch >= 2: dynamic
-    shapes = (({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},),)
-    prepared = prepare_pt2e(torch.export.export(wrapped, (trace,), dynamic_shapes=shapes).module(), quantizer)
+    prepared = prepare_pt2e(torch.export.export(wrapped, (trace,), dynamic_shapes=batch_dynamic(wrapped)).module(),
+                            quantizer)
     with torch.no_grad():
         for i in range(0, len(calib_nhwc), CHUNK):
             if progress is not None:
@@ -107,19 +127,21 @@ def observed(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, quantizer, progre
 
 
 def quantized_graph(wrapped: torch.nn.Module, calib_nhwc: np.ndarray, keep_float: list[str] = (),
-                    per_channel: bool = True):
-    """Return (fp32 graph module, PT2E int8 fake-quant graph module) of an NHWC-input model."""
+                    per_channel: bool = True, make=make_quantizer):
+    """Return (fp32 graph module, PT2E int8 fake-quant graph module) of a model, quantized by make(keep_float,
+    per_channel=...) (litert-torch's quantizer by default)."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     float_gm = torch.export.export(wrapped, (torch.from_numpy(calib_nhwc[:1].copy()),)).module()
-    prepared = observed(wrapped, calib_nhwc, make_quantizer(keep_float, per_channel=per_channel))
+    prepared = observed(wrapped, calib_nhwc, make(keep_float, per_channel=per_channel))
     return float_gm, convert_pt2e(prepared, fold_quantize=False)
 
 
 def layer_errors(wrapped_nhwc: torch.nn.Module, calib_nhwc: np.ndarray, probe_nhwc: np.ndarray,
-                 per_channel: bool = True) -> list[LayerError]:
-    """Return every conv/linear layer's int8 error (PT2E fake-quant vs fp32) on the probe images, worst first."""
-    float_gm, quant_gm = quantized_graph(wrapped_nhwc, calib_nhwc, per_channel=per_channel)
+                 per_channel: bool = True, make=make_quantizer) -> list[LayerError]:
+    """Return every conv/linear layer's int8 error (PT2E fake-quant vs fp32) on the probe images, worst first (the
+    images in the model's layout; make: the quantizer, as for quantized_graph)."""
+    float_gm, quant_gm = quantized_graph(wrapped_nhwc, calib_nhwc, per_channel=per_channel, make=make)
     f_cap, q_cap = _Capture(float_gm), _Capture(quant_gm)
     errs: dict[str, list[float]] = {}
     with torch.no_grad():

@@ -55,7 +55,8 @@ def devices_cmd(as_json: AsJson = False) -> None:
     det = detection_report()
     measured = measured_here()
     engines = [{"name": e.name, "formats": list(e.formats), "devices": list(e.devices), "installed": e.available(),
-                "version": e.version() if e.available() else None} for e in ENGINES.values()]
+                "version": e.version() if e.available() else None, "needs_torch": e.needs_torch}
+               for e in ENGINES.values()]
     from fnx.formats import file_formats
 
     elsewhere = {f.name: f.runs_on for f in file_formats().values()  # formats fnx makes but no engine here runs
@@ -75,11 +76,6 @@ def devices_cmd(as_json: AsJson = False) -> None:
         table.add_row("*" if p.name == det["profile"] else "", p.name, p.arch, f"{p.format} {p.precision}",
                       f"{p.engine} {p.accelerator}", str(p.threads or "all"), p.description)
     console.print(table)
-    for p in PROFILES.values():
-        if p.consider:
-            paths = ", ".join(f"{fmt} {precision} on {engine}" for fmt, precision, engine in p.consider)
-            console.print(f"{p.name}: also worth timing there: {paths} (fnx bench all on the device ranks them)",
-                          highlight=False)
     et = Table(title="Engines, in order of preference", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("engine", "formats", "devices", "installed"):
         et.add_column(col)
@@ -87,6 +83,18 @@ def devices_cmd(as_json: AsJson = False) -> None:
         et.add_row(e["name"], ", ".join(e["formats"]), ", ".join(e["devices"]),
                    f"[green]{e['version']}[/]" if e["installed"] else "[dim]no[/]")
     console.print(et)
+    torch_engines = [e["name"] for e in engines if e["needs_torch"]]
+    if torch_engines:
+        console.print(f"{', '.join(torch_engines)} needs torch on the device (its runtime takes torch tensors); the "
+                      f"other engines run without torch.", highlight=False)
+    considered: dict[tuple, list[str]] = {}  # profiles that consider the same other paths share a line
+    for p in PROFILES.values():
+        if p.consider:
+            considered.setdefault(p.consider, []).append(p.name)
+    for paths, names in considered.items():
+        also = "; ".join(f"{f} {pr} on {e}" for f, pr, e in paths)
+        console.print(f"{', '.join(names)}: also consider {also} (fnx bench all on the device ranks them)",
+                      highlight=False)
     for name, where in elsewhere.items():
         console.print(f"{name} artifacts: no engine in fnx; they run on {where}", highlight=False)
     _print_measured(measured, PROFILES.get(det["profile"]))

@@ -27,11 +27,11 @@ class DeviceProfile:
     threads: int | None = None  # None: use every core this process may run on
     accelerator: Accelerator = "cpu"  # where the engine runs (TensorRT falls back to CUDA, then CPU, under auto)
     notes: str = ""
-    # other (format, precision, engine) paths worth timing on the device itself (`fnx bench all` there ranks them)
+    # other (format, precision, engine) paths worth timing there (`fnx bench all` on the device ranks them)
     consider: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for fmt, precision in ((self.format, self.precision), *((f, p) for f, p, _ in self.consider)):
+        for fmt, precision, _ in ((self.format, self.precision, self.engine), *self.consider):
             if fmt not in file_formats() or precision not in PRECISIONS:
                 raise FnxError(f"profile {self.name}: format {fmt!r} / precision {precision!r} is not one of "
                                f"{', '.join(file_formats())} / {', '.join(PRECISIONS)}")
@@ -47,8 +47,9 @@ def _int8_cpu(name: str, description: str, arch: Arch, cores: int | None, notes:
                          consider=consider)
 
 
-# ncnn: users report it among the fastest CPU paths for small CNNs on a Pi (fnx has no ncnn int8: its fp32/fp16)
-PI_CONSIDER = (("ncnn", "fp16", "ncnn"), ("ncnn", "fp32", "ncnn"))
+# ncnn: users report it among the fastest CPU paths for small CNNs on a Pi (fnx has no ncnn int8: its fp32/fp16);
+# ExecuTorch's XNNPACK int8: Arm's Pi 5 model cards use it (its runtime needs torch on the Pi)
+PI_CONSIDER = (("ncnn", "fp16", "ncnn"), ("ncnn", "fp32", "ncnn"), ("executorch", "int8", "executorch"))
 
 
 PROFILES: dict[str, DeviceProfile] = {

@@ -50,6 +50,7 @@ class ArtifactFormat:
     int8_forms: ClassVar[tuple[Int8Form, ...]] = DEFAULT_FORMS
     int8_gelu_forms: ClassVar[bool] = False  # auto also measures each form with GELU as x*sigmoid(1.702x) (T0/T1)
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
+    layers_absent: ClassVar[str] = ""  # without layer_tensors: why its files expose no intermediate tensors
     int8_quantizer: Capability = None
     qat_quantizer: Capability = None
     file_quantizer: Capability = None

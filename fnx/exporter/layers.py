@@ -51,7 +51,9 @@ def artifact_layers(artifact: Path, manifest: Manifest, model: torch.nn.Module,
     fmt = get_format(manifest.artifact.format)
     if fmt.layer_tensors is None:
         readable = ", ".join(f.name for f in FORMATS.values() if f.layer_tensors is not None)
-        raise FnxError(f"--layers reads the intermediate tensors of {readable} artifacts; {artifact.name} is {fmt.name}")
+        why = f": {fmt.layers_absent}" if fmt.layers_absent else ""
+        raise FnxError(f"--layers reads the intermediate tensors of {readable} artifacts; {artifact.name} is {fmt.name}"
+                       f"{why}")
     found = fmt.layer_tensors(artifact, batch_nhwc)
     deployed = with_stem_form(deploy_form(model, fmt.pconv_form), fmt.stem_form)
     reference = _module_outputs(deployed, set(found), batch_nhwc)

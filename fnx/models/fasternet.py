@@ -14,7 +14,7 @@ from fnx.errors import FnxError
 from fnx.manifest_tensors import TensorSpec
 from fnx.models.variants import Variant
 
-PCONV_MODES = ("split_cat", "slicing")
+PCONV_MODES = ("split_cat", "slicing", "slice_cat")  # a target's pconv_form picks the one its converter takes best
 
 
 class PartialConv(nn.Module):
@@ -43,6 +43,8 @@ class PartialConv(nn.Module):
             x = x.clone()
             x[:, : self.dim_conv] = self.partial_conv3(x[:, : self.dim_conv])
             return x
+        if self._mode == "slice_cat":  # two slices, then cat: for partitioners that take slices but not a split
+            return torch.cat((self.partial_conv3(x[:, : self.dim_conv]), x[:, self.dim_conv :]), 1)
         x1, x2 = torch.split(x, [self.dim_conv, self.dim_untouched], dim=1)
         return torch.cat((self.partial_conv3(x1), x2), 1)
 
@@ -170,7 +172,7 @@ class FasterNet(nn.Module):
         self.register_forward_pre_hook(_check_input)
 
     def set_pconv_mode(self, mode: str) -> "FasterNet":
-        """Switch every PConv to `mode` ("split_cat" or "slicing"); returns self."""
+        """Switch every PConv to `mode` (one of PCONV_MODES); returns self."""
         for m in self.modules():
             if isinstance(m, PartialConv):
                 m.mode = mode

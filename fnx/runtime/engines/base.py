@@ -60,6 +60,7 @@ class Engine:
     inference_precisions: ClassVar[tuple[str, ...]] = ()  # internal compute precisions it can be asked for
     offers: ClassVar[Callable[[str], bool] | None] = None  # whether an accelerator kind in devices can start here
     modules: ClassVar[tuple[str, ...]] = ()  # top-level modules it imports (a missing one: `install` says what to do)
+    needs_torch: ClassVar[bool] = False  # whether it imports torch on the device (ExecuTorch's runtime does)
     # the inference precisions it computes in on this CPU (after FNX_CPU_FEATURES); None: its own only
     precisions_here: ClassVar[Callable[[], list[str]] | None] = None
     # whether one instance may `run` from several threads at once (ONNX Runtime: yes; LiteRT: no, its interpreter
