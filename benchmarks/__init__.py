@@ -9,8 +9,8 @@ Each module measures one question side by side in one run (ratios, never pass/fa
 - mobilevit         FasterNet-T0 vs MobileViT-XXS (timm, in a separate venv)
 - peers             ONNX -> onnx2tf TFLite against fnx's TFLite (separate venv, if it can be set up)
 - e2e               JPEG file -> label: decode, preprocess, invoke, post-process; exact vs fast; pipelined
-- engines           LiteRT, ONNX Runtime (int8 forms) and OpenVINO (f32/bf16/NNCF int8) side by side, with fidelity,
-                    then the runtime peers ExecuTorch XNNPACK and ncnn (benchmark-only venvs, built on demand)
+- engines           LiteRT, ONNX Runtime (int8 forms), OpenVINO (f32/bf16/NNCF int8), ncnn (fp32/fp16 weights) and
+                    ExecuTorch (fp32, int8 forms) side by side, with fidelity: every row an fnx artifact on its engine
 - scale             fnx eval on a local Ray cluster vs one process (2,000 images), and a full-sweep projection
 - serve             fnx serve (HTTP, tritonclient) at concurrency 1/4/16, with and without batching, vs in process
 - qat               int8 top-1 of PTQ against quantization-aware training (fnx train --qat), TFLite and ONNX

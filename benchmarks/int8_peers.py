@@ -3,7 +3,7 @@
 
 FasterNet-T0 (GELU) and T2 (ReLU) at 224, lively random weights, synthetic images (calibration and held out: the
 same seeded sets fnx's export reads). Latency: the bare engine call, 1 thread, all int8 files of one model timed in
-interleaved blocks (ExecuTorch in its own process after them); held-out cosine: the minimum over the held-out images
+interleaved blocks (ExecuTorch's programs too, through fnx's executorch engine); held-out cosine: the minimum over the held-out images
 of the logits' cosine to PyTorch fp32, held to fnx's default int8 bound. Also: what auto costs in export time (the
 same export with the target's default form forced, measured back to back).
 """
@@ -25,7 +25,7 @@ from fnx.parity import BOUNDS
 NAME = "int8_peers"
 TITLE = "int8 per target: fnx's measured choice beside each peer's default recipe"
 MODELS = ("fasternet_t0", "fasternet_t2")
-TARGETS = ("onnx", "openvino", "tflite")
+TARGETS = ("onnx", "openvino", "tflite", "executorch")
 BOUND = BOUNDS["int8"]["min_cosine"]
 
 
@@ -70,6 +70,8 @@ def _peers(ctx: Ctx, name: str, fp32: dict, cal, work: Path) -> dict[str, tuple[
                                                                                       cal.calib)),
         "AI Edge Quantizer default (dynamic)": ("tflite", lambda: recipes.aeq_dynamic_default(fp32["tflite"],
                                                                                               work / "aeq.tflite")),
+        "ExecuTorch XNNPACK defaults": ("executorch", lambda: recipes.executorch_default(deployed, work / "et.pte",
+                                                                                         calib_nchw)),
     }
     out = {}
     for label, (target, make) in makers.items():
@@ -126,13 +128,6 @@ def run(ctx: Ctx) -> Section:
         ms = {k: stats(t)["median_ms"] for k, t in interleaved(calls, warmup, runs).items()}
         ctx.log(f"    {name}: timed {len(ms)} int8 files at 1 thread (load {before} -> {loadavg()})")
         cos = {k: float(cosine_per_sample(ref, _outputs(p, cal.held_out)).min()) for k, (_, p) in made.items()}
-        peers_et = _executorch(ctx, name, cal, warmup, runs)
-        for label, value in peers_et.items():
-            if isinstance(value, tuple):
-                ms[label], cos[label] = value[0], float(cosine_per_sample(ref, value[1]).min())
-                files[label] = ("executorch", Path("-"))
-            else:
-                files[label] = ("executorch", value)
         for label, (target, path) in files.items():
             if isinstance(path, Exception):
                 rows.append([name, target, label, "—", "—", "—", f"failed: {short_error(path, 120)}"])
@@ -154,22 +149,6 @@ def run(ctx: Ctx) -> Section:
     sec.intro = __doc__.split("\n\n", 1)[1].replace("\n", " ")
     sec.headline = {f"{k[0]}/{k[1]}" + (f"/{k[2]}" if len(k) > 2 else ""): v for k, v in head.items()}
     return sec
-
-
-def _executorch(ctx: Ctx, name: str, cal, warmup: int, runs: int) -> dict:
-    """{label: (ms at 1 thread, held-out logits) or the error} of ExecuTorch's XNNPACK int8 (its own venv)."""
-    from benchmarks import runtime_peers
-
-    held = np.ascontiguousarray(cal.held_out.transpose(0, 3, 1, 2))
-    found, notes = runtime_peers.measure(ctx, name, checkpoint(ctx, name), held,
-                                         np.ascontiguousarray(cal.calib.transpose(0, 3, 1, 2)), warmup, runs,
-                                         engines=("executorch",))
-    out = {}
-    for label, p in found.items():
-        if "int8" not in label:
-            continue
-        out[label] = (p["ms1"], p["out"]) if "ms1" in p and "out" in p else RuntimeError(p.get("error", "not timed"))
-    return out or {"ExecuTorch XNNPACK int8": RuntimeError("; ".join(notes))}
 
 
 def _notes(head: dict) -> list[str]:

@@ -9,6 +9,8 @@ model) and the same calibration images fnx calibrates on: what a user who skips 
   per-tensor weights) on fnx's deploy-form model with NHWC I/O (the graph fnx's own TFLite converts).
 - AI Edge Quantizer: its default recipe in its documentation, `dynamic_wi8_afp32` (int8 weights, activations
   quantized at run time, float I/O), on fnx's fp32 TFLite.
+- ExecuTorch: its XNNPACK quantizer's documented config, `get_symmetric_quantization_config(is_per_channel=True)`,
+  through torchao's prepare_pt2e/convert_pt2e, then XNNPACK lowering, on the PyTorch model's own PConv (torch.split).
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ def aeq_dynamic_default(fp32_tflite: Path, out: Path) -> Path:
     return out
 
 
+def executorch_default(deployed_split, out: Path, calib_nchw: np.ndarray) -> Path:
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                          get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from fnx.targets.executorch.lower import write_pte
+
+    sample = (torch.from_numpy(calib_nchw[:1].copy()),)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(deployed_split, sample).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calib_nchw)):
+            prepared(torch.from_numpy(calib_nchw[i:i + 1].copy()))
+    write_pte(convert_pt2e(prepared), sample, out)
+    return out
+
+
 # Why a peer's recipe differs from fnx's forms, for the notes under the table.
 WHY = {
     "ORT quantize_static defaults": "int8 activations (ONNX Runtime's x86 kernels take uint8: it converts) and "
@@ -78,6 +98,6 @@ WHY = {
     "AI Edge Quantizer default (dynamic)": "activations quantized at run time from each input's own range (XNNPACK's "
                                            "dynamic int8 kernels), float I/O: not a static int8 graph, so no "
                                            "calibration to go wrong and no fixed ranges for an int8-only delegate",
-    "ExecuTorch XNNPACK int8": "another runtime (ExecuTorch's XNNPACK delegate, PT2E per-channel), timed in its own "
-                               "process",
+    "ExecuTorch XNNPACK defaults": "fnx's `per-channel` form on PyTorch's split PConv (its channel splits stay "
+                                   "outside XNNPACK: 14 delegate subgraphs against fnx's one)",
 }
