@@ -75,6 +75,18 @@ def test_fnx_runs_no_rknn_file_and_says_where_it_runs(rknn_t0, cli):
         assert "compilation.layers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.toolchain
+def test_a_build_below_the_bound_is_refused_with_its_figures_and_leaves_nothing(tmp_path, cli):
+    """The real toolkit on random weights: the simulator's held-out cosine is below the bound asked, the guard cannot
+    return RKNN layers to float, so the export is refused with the figure, and nothing is left in the folder."""
+    r = cli("export", "t0", "--weights", "random", "--num-classes", "10", "--img-size", "64", "--format", "rknn",
+            "--precision", "int8", "--calib-data", "synthetic", "--calib-size", "8", "--min-cosine", "0.99999",
+            "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and "int8 accuracy guard failed" in said and "is below 0.99999" in said, r.output
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 @pytest.mark.parametrize("args, said", [
     (("--target", "rk9999"), "unknown --target 'rk9999'"),
     (("--target", "rpi4"), "for rknn, --target takes rk3588, rk3576"),

@@ -55,11 +55,12 @@ class RknnFormat(ArtifactFormat):
         return simulated_outputs(path, batch_nhwc.transpose(0, 3, 1, 2))
 
     def compile(self, path: Path, opts):
-        """The record of the build that wrote path (the toolkit built and simulated it in one session)."""
+        """The record of the build that wrote path (the toolkit built and simulated it in one session); its simulated
+        outputs are let go: the guard and the parity check have judged them."""
         from fnx.fileio import sha256_file
         from fnx.targets.rknn.build import SIMULATED
 
-        return SIMULATED[sha256_file(path)].compilation
+        return SIMULATED.pop(sha256_file(path)).compilation
 
 
 class RknnQuantizer:
@@ -80,7 +81,6 @@ class RknnQuantizer:
         self.notes = [f"built by rknn-toolkit2 for {self.target}; judged on its simulator (no board here)"]
         checked = verification_images(opts.data, built.preprocessing)[0] if opts.verify else data.held_out[:0]
         self.batches = [b.transpose(0, 3, 1, 2) for b in (data.held_out, checked) if len(b)]
-        self.built_record = None
 
     @property
     def target(self) -> str:
@@ -107,7 +107,7 @@ class RknnQuantizer:
         if keep_float:
             raise FnxError("fnx cannot return RKNN layers to float")
         calib = self.data.calib.transpose(0, 3, 1, 2)
-        self.built_record = build_rknn(self.onnx, out, self.target, calib, self.batches, self.algorithm, phase)
+        build_rknn(self.onnx, out, self.target, calib, self.batches, self.algorithm, phase)
 
     def layer_errors(self, out: Path, probe_nhwc) -> list:
         return []  # the toolkit's own per-layer cosines are in compilation.layers; no layer can go back to float
