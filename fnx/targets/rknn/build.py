@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -79,7 +80,11 @@ def build_rknn(onnx: Path, out: Path, target: str, calib_nchw: np.ndarray, batch
                "result": str(work / "result.json")}
         (work / "job.json").write_text(json.dumps(job))
         started = time.monotonic()
-        done = run(RKNN, [str(SCRIPT), str(work / "job.json")], cwd=work, timeout=TIMEOUT_S)
+        try:
+            done = run(RKNN, [str(SCRIPT), str(work / "job.json")], cwd=work, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            out.unlink(missing_ok=True)
+            raise FnxError(f"rknn-toolkit2 did not finish building {onnx.name} for {target} in {TIMEOUT_S} s") from None
         log = (work / "build.log").read_text(errors="replace") if (work / "build.log").is_file() else ""
         if done.returncode != 0 or not out.is_file() or not (work / "result.json").is_file():
             out.unlink(missing_ok=True)
