@@ -42,7 +42,7 @@ def test_t0_is_built_for_rk3588_and_judged_on_the_simulator_against_pytorch(rknn
     from fnx.formats import detect_format
 
     assert detect_format(art).name == "rknn" and art.read_bytes()[:4] == b"RKNN"
-    assert sorted(p.name for p in art.parent.iterdir()) == sorted([art.name, art.with_suffix(".json").name])  # no leftovers
+    assert sorted(p.name for p in art.parent.iterdir()) == sorted([art.name, art.with_suffix(".json").name])
     assert (m["artifact"]["format"], m["artifact"]["precision"]) == ("rknn", "int8")
     c = m["compilation"]
     assert c["compiler"] == "rknn-toolkit2 2.5.0" and c["target"] == "rk3588" and c["source_format"] == "onnx"

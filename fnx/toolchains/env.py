@@ -88,8 +88,8 @@ def _failure(tc: Toolchain, pip_output: str) -> str:
     log = tc.path.parent / f"{tc.name}-{tc.key}.pip.log"
     if any(s in pip_output for s in UNREACHABLE):
         return (f"toolchain {tc.name} could not be installed: the package index cannot be reached or has no "
-                f"{' '.join((*tc.no_deps, *tc.requirements))}. Create it where the index can be reached: fnx toolchains create "
-                f"{tc.name} (pip's output: {log})")
+                f"{' '.join((*tc.no_deps, *tc.requirements))}. Create it where the index can be reached: "
+                f"fnx toolchains create {tc.name} (pip's output: {log})")
     if "torch" in pip_output and "conflict" in pip_output.lower():
         return (f"toolchain {tc.name} needs another torch than this machine's CPU build, which would pull a CUDA build "
                 f"of several GB; its target must declare it (Toolchain.torch) (pip's output: {log})")
@@ -108,6 +108,7 @@ def run(tc: Toolchain, args: Sequence[str], cwd: Path | None = None,
         timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run `python ARGS` in tc's environment (files are handed over by path in args); FnxError if it is not created."""
     if not tc.ready:
+        packages = ", ".join((*tc.no_deps, *tc.requirements)) or "nothing"
         raise FnxError(f"toolchain {tc.name} ({tc.purpose}) is not created here: fnx toolchains create {tc.name} "
-                       f"(installs {', '.join((*tc.no_deps, *tc.requirements)) or 'nothing'} from the package index, once)")
+                       f"(installs {packages} from the package index, once)")
     return subprocess.run([str(tc.python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)

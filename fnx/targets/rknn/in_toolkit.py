@@ -2,9 +2,10 @@
 and rknn-toolkit2. Builds the ONNX into an int8 .rknn, runs the simulator on the given inputs in the same session (a
 saved .rknn cannot be reloaded into the simulator), runs the per-layer accuracy analysis, and writes what it found.
 
-JOB.json: onnx, target, algorithm (quantized_algorithm), dataset (a list file of .npy inputs, one a line), rknn (where to write it), inputs (.npy,
-N x C x H x W float32, simulated one by one), outputs (.npz written: output_0, ... stacked over N), analysis (.npy
-inputs for accuracy_analysis), analysis_dir, log (the toolkit's verbose log), result (.json written).
+JOB.json: onnx, target, algorithm (quantized_algorithm), dataset (a list file of .npy inputs, one a line), rknn
+(where to write it), inputs (.npy, N x C x H x W float32, simulated one by one), outputs (.npz written: output_0, ...
+stacked over N), analysis (.npy inputs for accuracy_analysis), analysis_dir, log (the toolkit's verbose log), result
+(.json written).
 """
 
 import json
