@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fnx-setup
 
-.PHONY: setup demo test test-slow arm-parity bench clean
+.PHONY: setup demo test test-targets test-slow arm-parity bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,17 @@ demo: setup
 # line; both must pass.
 test: setup
 	@bash scripts/run_tests.sh $(PY) -q --durations=15
+
+# The targets whose converters run in isolated toolchains (fnx.toolchains): each environment is created once per
+# machine (kept under FNX_TOOLCHAINS_DIR, timed here), then the tests marked `toolchain` run the real converters.
+TOOLCHAINS_DIR ?= $(or $(FNX_TOOLCHAINS_DIR),$(or $(FNX_CACHE_DIR),$(HOME)/.cache/fnx)/toolchains)
+TARGET_TOOLCHAINS := rknn
+
+test-targets: setup
+	@for tc in $(TARGET_TOOLCHAINS); do start=$$(date +%s); \
+	  FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) $(VENV)/bin/fnx toolchains create $$tc || exit 1; \
+	  echo "toolchain $$tc ready in $$(( $$(date +%s) - start )) s"; done
+	FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m toolchain --durations=5
 
 arm-parity: setup
 	$(PY) scripts/arm_parity.py

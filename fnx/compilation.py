@@ -3,7 +3,8 @@
 An NPU compiler (Arm's Vela for an Ethos-U) turns a file fnx can run and check (an int8 TFLite) into one only the
 accelerator runs. Its parity and calibration figures are therefore those of the file it was compiled from, which
 the record names by sha256; what the compiler says about speed and memory is its performance model's estimate,
-kept apart from anything measured.
+kept apart from anything measured. A compiler with a simulator (Rockchip's rknn-toolkit2) is judged on the
+simulator's outputs instead, and its per-layer figures are kept (`layers`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ class NpuEstimate(Record):
 
 
 @dataclass
+class SimulatedLayer(Record):
+    """One layer of the compiled model on the vendor's simulator against its float run (rknn-toolkit2's
+    accuracy_analysis): cosine accumulated from the input (entire) and of that layer alone on float inputs (single)."""
+
+    layer: str
+    op: str
+    cosine: float
+    cosine_single: float
+
+
+@dataclass
 class Compilation(Record):
     """How the artifact was compiled, from which verified file, and the compiler's estimates."""
 
@@ -46,6 +58,7 @@ class Compilation(Record):
     parity: str  # where the parity and calibration figures of this manifest were measured
     options: dict[str, str] = field(default_factory=dict)  # the compiler's settings beyond the target
     estimate: NpuEstimate | None = None
+    layers: list[SimulatedLayer] = field(default_factory=list)  # per layer on a simulator, where the compiler has one
 
     def row(self) -> dict[str, Any]:
         """The estimate as a bench row's fields (`fnx bench`, `fnx bench all`): marked an estimate, never a timing."""

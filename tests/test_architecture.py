@@ -130,8 +130,8 @@ def test_the_runtime_and_the_targets_engines_never_import_the_exporter_or_torch_
 @pytest.mark.parametrize("module", ["fnx.runtime", "fnx.cli", "fnx.manifest", "fnx.exporter", "fnx.exporter.quantize",
                                     "fnx.exporter.formats", "fnx.targets.tflite.export", "fnx.targets.onnx.export",
                                     "fnx.targets.ethos_u.export", "fnx.targets.executorch.export",
-                                    "fnx.targets.executorch.engine", "fnx.serve.app", "fnx.serve.server", "fnx.serve.images",
-                                    "fnx.serve.connections"])
+                                    "fnx.targets.rknn.export", "fnx.targets.executorch.engine", "fnx.serve.app",
+                                    "fnx.serve.server", "fnx.serve.images", "fnx.serve.connections"])
 def test_entry_points_import_without_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -74,6 +74,7 @@ def test_a_target_that_fails_to_load_is_named_and_left_out(plugin_path, tmp_path
 
 def test_a_plugin_s_toolchain_is_listed_created_and_removed(plugin_path, tmp_path):
     env = {**env_with(plugin_path), "FNX_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("FNX_TOOLCHAINS_DIR", None)  # under the cache unless this names another place (make test-targets does)
     fnx = [sys.executable, "-m", "fnx", "toolchains"]
 
     def listed() -> dict:

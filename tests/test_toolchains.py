@@ -88,3 +88,24 @@ def test_torch_is_held_to_this_machine_s_cpu_build(tmp_path):
 def test_unknown_toolchain_is_refused_by_name(cli):
     r = cli("toolchains", "create", "nope")
     assert r.exit_code == 1 and "unknown toolchain 'nope'" in r.output
+
+
+def test_no_deps_packages_install_without_their_declared_dependencies(tmp_path, offline):
+    """A vendor wheel declaring a dependency fnx must not take (a pinned CUDA torch) installs without it (no_deps)."""
+    src = tmp_path / "src"
+    (src / "fnx_pinned_tool").mkdir(parents=True)
+    (src / "fnx_pinned_tool" / "__init__.py").write_text("VALUE = 7\n")
+    (src / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+                                        '[project]\nname = "fnx-pinned-tool"\nversion = "0.1"\n'
+                                        'dependencies = ["fnx-no-such-package==9.9"]\n')
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(src)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("fnx_pinned_tool-*.whl"))
+    tc = Toolchain("pinned", "a test converter", (), no_deps=(f"fnx-pinned-tool @ {wheel.as_uri()}",))
+    assert tc.key != Toolchain("pinned", "a test converter", ()).key  # keyed by what it installs without deps too
+    try:
+        create(tc)
+        r = run(tc, ["-c", "import fnx_pinned_tool as t; print(t.VALUE)"])
+        assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
+    finally:
+        remove(tc)

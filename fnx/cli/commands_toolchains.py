@@ -21,7 +21,7 @@ def list_cmd(ctx: typer.Context, as_json: AsJson = False) -> None:
 
     from fnx.toolchains import registered_toolchains
 
-    rows = [{"name": t.name, "purpose": t.purpose, "state": t.state(), "requirements": list(t.requirements),
+    rows = [{"name": t.name, "purpose": t.purpose, "state": t.state(), "requirements": [*t.no_deps, *t.requirements],
              "size_mb": round(t.size_bytes() / 1e6, 1) if t.path.exists() else None, "path": str(t.path)}
             for t in registered_toolchains().values()]
     if as_json:
@@ -50,7 +50,8 @@ def create_cmd(name: str = typer.Argument(..., help="A toolchain of `fnx toolcha
     if tc.ready:
         console.print(f"toolchain {name} is ready: {tc.path}")
         return
-    with Steps(console=err_console).step(f"create toolchain {name} ({', '.join(tc.requirements) or 'no packages'})"):
+    packages = ", ".join((*tc.no_deps, *tc.requirements)) or "no packages"
+    with Steps(console=err_console).step(f"create toolchain {name} ({packages})"):
         create(tc, phase)
     console.print(f"toolchain {name} is ready: {tc.path} ({tc.size_bytes() / 1e6:.0f} MB)")
 

@@ -73,7 +73,8 @@ def estimates_table(rows: list[dict]) -> Table:
     kept apart from measured latencies: nothing here ran them."""
     table = compact_table("Compiler estimates (not measured: no such NPU ran them here)",
                           "per inference, batch 1. parity: min cosine vs PyTorch fp32 of the file each was compiled "
-                          "from (its manifest's compilation.parity); off-chip: weights, in flash or DRAM",
+                          "from, or of the compiler's simulator (its manifest's compilation.parity says which); "
+                          "off-chip: weights, in flash or DRAM",
                           ("artifact / target", "est. ms", "NPU ops", "CPU ops", "SRAM KiB", "off-chip KiB", "parity"),
                           left=("artifact / target",))
     first = table.columns[0]

@@ -104,6 +104,14 @@ def run_artifact(path: Path, batch_nhwc: np.ndarray, layout: str, threads: int |
     return Session(path, device=device, threads=threads, check_manifest=False).run(to_layout(batch_nhwc, layout))
 
 
+def artifact_outputs(fmt, path: Path, batch_nhwc: np.ndarray) -> list[np.ndarray]:
+    """Return an artifact's float outputs for an NHWC batch: its vendor's simulator's where fmt (an ArtifactFormat)
+    has one (no fnx engine runs its files), else fnx's runtime's."""
+    if fmt.simulate is not None:
+        return fmt.simulate(path, batch_nhwc)
+    return run_artifact(path, batch_nhwc, fmt.file.layout)
+
+
 def as_nchw(outs: list[np.ndarray], specs: list[TensorSpec]) -> list[np.ndarray]:
     """Return outputs with NHWC feature maps transposed to NCHW (the PyTorch reference's layout)."""
     return [o.transpose(0, 3, 1, 2) if s.layout == "NHWC" else o for o, s in zip(outs, specs)]

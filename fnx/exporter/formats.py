@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from fnx.exporter.build import BuiltModel
     from fnx.exporter.options import ExportOptions
+    from fnx.toolchains import Toolchain
 
 # Optional capabilities, None where a format lacks them (the callers say which formats have them):
 #   int8_quantizer(model, built, opts, data, work) -> Quantizer: int8 from calibration images (None: no int8 here)
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 #   layer_tensors(path, batch_nhwc) -> {layer name: its output, NCHW}: intermediate tensors read from the file
 #   compile(path, opts) -> fnx.compilation.Compilation: rewrite the verified artifact at path, in place, as an
 #     accelerator's file (an NPU compiler); its parity stays that of the verified file, which the record names
+#   simulate(path, batch_nhwc) -> [outputs]: the outputs of an artifact no fnx engine runs, from its vendor's
+#     simulator; the guard and the parity check judge those (fnx.exporter.checks.artifact_outputs)
 Capability = Callable[..., Any] | None
 
 
@@ -51,11 +54,15 @@ class ArtifactFormat:
     int8_gelu_forms: ClassVar[bool] = False  # auto also measures each form with GELU as x*sigmoid(1.702x) (T0/T1)
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
     layers_absent: ClassVar[str] = ""  # without layer_tensors: why its files expose no intermediate tensors
+    # the isolated environment its converter runs in (fnx.toolchains), where its pins conflict with fnx's: `fnx export`
+    # creates it on first use, once the options are checked and before the model is built
+    toolchain: ClassVar[Toolchain | None] = None
     int8_quantizer: Capability = None
     qat_quantizer: Capability = None
     file_quantizer: Capability = None
     layer_tensors: Capability = None
     compile: Capability = None
+    simulate: Capability = None
 
     def export_float(self, model: torch.nn.Module, path: Path, built: BuiltModel, opts: ExportOptions) -> None:
         """Write model (deploy form, NCHW) to path at opts.precision (fp32 or fp16)."""

@@ -17,7 +17,7 @@ from fnx.calibration.guard import guard_bounds
 from fnx.calibration.options import AUTO_FORM
 from fnx.calibration.report import record_io_quantization
 from fnx.exporter.build import BuiltModel
-from fnx.exporter.checks import as_nchw, reference_outputs, run_artifact
+from fnx.exporter.checks import artifact_outputs, as_nchw, reference_outputs
 from fnx.exporter.formats import ArtifactFormat
 from fnx.exporter.from_qat import reference_of
 from fnx.exporter.gelu_form import gelu_form_note, with_gelu_form
@@ -56,7 +56,7 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     make = (fmt.qat_quantizer or fmt.int8_quantizer) if opts.from_qat is not None else fmt.int8_quantizer
     learned = opts.from_qat is not None and fmt.qat_quantizer is not None  # the QAT graph as trained: no form to pick
     pick = pick_forms(fmt, opts.int8, gelu_forms(fmt, gelu and not learned, opts))
-    outputs_of = lambda path: as_nchw(run_artifact(path, data.held_out, fmt.file.layout), manifest.outputs)  # noqa: E731
+    outputs_of = lambda path: as_nchw(artifact_outputs(fmt, path, data.held_out), manifest.outputs)  # noqa: E731
     feed = to_layout(np.resize(data.held_out, (opts.batch, *data.held_out.shape[1:])), fmt.file.layout)
     with ExitStack() as stack:
         quantizers = {}
@@ -74,7 +74,8 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
                                              [o.name for o in manifest.outputs], notes, qat=opts.from_qat is not None)
     if fmt.gelu_note and fmt.gelu_note in manifest.calibration.notes:
         steps.info(f"[yellow]note:[/] {fmt.gelu_note}")
-    record_io_quantization(manifest, tmp)
+    if fmt.simulate is None:  # no fnx engine opens a simulated format's file: its I/O stays as the manifest says
+        record_io_quantization(manifest, tmp)
 
 
 def _gelu_notes(fmt: ArtifactFormat, form: str, gelu_variant: bool) -> tuple[str, ...]:

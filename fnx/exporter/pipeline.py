@@ -13,7 +13,7 @@ import torch
 
 from fnx.errors import FnxError
 from fnx.exporter.build import BuiltModel, build
-from fnx.exporter.checks import (as_nchw, check_against_model, preflight, reference_outputs, run_artifact,
+from fnx.exporter.checks import (artifact_outputs, as_nchw, check_against_model, preflight, reference_outputs,
                                verification_images)
 from fnx.exporter.fold import deploy_form
 from fnx.exporter.gelu_form import with_gelu_form
@@ -115,9 +115,11 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     on: weights, classes, size, features, must be the same). check_built: a caller's own check of the built model
     (bench all's --data classes), run with the others before anything is written."""
     formats = [get_format(f) for f in opts.formats]
-    for precision, fmt in made_pairs(opts, precisions, steps):
+    pairs = made_pairs(opts, precisions, steps)
+    for precision, fmt in pairs:
         fmt.check(opts.seen_by(fmt.file, precision))
     preflight(opts, precisions)  # every input that can be checked without the model, before building it
+    make_toolchains([fmt for _, fmt in pairs], steps)
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
         with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
@@ -137,6 +139,18 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
             batch_nhwc, source = verification_images(opts.data, built.preprocessing)
             check_inputs = (batch_nhwc, source, reference_outputs(built.model, batch_nhwc))
     return Prepared(built, deployed, out_dir, check_inputs)
+
+
+def make_toolchains(formats: list[ArtifactFormat], steps: Steps) -> None:
+    """Create, once per machine, the isolated toolchain of each format that has one and lacks it (FnxError in one
+    line, nothing left behind, where the package index cannot be reached)."""
+    from fnx.progress import phase
+    from fnx.toolchains.env import create
+
+    for tc in {f.toolchain.name: f.toolchain for f in formats if f.toolchain is not None}.values():
+        if not tc.ready:
+            with steps.step(f"create toolchain {tc.name} (once on this machine: fnx toolchains)"):
+                create(tc, phase)
 
 
 def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[str, ...], steps: Steps,
@@ -204,7 +218,7 @@ def convert_and_verify(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.n
     if reference is not built.model:
         refs = reference_outputs(reference, batch_nhwc)
     with steps.step(f"verify {fmt.name} {opts.precision} against {reference_name}"):
-        outs = as_nchw(run_artifact(tmp, batch_nhwc, fmt.file.layout), manifest.outputs)
+        outs = as_nchw(artifact_outputs(fmt, tmp, batch_nhwc), manifest.outputs)
         report = check(refs, outs, opts.precision, [o.name for o in manifest.outputs], logits=built.has_logits,
                        bounds=bounds_for(opts.precision, opts.int8.min_cosine), inputs=source,
                        reference=reference_name)

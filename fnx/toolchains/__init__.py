@@ -31,18 +31,20 @@ class Toolchain:
     purpose: str
     requirements: tuple[str, ...]
     torch: str | None = None  # a torch the toolchain needs other than this machine's (e.g. "2.4.0, CUDA build, 5.6 GB)
+    # installed first without their declared dependencies (a vendor wheel pinning a torch it does not need for the
+    # path fnx takes); what they do need is then in requirements
+    no_deps: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         """A short hash of what makes the environment: requirements, Python version, machine."""
-        made_of = json.dumps([sorted(self.requirements), sys.version_info[:2], platform.machine(), self.torch])
+        made_of = json.dumps([sorted(self.requirements), sys.version_info[:2], platform.machine(), self.torch,
+                              *([sorted(self.no_deps)] if self.no_deps else [])])
         return hashlib.sha256(made_of.encode()).hexdigest()[:12]
 
     @property
     def path(self) -> Path:
-        from fnx.fileio import cache_root
-
-        return cache_root() / "toolchains" / f"{self.name}-{self.key}"
+        return toolchains_root() / f"{self.name}-{self.key}"
 
     @property
     def python(self) -> Path:
@@ -61,6 +63,16 @@ class Toolchain:
 
 
 TOOLCHAINS: dict[str, Toolchain] = {}
+
+
+def toolchains_root() -> Path:
+    """Where the environments live: $FNX_TOOLCHAINS_DIR, else fnx's cache (they are large, and one per machine can
+    serve several caches and checkouts)."""
+    import os
+
+    from fnx.fileio import cache_root
+
+    return Path(os.environ.get("FNX_TOOLCHAINS_DIR") or cache_root() / "toolchains")
 
 
 def register_toolchain(toolchain: Toolchain) -> Toolchain:

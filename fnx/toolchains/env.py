@@ -32,12 +32,15 @@ def create(tc: Toolchain, on_line: Callable[[str], None] = lambda line: None) ->
     try:
         on_line("creating the virtual environment")
         venv.create(tc.path, with_pip=True, symlinks=True)
+        if tc.no_deps:
+            _pip_install(tc, on_line, tc.no_deps, "--no-deps")
         if tc.requirements:
-            _pip_install(tc, on_line)
+            _pip_install(tc, on_line, tc.requirements)
         frozen = subprocess.run([str(tc.python), "-m", "pip", "freeze", "--disable-pip-version-check"],
                                 capture_output=True, text=True).stdout.split()
         (tc.path / MARKER).write_text(json.dumps({
-            "name": tc.name, "requirements": list(tc.requirements), "key": tc.key, "packages": frozen,
+            "name": tc.name, "requirements": list(tc.requirements), "no_deps": list(tc.no_deps), "key": tc.key,
+            "packages": frozen,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "install_seconds": round(time.monotonic() - started, 1),
         }, indent=2) + "\n")
     except BaseException:
@@ -46,10 +49,10 @@ def create(tc: Toolchain, on_line: Callable[[str], None] = lambda line: None) ->
     return tc.path
 
 
-def _pip_install(tc: Toolchain, on_line: Callable[[str], None]) -> None:
-    """pip-install tc's requirements into its environment, streaming progress; FnxError if pip fails."""
-    cmd = [str(tc.python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
-           *tc.requirements]
+def _pip_install(tc: Toolchain, on_line: Callable[[str], None], packages: Sequence[str], *flags: str) -> None:
+    """pip-install packages into tc's environment, streaming progress; FnxError if pip fails."""
+    cmd = [str(tc.python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *flags,
+           *packages]
     held = _cpu_torch_constraint(tc)
     if held is not None:
         cmd += ["--constraint", str(held)]
@@ -85,8 +88,8 @@ def _failure(tc: Toolchain, pip_output: str) -> str:
     log = tc.path.parent / f"{tc.name}-{tc.key}.pip.log"
     if any(s in pip_output for s in UNREACHABLE):
         return (f"toolchain {tc.name} could not be installed: the package index cannot be reached or has no "
-                f"{' '.join(tc.requirements)}. Create it where the index can be reached: fnx toolchains create "
-                f"{tc.name} (pip's output: {log})")
+                f"{' '.join((*tc.no_deps, *tc.requirements))}. Create it where the index can be reached: "
+                f"fnx toolchains create {tc.name} (pip's output: {log})")
     if "torch" in pip_output and "conflict" in pip_output.lower():
         return (f"toolchain {tc.name} needs another torch than this machine's CPU build, which would pull a CUDA build "
                 f"of several GB; its target must declare it (Toolchain.torch) (pip's output: {log})")
@@ -105,6 +108,7 @@ def run(tc: Toolchain, args: Sequence[str], cwd: Path | None = None,
         timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run `python ARGS` in tc's environment (files are handed over by path in args); FnxError if it is not created."""
     if not tc.ready:
+        packages = ", ".join((*tc.no_deps, *tc.requirements)) or "nothing"
         raise FnxError(f"toolchain {tc.name} ({tc.purpose}) is not created here: fnx toolchains create {tc.name} "
-                       f"(installs {', '.join(tc.requirements) or 'nothing'} from the package index, once)")
+                       f"(installs {packages} from the package index, once)")
     return subprocess.run([str(tc.python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)

@@ -16,18 +16,19 @@ if TYPE_CHECKING:
 MIN_OPSET = 20  # below 20 GELU decomposes into Erf + Mul + Div
 
 
-def check_opset(opset: int) -> None:
-    """FnxError for an opset that would decompose FasterNet's GELU (every format made from fnx's ONNX checks it)."""
-    if opset < MIN_OPSET:
+def check_opset(opset: int, min_opset: int = MIN_OPSET) -> None:
+    """FnxError for an opset that would decompose FasterNet's GELU (every format made from fnx's ONNX checks it; a
+    converter that reads only older opsets passes its own min_opset)."""
+    if opset < min_opset:
         raise FnxError(f"--opset {opset} is too old: FasterNet's GELU needs opset >= {MIN_OPSET} to stay one Gelu op")
 
 
 def export_onnx(model: "torch.nn.Module", path: Path, sample: "torch.Tensor", output_names: list[str],
-                dynamic_batch: bool = False, opset: int = 20) -> None:
-    """Write model traced on sample (NCHW) to path as ONNX."""
+                dynamic_batch: bool = False, opset: int = 20, min_opset: int = MIN_OPSET) -> None:
+    """Write model traced on sample (NCHW) to path as ONNX (opset >= min_opset)."""
     import torch
 
-    check_opset(opset)
+    check_opset(opset, min_opset)
     axes = {n: {0: "batch"} for n in ["input", *output_names]} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,0 +1,154 @@
+"""--format rknn: fnx's fp32 ONNX built into an int8 .rknn by rknn-toolkit2 in its own environment (fnx.toolchains),
+judged on the toolkit's simulator against PyTorch under the int8 guard; the NPU/CPU op split and each layer's cosine
+in the manifest; no engine here (one line); a wrong target, an offline machine without the toolchain and a failed
+build each say so in one line and leave nothing.
+
+The tests marked `toolchain` run the real toolkit: `make test-targets` creates its environment first (once per
+machine, FNX_TOOLCHAINS_DIR) and runs them; the others need no toolchain and run in `make test`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from fnx.errors import FnxError
+
+
+@pytest.fixture(scope="module")
+def rknn_t0(tmp_path_factory):
+    """The demo's trained FasterNet-T0 (digits, 64 px) exported to rk3588 by `fnx export` in a subprocess, as a user
+    runs it: (artifact, its manifest as JSON). Trained weights: random ones at 64 px lose more to int8 than the
+    guard's default bound allows on any int8 target (0.987 here, 0.989 with ExecuTorch)."""
+    import sys
+    from pathlib import Path
+
+    import fnx
+
+    weights = Path(fnx.__file__).parent / "demo" / "fasternet_t0_digits.safetensors"
+    out = tmp_path_factory.mktemp("rknn")
+    r = subprocess.run([sys.executable, "-m", "fnx", "export", "t0", "--weights", str(weights), "--format", "rknn",
+                        "--precision", "int8", "--target", "rk3588", "--calib-data", "synthetic", "--calib-size", "32",
+                        "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    art = out / "fasternet_t0_64_rknn_int8.rknn"
+    return art, json.loads(art.with_suffix(".json").read_text())
+
+
+@pytest.mark.toolchain
+def test_t0_is_built_for_rk3588_and_judged_on_the_simulator_against_pytorch(rknn_t0):
+    art, m = rknn_t0
+    from fnx.formats import detect_format
+
+    assert detect_format(art).name == "rknn" and art.read_bytes()[:4] == b"RKNN"
+    assert sorted(p.name for p in art.parent.iterdir()) == sorted([art.name, art.with_suffix(".json").name])
+    assert (m["artifact"]["format"], m["artifact"]["precision"]) == ("rknn", "int8")
+    c = m["compilation"]
+    assert c["compiler"] == "rknn-toolkit2 2.5.0" and c["target"] == "rk3588" and c["source_format"] == "onnx"
+    assert c["options"]["quantized_dtype"] == "w8a8" and "simulator" in c["parity"]
+    # the guard (held-out images) and the parity check (16 verification images) judged the simulator's outputs
+    # against PyTorch fp32 at fnx's default int8 bound; measured 0.9983 / 0.9995 (docs/guides/rknn.md)
+    cal, parity = m["calibration"], m["parity"]
+    assert cal["guard"]["min_cosine"] == 0.99 and cal["report"]["passed"] and cal["report"]["cosine_min"] >= 0.99
+    (logits,) = parity["outputs"]
+    assert parity["passed"] and logits["cosine"] >= 0.99 and logits["top1_agreement"] >= 0.9 and logits["n"] == 16
+    # the op split from the toolkit's layer table: every compute op on the NPU (75 with 2.5.0), the CPU's are I/O
+    e = c["estimate"]
+    assert e["ops_on_npu"] > 50 and e["latency_ms"] is None
+    assert c["options"]["ops_on_cpu"] == "InputOperator, Reshape, OutputOperator" and e["ops_on_cpu"] == 3
+    # each layer's cosine from accuracy_analysis: the input and the logits among them, every one a cosine
+    layers = c["layers"]
+    assert len(layers) > 50 and all(-1 <= la["cosine"] <= 1.0001 and -1 <= la["cosine_single"] <= 1.0001
+                                    for la in layers)
+    assert (layers[0]["op"], layers[0]["layer"], layers[-1]["layer"]) == ("Input", "input", "logits")
+    assert min(la["cosine_single"] for la in layers) > 0.99  # no layer alone loses the signal at int8
+
+
+@pytest.mark.toolchain
+def test_fnx_runs_no_rknn_file_and_says_where_it_runs(rknn_t0, cli):
+    art = rknn_t0[0]
+    for args in (("run", art, art), ("verify", art, "--layers")):
+        r = cli(*args, env={"COLUMNS": "400"})
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert "no engine for rknn artifacts: they run on a Rockchip NPU, through RKNN Lite 2" in r.stderr
+        assert "compilation.layers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.toolchain
+def test_a_build_below_the_bound_is_refused_with_its_figures_and_leaves_nothing(tmp_path, cli):
+    """The real toolkit on random weights: the simulator's held-out cosine is below the bound asked, the guard cannot
+    return RKNN layers to float, so the export is refused with the figure, and nothing is left in the folder."""
+    r = cli("export", "t0", "--weights", "random", "--num-classes", "10", "--img-size", "64", "--format", "rknn",
+            "--precision", "int8", "--calib-data", "synthetic", "--calib-size", "8", "--min-cosine", "0.99999",
+            "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and "int8 accuracy guard failed" in said and "is below 0.99999" in said, r.output
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--target", "rk9999"), "unknown --target 'rk9999'"),
+    (("--target", "rpi4"), "for rknn, --target takes rk3588, rk3576"),
+    (("--precision", "fp32"), "rknn has no fp32 export in fnx"),
+    (("--calib-method", "percentile"), "--calib-method percentile has no rknn-toolkit2 counterpart"),
+])
+def test_a_wrong_rknn_export_is_refused_in_one_line_before_anything(args, said, tmp_path, cli, monkeypatch):
+    import fnx.exporter.pipeline as pipeline
+
+    monkeypatch.setenv("FNX_TOOLCHAINS_DIR", str(tmp_path / "toolchains"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("built the model before refusing"))
+    options = dict(zip(args[::2], args[1::2]))
+    r = cli("export", "t0", "--weights", "random", "--format", "rknn", *args,
+            *(() if "--precision" in options else ("--precision", "int8")), "--calib-data", "synthetic",
+            "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    assert r.exit_code == 1 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "toolchains").exists()  # nothing installed either
+
+
+def test_every_rockchip_platform_is_a_target_and_the_unknown_line_lists_them(cli, tmp_path):
+    from fnx.targets.rknn import PLATFORMS
+
+    r = cli("export", "t0", "--weights", "random", "--format", "rknn", "--precision", "int8", "--target", "rk9999",
+            "--calib-data", "synthetic", "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    assert all(p in r.stderr for p in PLATFORMS), r.stderr
+
+
+def test_offline_without_the_toolchain_says_what_to_do_in_one_line_and_writes_nothing(tmp_path, cli, monkeypatch):
+    import fnx.exporter.pipeline as pipeline
+
+    monkeypatch.setenv("FNX_TOOLCHAINS_DIR", str(tmp_path / "toolchains"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as on a machine that cannot reach the package index
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("built the model without the toolchain"))
+    r = cli("export", "t0", "--weights", "random", "--format", "rknn", "--precision", "int8", "--calib-data",
+            "synthetic", "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]  # after the failed step's line
+    assert r.exit_code == 1 and "toolchain rknn could not be installed: the package index cannot be reached" in said
+    assert "fnx toolchains create rknn" in said and not (tmp_path / "out").exists()
+    assert [p.name for p in (tmp_path / "toolchains").iterdir()] == [p.name for p in (tmp_path / "toolchains").glob(
+        "*.pip.log")]  # pip's log for the curious; no environment left half-made
+
+
+def test_a_failed_toolkit_build_leaves_nothing(t0_ckpt, tmp_path, monkeypatch):
+    """The toolkit writes part of a .rknn and fails: the export says so with the toolkit's own error line, and neither
+    the artifact, its manifest nor any temporary file is left."""
+    import fnx.exporter.pipeline as pipeline
+    import fnx.targets.rknn.build as build
+    from fnx.exporter import ExportOptions, Int8Options, export_model
+
+    def failing_toolkit(tc, args, cwd=None, timeout=None):
+        job = json.loads(open(args[1]).read())
+        open(job["rknn"], "wb").write(b"RKNN partial")
+        open(job["log"], "w").write("I RKNN: building\nE RKNN: Unkown op target: 0\nE build: Meet unsupported op\n")
+        return subprocess.CompletedProcess(args, 2, "", "rknn-toolkit2 build failed (returned -1)")
+
+    monkeypatch.setattr(pipeline, "make_toolchains", lambda formats, steps: None)
+    monkeypatch.setattr(build, "create", lambda tc, on_line: None)
+    monkeypatch.setattr(build, "run", failing_toolkit)
+    out = tmp_path / "out"
+    with pytest.raises(FnxError, match=r"rknn-toolkit2 could not build .*\.fp32\.onnx for rk3576: E build: Meet "
+                                       r"unsupported op"):
+        export_model("t0", ExportOptions(formats=("rknn",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                         out_dir=out, int8=Int8Options("synthetic", size=8, target="rk3576")))
+    assert list(out.iterdir()) == []
