@@ -1,7 +1,8 @@
 """The manifest's record of how an int8 artifact's form was chosen (part of fnx.manifest's contract; torch-free).
 
 `Calibration.forms` holds an `Int8FormChoice`: what was asked (`auto` or a form's name), what was chosen and how
-(measured here, a target's rule for `--target`, as asked, or the guard's fallback), why, and every candidate's
+(measured here, a target's rule for `--target`, as asked, the target's default for `--int8-form default`, or the
+guard's fallback), why, and every candidate's
 figures (`Int8FormTrial`): latency on this machine, held-out cosine and top-1 agreement, and whether it held the bound.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fnx.records import Record
 
-HOW = ("measured", "rule", "asked", "fallback")  # how the form was chosen
+HOW = ("measured", "rule", "asked", "default", "fallback")  # how the form was chosen
 
 
 @dataclass

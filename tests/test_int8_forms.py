@@ -170,6 +170,28 @@ def test_a_forced_form_is_kept_and_one_no_format_has_is_refused():
         check_form_options(opts, [onnx, tflite], int8=False)
 
 
+def test_default_takes_each_targets_first_form_unmeasured_even_for_a_gelu_model_or_a_target():
+    from fnx.calibration.options import DEFAULT_FORM, Int8Options
+    from fnx.exporter.formats import FORMATS
+    from fnx.exporter.int8_forms import check_form_options, pick_forms
+    from fnx.exporter.options import ExportOptions
+
+    makers = [f for f in FORMATS.values() if f.int8_quantizer is not None]
+    assert len(makers) >= 3
+    for fmt in makers:
+        for gelus in (("exact",), ("exact", "sigmoid")):
+            for target in (None, "rpi5"):
+                pick = pick_forms(fmt, Int8Options("synthetic", form=DEFAULT_FORM, target=target), gelus)
+                assert [(o.form.name, o.gelu) for o in pick.options] == [(fmt.int8_forms[0].name, "exact")], fmt.name
+                assert (pick.how, pick.asked, pick.left_out) == ("default", DEFAULT_FORM, [])
+                assert "not measured" in pick.reason and fmt.name in pick.reason
+    opts = ExportOptions(formats=tuple(f.name for f in makers), precision="int8",
+                         int8=Int8Options("synthetic", form=DEFAULT_FORM))
+    check_form_options(opts, makers, int8=True)  # every format has a default: nothing to refuse
+    with pytest.raises(FnxError, match="this export makes no int8 artifact"):
+        check_form_options(opts, makers, int8=False)
+
+
 def test_auto_measures_the_sigmoid_gelu_forms_where_the_target_says_and_leaves_out_what_it_marks(monkeypatch):
     from fnx.calibration.options import Int8Options
     from fnx.exporter.int8_forms import pick_forms

@@ -265,9 +265,10 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
                                                              if any(f in e.formats for e in ENGINES.values())])
     # --min-cosine 0.9: int8 of these random weights from 32 synthetic images is near the default 0.99 (0.984-0.99
     # on an AMD EPYC), so the guard would refuse or pass by CPU; a refusal's row: test_bench_all_keeps_a_refusal_as_a_row
+    # --int8-form default: one int8 form per format, not measured (the measuring is test_int8_forms', per format)
     r = cli("bench", "all", "t0", "--weights", t0_ckpt, "--img-size", "64", "--precisions", "fp32,int8",
             "--calib-data", "synthetic", "--calib-size", "32", "--min-cosine", "0.9", "--runs", "3", "--warmup", "1",
-            "--out", tmp_path, "--json", env={"COLUMNS": "250"})
+            "--int8-form", "default", "--out", tmp_path, "--json", env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert not [x for x in rows if "error" in x]
@@ -292,6 +293,9 @@ def test_bench_all_ranks_every_format_and_engine_here(t0_ckpt, tmp_path, cli, mo
     hinted = {x["inference_precision"] for x in rows if x["inference_precision"] in INFERENCE_PRECISION_BOUNDS}
     assert hinted == set(supported_precisions()) - {"f32"}
     assert all(x["precision"] != "int8" for x in rows if x["inference_precision"] in hinted)
+    forms = [json.loads(m.read_text())["calibration"].get("forms") for m in tmp_path.rglob("*.json")
+             if (json.loads(m.read_text()).get("calibration") or {}).get("forms")]
+    assert forms and all((f["asked"], f["how"], f["candidates"]) == ("default", "default", []) for f in forms)
     for x in rows:  # the exports' own checks held, so every row is within its bound
         hint = x["inference_precision"] if x["inference_precision"] in hinted else None
         bound = bounds_for(x["precision"], 0.9, inference_precision=hint)["min_cosine"]

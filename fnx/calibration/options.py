@@ -10,6 +10,7 @@ from fnx.errors import FnxError
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 INT8_IO = ("int8", "float")
 AUTO_FORM = "auto"  # --int8-form auto: every candidate form measured here, the fastest within the bound kept
+DEFAULT_FORM = "default"  # --int8-form default: each target's default form, nothing measured (the quickest export)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from rich.console import Console
 from fnx.errors import FnxError
 from fnx.install import pip_install
 from fnx.interrupts import caused_by_interrupt, keep_interrupts
-from fnx.calibration.options import AUTO_FORM
+from fnx.calibration.options import AUTO_FORM, DEFAULT_FORM
 from fnx.exporter.options import GELU_FORMS
 from fnx.runtime.placement import CONSENT, INFERENCE_PRECISIONS
 from fnx.runtime.preprocess import PREPROCESS_MODES
@@ -103,7 +103,7 @@ CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int
 def _int8_forms() -> type[Enum]:
     from fnx.exporter.int8_forms import all_form_names
 
-    return _choices("Int8FormChoice", [AUTO_FORM, *all_form_names()])
+    return _choices("Int8FormChoice", [AUTO_FORM, DEFAULT_FORM, *all_form_names()])
 
 
 Int8FormChoice = _int8_forms()
@@ -111,8 +111,8 @@ Int8Form = Annotated[Int8FormChoice, typer.Option(
     "--int8-form", case_sensitive=False, help="int8: the form to write, per target (activation and weight types, NNCF "
     "preset, GELU as x*sigmoid(1.702x) for T0/T1; docs/guides/int8.md). auto: every candidate quantized, checked on "
     "the held-out images and timed here (1 thread), the fastest within the bound of the guard kept, the figures of "
-    "every candidate in the manifest; with --target, the rule of each target. A format without the form named stays "
-    "at auto.")]
+    "every candidate in the manifest; with --target, the rule of each target. default: each target's default form, "
+    "nothing measured (the quickest export). A format without the form named stays at auto.")]
 OnnxInt8Form = Annotated[Optional[str], typer.Option("--onnx-int8-form", hidden=True, help="Deprecated: --int8-form.")]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fnx.calibration.forms import SIGMOID_GELU, Int8Form
-from fnx.calibration.options import AUTO_FORM, Int8Options
+from fnx.calibration.options import AUTO_FORM, DEFAULT_FORM, Int8Options
 from fnx.errors import FnxError
 from fnx.exporter.formats import FORMATS, ArtifactFormat
 from fnx.exporter.options import ExportOptions
@@ -71,6 +71,9 @@ def pick_forms(fmt: ArtifactFormat, int8: Int8Options, gelus: tuple[str, ...] = 
     is the one --gelu-form asked)."""
     options = [FormOption(f, g) for g in gelus for f in fmt.int8_forms]
     asked = int8.form
+    if asked == DEFAULT_FORM:
+        first = next(o for o in options if o.form.name == fmt.int8_forms[0].name and o.gelu == gelus[0])
+        return FormPick([first], asked, "default", f"{fmt.name}'s default form (--int8-form default: not measured)", [])
     if asked != AUTO_FORM and asked in form_names(fmt):
         match = [o for o in options if o.name == asked or (o.form.name == asked and o.gelu == gelus[0])]
         if not match:
@@ -107,7 +110,7 @@ def check_form_options(opts: ExportOptions, formats: list[ArtifactFormat], int8:
         raise FnxError(f"{given} chooses an int8 form, and this export makes no int8 artifact: drop {given}, or add "
                        f"--precision int8")
     makers = [f for f in formats if f.int8_quantizer is not None]
-    if opts.int8.form != AUTO_FORM and not any(opts.int8.form in form_names(f) for f in makers):
+    if opts.int8.form not in (AUTO_FORM, DEFAULT_FORM) and not any(opts.int8.form in form_names(f) for f in makers):
         known = "; ".join(f"{f.name}: {', '.join(form_names(f))}" for f in makers)
         raise FnxError(f"no format of this export has the int8 form {opts.int8.form!r} (its forms: {known}); use "
                        f"--int8-form auto to measure them")
