@@ -84,8 +84,9 @@ def make_exports(args, skipped: list[str]) -> tuple[list[Artifact], subprocess.P
         if not p.is_file():
             raise SystemExit(f"--extra-artifact {p} does not exist")
         arts.append(Artifact(p.resolve()))
-    bg = subprocess.Popen([sys.executable, __file__, "--_export", *later], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) if later else None
+    with open(CACHE / "background_exports.log", "w") as log:  # stderr to a file: only stdout is read as it comes
+        bg = subprocess.Popen([sys.executable, __file__, "--_export", *later], stdout=subprocess.PIPE, stderr=log,
+                              text=True) if later else None
     return arts, bg
 
 
@@ -144,22 +145,23 @@ def main(argv=None) -> int:
     images = pngs(artifacts, work, cdir)
     mirror(work, roots)
     results = chroot.run_jobs(chroot.jobs_for(artifacts, "p1", cdir, images, sets), roots, args.jobs)
-    if bg:
-        out, err = bg.communicate()
-        console.print(f"background exports ({' '.join(bg.args[3:])}) finished at {time.time() - t_start:.0f} s")
-        lines = out.strip().splitlines()
-        late = [Artifact(Path(line)) for line in lines if not line.startswith("FAILED ")]
-        skipped += [f"t0 {line[7:]}" for line in lines if line.startswith("FAILED ")]
-        if bg.returncode or len(lines) < len(bg.args) - 3:
-            skipped.append(f"background exports: exit {bg.returncode} after {len(lines)} of {len(bg.args) - 3} "
-                           f"({(err.strip().splitlines() or ['?'])[-1][:160]})")
-        for i, a in enumerate(late):
-            prepare(a, len(artifacts) + i, work)
-        if late:
-            x86_top1(late, work, images)
-            artifacts += late
+    if bg:  # each artifact's jobs as soon as it is exported, while the next one exports
+        done, todo = 0, len(bg.args) - 3
+        for line in bg.stdout:
+            line, done = line.strip(), done + 1
+            console.print(f"background export {done} of {todo} finished at {time.time() - t_start:.0f} s")
+            if line.startswith("FAILED "):
+                skipped.append(f"t0 {line[7:]}")
+                continue
+            a = Artifact(Path(line))
+            prepare(a, len(artifacts), work)
+            x86_top1([a], work, images)
+            artifacts.append(a)
             mirror(work, roots)
-            results += chroot.run_jobs(chroot.jobs_for(late, "p2", cdir, images, sets), roots, args.jobs)
+            results += chroot.run_jobs(chroot.jobs_for([a], f"p{1 + done}", cdir, images, sets), roots, args.jobs)
+        if bg.wait() or done < todo:
+            err = (CACHE / "background_exports.log").read_text().strip().splitlines() or ["?"]
+            skipped.append(f"background exports: exit {bg.returncode} after {done} of {todo} ({err[-1][:160]})")
     if args.corrupt:
         a = artifacts[0]
         a.ref = a.ref.copy()
