@@ -4,8 +4,8 @@
 Run as root from the repo venv:   .venv/bin/python scripts/arm_parity.py [--corrupt] [--extra-artifact PATH]...
 
 1. exports (cached; scripts/armparity/exports.py): FasterNet-T0 224 fp32/int8 x TFLite/ONNX/ExecuTorch, ncnn
-   fp32/fp16 (lively random weights) and the trained demo int8 TFLite; the slow int8 TFLite and ExecuTorch exports
-   run in the background;
+   fp32/fp16 (lively random weights) and the trained demo int8 TFLite; the slow ones (int8 TFLite, ExecuTorch) run in
+   the background, each one's jobs starting when it is written;
 2. fixed inputs (4 synthetic images per manifest); x86 outputs from fnx.runtime (1 thread); PyTorch fp32 for int8;
 3. the aarch64 chroot (scripts/arm_env.sh) with this checkout's wheel pip-installed per engine set, as a Pi user would:
      litert          ai-edge-litert 2.3 + onnxruntime 1.32 + numpy 2   (all artifacts)
