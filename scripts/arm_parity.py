@@ -3,13 +3,16 @@
 
 Run as root from the repo venv:   .venv/bin/python scripts/arm_parity.py [--corrupt] [--extra-artifact PATH]...
 
-1. exports (cached; scripts/armparity/exports.py): FasterNet-T0 224 fp32/int8 x TFLite/ONNX, ncnn fp32/fp16
-   (lively random weights) and the trained demo int8 TFLite; the slow int8 TFLite export runs in the background;
+1. exports (cached; scripts/armparity/exports.py): FasterNet-T0 224 fp32/int8 x TFLite/ONNX/ExecuTorch, ncnn
+   fp32/fp16 (lively random weights) and the trained demo int8 TFLite; the slow ones (int8 TFLite, ExecuTorch) run in
+   the background, each one's jobs starting when it is written;
 2. fixed inputs (4 synthetic images per manifest); x86 outputs from fnx.runtime (1 thread); PyTorch fp32 for int8;
 3. the aarch64 chroot (scripts/arm_env.sh) with this checkout's wheel pip-installed per engine set, as a Pi user would:
      litert          ai-edge-litert 2.3 + onnxruntime 1.32 + numpy 2   (all artifacts)
      tflite-runtime  tflite-runtime 2.14 + numpy 1.x                    (TFLite artifacts, engine forced)
      ncnn            ncnn 1.0.20261020 + numpy 2 (fnx[ncnn], no torch)  (ncnn artifacts; Session)
+     executorch      executorch + torch at the host's versions, numpy 2  (.pte artifacts; Session; cpuinfo's /proc and
+                     /sys; PyPI's aarch64 torch is a CUDA build: its CUDA libraries come too, ~2.4 GB once)
      armv7l          32-bit Raspberry Pi OS: Debian armhf python3.11 with Debian's numpy 1.24 and Pillow, tflite-runtime
                      2.14 (scripts/armv7_env.sh; TFLite artifacts)
    each set runs fnx.runtime.Session and examples/classify.py (no fnx on its path); armv7l also `fnx run --json`;
@@ -51,22 +54,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-int8", action="store_true", help="fp32 artifacts only")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="emulated processes at once")
     ap.add_argument("--keep", action="store_true", help="keep the work dir inside the chroot")
-    ap.add_argument("--_export", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--_export", nargs="+", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
 def make_exports(args, skipped: list[str]) -> tuple[list[Artifact], subprocess.Popen | None]:
-    """Return the artifacts ready now, and the background process exporting int8 TFLite (None if cached or not wanted)."""
+    """Return the artifacts ready now, and the background process exporting the slow int8 ones one after the other
+    (exports.BACKGROUND; None if cached or not wanted)."""
     if args.fresh_exports:
         shutil.rmtree(CACHE / "exports", ignore_errors=True)
-    arts, bg = [], None
+    arts, later = [], []
     for fmt, prec in exports.WANTED:
         if prec == "int8" and args.no_int8:
             continue
         recipe = exports.t0_recipe(fmt, prec)
-        if (fmt, prec) == ("tflite", "int8") and not exports.is_cached(recipe, CACHE):
-            bg = subprocess.Popen([sys.executable, __file__, "--_export", fmt, prec], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        if (fmt, prec) in exports.BACKGROUND and not exports.is_cached(recipe, CACHE):
+            later += [f"{fmt}:{prec}"]
             continue
         try:
             arts.append(Artifact(exports.export(recipe, CACHE)))
@@ -81,13 +84,20 @@ def make_exports(args, skipped: list[str]) -> tuple[list[Artifact], subprocess.P
         if not p.is_file():
             raise SystemExit(f"--extra-artifact {p} does not exist")
         arts.append(Artifact(p.resolve()))
+    with open(CACHE / "background_exports.log", "w") as log:  # stderr to a file: only stdout is read as it comes
+        bg = subprocess.Popen([sys.executable, __file__, "--_export", *later], stdout=subprocess.PIPE, stderr=log,
+                              text=True) if later else None
     return arts, bg
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args._export:  # background worker: export one artifact, print its path
-        print(exports.export(exports.t0_recipe(*args._export), CACHE))
+    if args._export:  # background worker: export FMT:PRECISION ..., print each one's path or why it failed
+        for fmt, prec in (x.split(":") for x in args._export):
+            try:
+                print(exports.export(exports.t0_recipe(fmt, prec), CACHE), flush=True)
+            except Exception as e:  # the next one still runs; the parent counts this one as a failure
+                print(f"FAILED {fmt} {prec}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}", flush=True)
         return 0
     t_start = time.time()
     console.print("[bold]ARM parity[/] (emulated aarch64 and armv7l vs x86_64; emulated timings say nothing about a Pi)")
@@ -102,7 +112,8 @@ def main(argv=None) -> int:
         return chroot.cannot_emulate(chroot.env_error())
     skipped: list[str] = []
     artifacts, bg = make_exports(args, skipped)
-    console.print(f"exports ready in {time.time() - t_start:.0f} s{'; int8 TFLite exporting in the background' if bg else ''}")
+    console.print(f"exports ready in {time.time() - t_start:.0f} s"
+                  f"{'; exporting in the background: ' + ' '.join(bg.args[3:]) if bg else ''}")
     env_out, _ = env.communicate()
     if env.returncode == 3:
         return chroot.cannot_emulate("scripts/arm_env.sh could not set up aarch64 emulation")
@@ -134,18 +145,23 @@ def main(argv=None) -> int:
     images = pngs(artifacts, work, cdir)
     mirror(work, roots)
     results = chroot.run_jobs(chroot.jobs_for(artifacts, "p1", cdir, images, sets), roots, args.jobs)
-    if bg:
-        out, err = bg.communicate()
-        console.print(f"int8 TFLite export finished at {time.time() - t_start:.0f} s")
-        if bg.returncode == 0 and out.strip():
-            a = Artifact(Path(out.strip().splitlines()[-1]))
+    if bg:  # each artifact's jobs as soon as it is exported, while the next one exports
+        done, todo = 0, len(bg.args) - 3
+        for line in bg.stdout:
+            line, done = line.strip(), done + 1
+            console.print(f"background export {done} of {todo} finished at {time.time() - t_start:.0f} s")
+            if line.startswith("FAILED "):
+                skipped.append(f"t0 {line[7:]}")
+                continue
+            a = Artifact(Path(line))
             prepare(a, len(artifacts), work)
             x86_top1([a], work, images)
             artifacts.append(a)
             mirror(work, roots)
-            results += chroot.run_jobs(chroot.jobs_for([a], "p2", cdir, images, sets), roots, args.jobs)
-        else:
-            skipped.append(f"t0 tflite int8: export failed ({(err.strip().splitlines() or ['?'])[-1][:160]})")
+            results += chroot.run_jobs(chroot.jobs_for([a], f"p{1 + done}", cdir, images, sets), roots, args.jobs)
+        if bg.wait() or done < todo:
+            err = (CACHE / "background_exports.log").read_text().strip().splitlines() or ["?"]
+            skipped.append(f"background exports: exit {bg.returncode} after {done} of {todo} ({err[-1][:160]})")
     if args.corrupt:
         a = artifacts[0]
         a.ref = a.ref.copy()

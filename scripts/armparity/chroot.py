@@ -21,23 +21,49 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FNX_ARM_CACHE") or Path.home() / ".cache/fnx/arm")
 PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
              "manylinux2014_aarch64"]
+# pip takes only the manylinux tags it is given: BASE's CUDA wheels are also tagged 2_25 (cupti) and 2_18 (nccl)
+NO_DEPS_PLATFORMS = [*PLATFORMS[:3], "manylinux_2_25_aarch64", "manylinux_2_18_aarch64", *PLATFORMS[3:]]
 SETS = {  # what a Pi user installs next to the fnx wheel, per engine set
     "litert": ["fnx-edge[runtime,onnx-runtime,serve] @ file://{wheel}", "numpy>=2,<2.3", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0"],
     "tflite-runtime": ["fnx-edge @ file://{wheel}", "numpy<2", "tflite-runtime==2.14.0", "pillow"],
     "ncnn": ["fnx-edge[ncnn] @ file://{wheel}", "numpy>=2,<2.3", "ncnn==1.0.20261020"],
+    "executorch": ["fnx-edge @ file://{wheel}", "numpy>=2,<2.3"],  # + BASE: torch and ExecuTorch as on the host
 }
+# The executorch set's BASE layer (installed without dependencies): PyPI's only aarch64 torch wheel is a CUDA 13
+# build (427 MB) whose libraries need CUDA's at load time (readelf -d: libtorch_cpu.so needs libcudart and libcupti,
+# libtorch_python.so cudnn, nccl and cufile, libtorch_cuda.so the rest), so the ExecuTorch set holds torch, the
+# CUDA 13 runtime wheels its libraries load (the versions torch 2.13.0's metadata pins; cusolver, nvtx and triton
+# are never loaded and stay out) and the one Python module `import torch` needs (typing_extensions). ~2.4 GB
+# download, 3.7 GB installed. torch and ExecuTorch pinned to the host's versions: a .pte runs only on the
+# ExecuTorch version that wrote it.
+TORCH_CUDA_LIBS = {"2.13.0": [
+    "nvidia-cuda-runtime==13.0.96", "nvidia-cuda-cupti==13.0.85", "nvidia-cudnn-cu13==9.20.0.48",
+    "nvidia-nccl-cu13==2.29.7", "nvidia-cufile==1.15.1.6", "nvidia-cublas==13.1.1.3", "nvidia-cufft==12.0.0.61",
+    "nvidia-cusparse==12.6.3.3", "nvidia-cusparselt-cu13==0.8.1", "nvidia-curand==10.4.0.35",
+    "nvidia-cuda-nvrtc==13.0.88", "nvidia-nvjitlink==13.0.88", "nvidia-nvshmem-cu13==3.4.5"]}
+# Sets whose jobs see a /proc and a minimal /sys/devices/system/cpu (arm_run.sh --cpu-sysfs): ExecuTorch's XNNPACK
+# refuses to start (status 5, unsupported hardware) when cpuinfo cannot read them; LiteRT and ONNX Runtime crash
+# in their CPU detection with the host's /sys, so the other sets run without.
+CPU_SYSFS = {"executorch"}
+# The CPU qemu emulates for a set (default: qemu's `max`). ExecuTorch on the Raspberry Pi 5's core: under qemu 7.2's
+# `max` (SME on), XNNPACK's SME int8 kernels gave cosine 0.52-0.64 against x86 (T0 224, 4 images); with `max,sme=off`,
+# cortex-a76, cortex-a72, neoverse-n1 or a64fx its int8 and fp32 outputs equal x86's bit for bit (measured 2026-12-05).
+QEMU_CPU = {"executorch": "cortex-a76"}
+# Modules a set's runner may import (every other set must not import torch or TensorFlow).
+ALLOWED_IMPORTS = {"executorch": ["torch"]}
 # Which engine each set must run each format on (and that engine's forced name for the Session runner).
 EXPECT_ENGINE = {("litert", "tflite"): "litert", ("litert", "onnx"): "onnxruntime",
                  ("tflite-runtime", "tflite"): "tflite-runtime", ("armv7l", "tflite"): "tflite-runtime",
-                 ("ncnn", "ncnn"): "ncnn"}
-FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "tflite-runtime", "ncnn": None}
+                 ("ncnn", "ncnn"): "ncnn", ("executorch", "executorch"): "executorch"}
+FORCED_ENGINE = {"litert": None, "tflite-runtime": "tflite-runtime", "armv7l": "tflite-runtime", "ncnn": None,
+                 "executorch": None}
 # 32-bit Raspberry Pi OS: Debian's numpy and Pillow (armv7_env.sh), tflite-runtime, fnx and its pure-Python deps.
 ARMV7_SET = "armv7l"
 ARMV7_PLATFORMS = ["manylinux_2_34_armv7l", "manylinux_2_28_armv7l", "manylinux_2_17_armv7l", "manylinux2014_armv7l"]
-ARCH = {"litert": "aarch64", "tflite-runtime": "aarch64", "ncnn": "aarch64", ARMV7_SET: "armv7l"}
+ARCH = {**{s: "aarch64" for s in SETS}, ARMV7_SET: "armv7l"}
 # "serve": `fnx serve` on the first artifact, answering one infer request over HTTP (its outputs judged like the rest).
 RUNNERS = {"litert": ("session", "classify", "serve"), "tflite-runtime": ("session", "classify"), "ncnn": ("session",),
-           ARMV7_SET: ("session", "classify", "cli")}
+           "executorch": ("session",), ARMV7_SET: ("session", "classify", "cli")}
 console = Console(highlight=False, width=max(150, Console().width))
 
 
@@ -101,7 +127,8 @@ def wheel_key(wheel: Path) -> str:
 
 
 def install_fnx(root: Path, wheel: Path) -> dict[str, str]:
-    """pip-install the fnx wheel (+ each set's engines) for aarch64 into ROOT/opt/fnx-<set>."""
+    """pip-install the fnx wheel (+ each set's engines) for aarch64 into ROOT/opt/fnx-<set>, and a set's BASE layer
+    (kept while its requirements stay the same, whatever the wheel) into ROOT/opt/base-<set>."""
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     wheel_hash = wheel_key(wheel)
     keys = {}
@@ -110,12 +137,42 @@ def install_fnx(root: Path, wheel: Path) -> dict[str, str]:
         for s, reqs in SETS.items():
             key = hashlib.sha256((wheel_hash + " ".join(reqs) + " ".join(PLATFORMS)).encode()).hexdigest()[:16]
             keys[s] = key
-            dst = root / "opt" / f"fnx-{s}"
-            if (dst / ".fnx-key").is_file() and (dst / ".fnx-key").read_text().strip() == key:
-                continue
-            _pip_target(pip, [r.format(wheel=wheel) for r in reqs], root / "opt" / f".fnx-tmp-{s}-{os.getpid()}", dst, key)
-            console.print(f"  installed fnx wheel ({wheel_hash}) + {' '.join(reqs[1:])} -> {dst}")
+            layers = [(f"fnx-{s}", key, [r.format(wheel=wheel) for r in reqs], PLATFORMS, True,
+                       f"fnx wheel ({wheel_hash}) + {' '.join(reqs[1:])}")]
+            if s in BASE:
+                base = BASE[s]()
+                base_key = hashlib.sha256((" ".join(base + NO_DEPS_PLATFORMS)).encode()).hexdigest()[:16]
+                layers.append((f"base-{s}", base_key, base, NO_DEPS_PLATFORMS, False, " ".join(base) + " (no deps)"))
+            for name, k, want, plats, deps, label in layers:
+                dst = root / "opt" / name
+                if (dst / ".fnx-key").is_file() and (dst / ".fnx-key").read_text().strip() == k:
+                    continue
+                t = time.time()
+                _pip_target(pip, want, root / "opt" / f".fnx-tmp-{name}-{os.getpid()}", dst, k, plats, deps)
+                console.print(f"  installed {label} -> {dst} in {time.time() - t:.0f} s")
     return keys
+
+
+def executorch_base() -> list[str]:
+    """Return the executorch set's BASE layer: torch, ExecuTorch and typing_extensions at the host's versions, and the
+    CUDA libraries aarch64 torch loads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch, et, te = (version(n) for n in ("torch", "executorch", "typing_extensions"))
+    except PackageNotFoundError as e:
+        raise SystemExit(f"the executorch set pins the host's versions, and the host has no {e.name}: "
+                         f"pip install -e '.[dev]' (make setup)") from e
+    torch = torch.split("+")[0]  # the host's CPU build (2.13.0+cpu); PyPI's aarch64 wheel has no local version
+    if torch not in TORCH_CUDA_LIBS:
+        raise SystemExit(f"TORCH_CUDA_LIBS in {__file__} lists the CUDA wheels of aarch64 torch "
+                         f"{', '.join(TORCH_CUDA_LIBS)}, not of the host's torch {torch}: add them "
+                         f"(readelf -d torch/lib/*.so of its aarch64 wheel, the versions its metadata pins)")
+    return [f"torch=={torch}", f"executorch=={et}", f"typing-extensions=={te}", *TORCH_CUDA_LIBS[torch]]
+
+
+# Sets with a layer of their own below the fnx wheel's (on PYTHONPATH after it), installed without dependencies.
+BASE = {"executorch": executorch_base}
 
 
 def pure_closure(names: list[str], exclude: set[str]) -> list[str]:
@@ -195,7 +252,10 @@ def run_jobs(jobs: list[dict], roots: dict[str, Path], nproc: int) -> list[dict]
         (host_dir / f"job-{job['id']}.json").write_text(json.dumps(job))
         fnx_runner = job["runner"] in ("session", "cli", "serve")  # the fnx wheel's set, not arm_env.sh's env
         env_path = f"/opt/fnx-{job['set']}" if fnx_runner else f"/opt/env-{job['set']}"
-        cmd = [str(REPO / "scripts/arm_run.sh"), "-e", f"PYTHONPATH={env_path}", str(root),
+        env_path += f":/opt/base-{job['set']}" if job["set"] in BASE else ""
+        qemu = ["-e", f"QEMU_CPU={job['qemu_cpu']}"] if job["qemu_cpu"] else []
+        cmd = [str(REPO / "scripts/arm_run.sh"), *(["--cpu-sysfs"] if job["set"] in CPU_SYSFS else []), *qemu,
+               "-e", f"PYTHONPATH={env_path}", str(root),
                "none" if fnx_runner else job["set"], "--",
                f"{job['dir']}/arm_job.py", f"{job['dir']}/job-{job['id']}.json"]
         t = time.time()
@@ -223,6 +283,7 @@ def jobs_for(artifacts: list, tag: str, cdir: str, images: dict | None, sets=(*S
             jid = f"{tag}-{s}-{runner}"
             job = {"id": jid, "set": s, "arch": ARCH[s], "runner": runner, "dir": cdir, "classify": f"{cdir}/classify.py",
                    "engine": FORCED_ENGINE[s], "result": f"{cdir}/res-{jid}.json",
+                   "allowed": ALLOWED_IMPORTS.get(s, []), "qemu_cpu": QEMU_CPU.get(s),
                    "artifacts": [{"name": a.name, "id": a.id, "format": a.format, "model": f"{cdir}/{a.id}{a.path.suffix}",
                                   "x": f"{cdir}/{a.id}-x.npy", "out": f"{cdir}/{a.id}-{s}-{runner}.npy"} for a in sel]}
             if runner == "classify" and images:

@@ -67,7 +67,8 @@ class Report:
             runner = {"session": "fnx Session", "classify": "classify.py", "cli": "fnx run --json",
                       "serve": "fnx serve (HTTP)"}[job["runner"]]
             bound = "top-1 = x86 (fp32)" if job["runner"] == "cli" else a.bound_text()
-            self.row(ok, a.name, job["set"], runner, engine, machine, text, bound, top1, verdict)
+            arch = f"{machine} ({job['qemu_cpu']})" if job.get("qemu_cpu") else machine
+            self.row(ok, a.name, job["set"], runner, engine, arch, text, bound, top1, verdict)
         if res["rc"] and all(i.get("ok") for i in res["items"]):
             self.row(False, "(process)", job["set"], job["runner"], "", machine, "-", "-", "-", f"FAIL: exit {res['rc']}")
         if res["rc"] or not all(i.get("ok") for i in res["items"]):
