@@ -135,6 +135,7 @@ def test_a_failed_toolkit_build_leaves_nothing(t0_ckpt, tmp_path, monkeypatch):
     the artifact, its manifest nor any temporary file is left."""
     import fnx.exporter.pipeline as pipeline
     import fnx.targets.rknn.build as build
+    import fnx.toolchains.env as env
     from fnx.exporter import ExportOptions, Int8Options, export_model
 
     def failing_toolkit(tc, args, cwd=None, timeout=None):
@@ -145,7 +146,7 @@ def test_a_failed_toolkit_build_leaves_nothing(t0_ckpt, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "make_toolchains", lambda formats, steps: None)
     monkeypatch.setattr(build, "create", lambda tc, on_line: None)
-    monkeypatch.setattr(build, "run", failing_toolkit)
+    monkeypatch.setattr(env, "run", failing_toolkit)
     out = tmp_path / "out"
     with pytest.raises(FnxError, match=r"rknn-toolkit2 could not build .*\.fp32\.onnx for rk3576: E build: Meet "
                                        r"unsupported op"):

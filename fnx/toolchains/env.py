@@ -112,3 +112,13 @@ def run(tc: Toolchain, args: Sequence[str], cwd: Path | None = None,
         raise FnxError(f"toolchain {tc.name} ({tc.purpose}) is not created here: fnx toolchains create {tc.name} "
                        f"(installs {packages} from the package index, once)")
     return subprocess.run([str(tc.python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_job(tc: Toolchain, script: Path, work: Path, job: dict, what: str, timeout: float) -> subprocess.CompletedProcess:
+    """Write job (files by path) to work/job.json and run `python script job.json` in tc's environment from work;
+    FnxError saying what did not finish when it runs past timeout seconds."""
+    (work / "job.json").write_text(json.dumps(job))
+    try:
+        return run(tc, [str(script), str(work / "job.json")], cwd=work, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FnxError(f"{what} did not finish in {timeout:.0f} s (toolchain {tc.name})") from None
