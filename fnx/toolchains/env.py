@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -86,11 +87,12 @@ def _cpu_torch_constraint(tc: Toolchain) -> Path | None:
 
 def _failure(tc: Toolchain, pip_output: str) -> str:
     log = tc.path.parent / f"{tc.name}-{tc.key}.pip.log"
-    if any(s in pip_output for s in UNREACHABLE):
+    no_index = os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on")  # a conflict then means none
+    if no_index or any(s in pip_output for s in UNREACHABLE):
         return (f"toolchain {tc.name} could not be installed: the package index cannot be reached or has no "
                 f"{' '.join((*tc.no_deps, *tc.requirements))}. Create it where the index can be reached: "
                 f"fnx toolchains create {tc.name} (pip's output: {log})")
-    if "torch" in pip_output and "conflict" in pip_output.lower():
+    if re.search(r"\btorch\b", pip_output) and "conflict" in pip_output.lower():  # torch itself, not torchvision
         return (f"toolchain {tc.name} needs another torch than this machine's CPU build, which would pull a CUDA build "
                 f"of several GB; its target must declare it (Toolchain.torch) (pip's output: {log})")
     return f"toolchain {tc.name} could not be installed: pip failed (its output: {log})"
