@@ -229,3 +229,21 @@ def test_a_packer_output_is_told_from_another_zip(tmp_path):
     assert detect_format(packed).name == "imx500"
     with pytest.raises(FnxError, match="photos.zip is not a IMX500 converter output"):
         detect_format(other)
+
+
+def test_the_estimates_table_shows_the_memory_the_model_takes_on_the_sensor():
+    """`fnx export` and `fnx bench` list an IMX500 file among the compiled ones: its SRAM column is the memory report's
+    use of the sensor's memory (T0 224: 4,361,504 bytes), never a timing."""
+    from rich.console import Console
+
+    from fnx.cli.tables import estimates_table
+    from fnx.compilation import Compilation, NpuMemory
+
+    c = Compilation("imx500-converter 3.19.2", "imx500", "onnx", "0" * 64, 1, "MCT's quantized model",
+                    memory=NpuMemory(4361504, 8388480, 3001600, 1358880, True))
+    row = {"artifact": "fasternet_t0_224_imx500_int8.zip", **c.row(), "source_cosine": 0.99422}
+    assert row["on_chip_kib"] == 4361504 / 1024 and row["estimated_ms"] is None and row["sram_kib"] is None
+    console = Console(width=120, record=True)
+    console.print(estimates_table([row]))
+    (line,) = [s for s in console.export_text().splitlines() if "fasternet_t0_224_imx500_int8.zip" in s]
+    assert line.split()[1:] == ["-", "-", "-", "4259", "-", "0.99422"]
