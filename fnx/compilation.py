@@ -85,5 +85,6 @@ class Compilation(Record):
         return {"estimate": True, "target": self.target, "compiler": self.compiler,
                 "estimated_ms": e.latency_ms if e else None, "ops_on_npu": e.ops_on_npu if e else None,
                 "ops_on_cpu": e.ops_on_cpu if e else None, "sram_kib": kib(e.sram_bytes) if e else None,
-                "off_chip_kib": kib(e.off_chip_bytes) if e else None, "off_chip_memory": e.off_chip_memory if e else None,
+                "off_chip_kib": kib(e.off_chip_bytes) if e else None,
+                "off_chip_memory": e.off_chip_memory if e else None,
                 "on_chip_kib": kib(mem.used_bytes) if mem else None}

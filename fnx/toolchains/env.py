@@ -116,7 +116,8 @@ def run(tc: Toolchain, args: Sequence[str], cwd: Path | None = None,
     return subprocess.run([str(tc.python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def run_job(tc: Toolchain, script: Path, work: Path, job: dict, what: str, timeout: float) -> subprocess.CompletedProcess:
+def run_job(tc: Toolchain, script: Path, work: Path, job: dict, what: str,
+            timeout: float) -> subprocess.CompletedProcess:
     """Write job (files by path) to work/job.json and run `python script job.json` in tc's environment from work;
     FnxError saying what did not finish when it runs past timeout seconds."""
     (work / "job.json").write_text(json.dumps(job))

@@ -32,4 +32,5 @@ FILE = register_file_format(FileFormat(
     sniff=lambda head: head[:4] == b"PK\x03\x04", claims=is_packer_output, targets=(TARGET,),
     runs_on="the Raspberry Pi AI Camera's IMX500, once `imx500-package` on the Pi has made its .rpk "
             "(docs/guides/imx500.md, scripts/imx500_board.py); its parity was measured at export on Sony MCT's "
-            "quantized model and its fit from the converter's memory report (its manifest: parity, compilation.memory)"))
+            "quantized model and its fit from the converter's memory report (its manifest: parity, "
+            "compilation.memory)"))

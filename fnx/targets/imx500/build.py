@@ -27,9 +27,10 @@ from fnx.toolchains.simulated import Simulated, keep
 SCRIPT = Path(__file__).with_name("in_toolkit.py")
 TIMEOUT_S = 1800
 CALIB_BATCH = 8
-PARITY = ("measured on Sony MCT's quantized model for the IMX500 (its quantized ONNX, which the converter reads, run by "
-          "ONNX Runtime with mct-quantizers' ops) in the run that built this file, against PyTorch fp32: the "
-          "calibration guard and the parity check; there is no IMX500 simulator, and fnx could not run it on the sensor")
+PARITY = ("measured on Sony MCT's quantized model for the IMX500 (its quantized ONNX, which the converter reads, run "
+          "by ONNX Runtime with mct-quantizers' ops) in the run that built this file, against PyTorch fp32: the "
+          "calibration guard and the parity check; there is no IMX500 simulator, and fnx could not run it on the "
+          "sensor")
 
 
 def convert_imx500(model, out: Path, calib_nchw: np.ndarray, batches: list[np.ndarray], error_method: str,
@@ -49,8 +50,8 @@ def convert_imx500(model, out: Path, calib_nchw: np.ndarray, batches: list[np.nd
         np.save(work / "inputs.npy", np.concatenate(batches).astype(np.float32))
         job = {"model": str(work / "model.pt"), "calib": str(work / "calib.npy"), "batch": CALIB_BATCH,
                "error_method": error_method, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npz"),
-               "onnx": str(work / "model_mct.onnx"), "out_dir": str(work / "converted"), "log": str(work / "imxconv.log"),
-               "result": str(work / "result.json")}
+               "onnx": str(work / "model_mct.onnx"), "out_dir": str(work / "converted"),
+               "log": str(work / "imxconv.log"), "result": str(work / "result.json")}
         started = time.monotonic()
         done = run_job(IMX500, SCRIPT, work, job, "Sony's MCT and imx500-converter", TIMEOUT_S)
         if done.returncode != 0 or not (work / "result.json").is_file():

@@ -5,9 +5,9 @@ given inputs with ONNX Runtime and mct-quantizers' ops where the converter took 
 
 JOB.json: model (a torch.fx GraphModule fnx traced from its deploy-form model and saved with torch.save, in this
 job's own folder), calib (.npy, N x C x H x W float32), batch (calibration batch size), error_method (MCT's
-QuantizationErrorMethod for activations), inputs (.npy, N x C x H x W float32), outputs (.npz written where converted: output_0, ...),
-onnx (MCT's quantized ONNX, written), out_dir (the converter's output folder), log (the converter's output),
-result (.json written).
+QuantizationErrorMethod for activations), inputs (.npy, N x C x H x W float32), outputs (.npz written where
+converted: output_0, ...), onnx (MCT's quantized ONNX, written), out_dir (the converter's output folder), log (the
+converter's output), result (.json written).
 """
 
 import functools
