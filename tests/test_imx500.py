@@ -227,7 +227,7 @@ def test_a_packer_output_is_told_from_another_zip(tmp_path):
     with zipfile.ZipFile(other, "w") as z:
         z.writestr("a.jpg", "")
     assert detect_format(packed).name == "imx500"
-    with pytest.raises(FnxError, match="photos.zip is not a IMX500 converter output"):
+    with pytest.raises(FnxError, match="photos.zip is not a Sony IMX500 converter output"):
         detect_format(other)
 
 

@@ -28,7 +28,7 @@ def is_packer_output(path: Path) -> bool:
 
 
 FILE = register_file_format(FileFormat(
-    "imx500", ".zip", "NCHW", "IMX500 converter output (packerOut.zip) for the Raspberry Pi AI Camera",
+    "imx500", ".zip", "NCHW", "Sony IMX500 converter output (packerOut.zip) for the Raspberry Pi AI Camera",
     sniff=lambda head: head[:4] == b"PK\x03\x04", claims=is_packer_output, targets=(TARGET,),
     runs_on="the Raspberry Pi AI Camera's IMX500, once `imx500-package` on the Pi has made its .rpk "
             "(docs/guides/imx500.md, scripts/imx500_board.py); its parity was measured at export on Sony MCT's "
