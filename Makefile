@@ -27,7 +27,7 @@ test: setup
 # The targets whose converters run in isolated toolchains (fnx.toolchains): each environment is created once per
 # machine (kept under FNX_TOOLCHAINS_DIR, timed here), then the tests marked `toolchain` run the real converters.
 TOOLCHAINS_DIR ?= $(or $(FNX_TOOLCHAINS_DIR),$(or $(FNX_CACHE_DIR),$(HOME)/.cache/fnx)/toolchains)
-TARGET_TOOLCHAINS := rknn
+TARGET_TOOLCHAINS := rknn imx500
 
 test-targets: setup
 	@for tc in $(TARGET_TOOLCHAINS); do start=$$(date +%s); \

@@ -4,7 +4,8 @@ An NPU compiler (Arm's Vela for an Ethos-U) turns a file fnx can run and check (
 accelerator runs. Its parity and calibration figures are therefore those of the file it was compiled from, which
 the record names by sha256; what the compiler says about speed and memory is its performance model's estimate,
 kept apart from anything measured. A compiler with a simulator (Rockchip's rknn-toolkit2) is judged on the
-simulator's outputs instead, and its per-layer figures are kept (`layers`).
+simulator's outputs instead, and its per-layer figures are kept (`layers`); one that places the whole model in the
+accelerator's own memory (Sony's IMX500 converter) says how much it takes (`memory`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ class SimulatedLayer(Record):
 
 
 @dataclass
+class NpuMemory(Record):
+    """The compiler's memory report: what the model takes of the accelerator's on-chip memory (the IMX500's), by the
+    converter's own allocation (not measured on hardware). A model that does not fit is refused, so a kept one fits."""
+
+    used_bytes: int  # weights + runtime (activations) + reserved
+    available_bytes: int
+    model_bytes: int  # the weights' share
+    runtime_bytes: int  # the activations' share
+    fits: bool
+
+    @property
+    def utilization(self) -> float:
+        return self.used_bytes / self.available_bytes if self.available_bytes else 0.0
+
+
+@dataclass
 class Compilation(Record):
     """How the artifact was compiled, from which verified file, and the compiler's estimates."""
 
@@ -59,12 +76,15 @@ class Compilation(Record):
     options: dict[str, str] = field(default_factory=dict)  # the compiler's settings beyond the target
     estimate: NpuEstimate | None = None
     layers: list[SimulatedLayer] = field(default_factory=list)  # per layer on a simulator, where the compiler has one
+    memory: NpuMemory | None = None  # the on-chip memory the compiled model takes, where the compiler reports it
 
     def row(self) -> dict[str, Any]:
         """The estimate as a bench row's fields (`fnx bench`, `fnx bench all`): marked an estimate, never a timing."""
-        e = self.estimate
+        e, mem = self.estimate, self.memory
         kib = lambda n: None if n is None else n / 1024  # noqa: E731
         return {"estimate": True, "target": self.target, "compiler": self.compiler,
                 "estimated_ms": e.latency_ms if e else None, "ops_on_npu": e.ops_on_npu if e else None,
                 "ops_on_cpu": e.ops_on_cpu if e else None, "sram_kib": kib(e.sram_bytes) if e else None,
-                "off_chip_kib": kib(e.off_chip_bytes) if e else None, "off_chip_memory": e.off_chip_memory if e else None}
+                "off_chip_kib": kib(e.off_chip_bytes) if e else None,
+                "off_chip_memory": e.off_chip_memory if e else None,
+                "on_chip_kib": kib(mem.used_bytes) if mem else None}

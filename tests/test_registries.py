@@ -95,7 +95,7 @@ def test_unknown_engine_and_format_say_what_exists(toys):
     from fnx.exporter.formats import get_format
     from fnx.runtime.engines import get_engine
 
-    with pytest.raises(FnxError, match="onnx, openvino, tflite, ethos-u, ncnn, executorch, rknn, torchscript"):
+    with pytest.raises(FnxError, match="onnx, openvino, tflite, ethos-u, ncnn, executorch, rknn, imx500, torchscript"):
         get_format("coreml")
     with pytest.raises(FnxError, match="onnxruntime, openvino, litert, tflite-runtime, tf.lite, ncnn, executorch, torchscript"):
         get_engine("mnn")
@@ -175,7 +175,7 @@ def test_the_base_class_refuses_int8_for_a_format_without_an_int8_path(toys):
     from fnx.exporter import ExportOptions
     from fnx.exporter.formats import get_format
 
-    with pytest.raises(FnxError, match=r"torchscript has no int8 export in fnx: export int8 as onnx, openvino, tflite, ethos-u, executorch, rknn, or torchscript at fp32/fp16"):
+    with pytest.raises(FnxError, match=r"torchscript has no int8 export in fnx: export int8 as onnx, openvino, tflite, ethos-u, executorch, rknn, imx500, or torchscript at fp32/fp16"):
         get_format("torchscript").check(ExportOptions(formats=("torchscript",), precision="int8"))
 
 

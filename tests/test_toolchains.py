@@ -71,6 +71,23 @@ def test_offline_without_the_toolchain_says_what_to_do_in_one_line_and_leaves_no
     assert not tc.path.exists()
 
 
+@pytest.mark.parametrize("fmt", ["rknn", "imx500"])
+def test_an_export_offline_without_its_toolchain_says_what_to_do_in_one_line_and_writes_nothing(fmt, offline, tmp_path,
+                                                                                                 cli, monkeypatch):
+    import fnx.exporter.pipeline as pipeline
+
+    monkeypatch.setattr("fnx.targets.imx500.export.check_java", lambda: None)  # Java: test_imx500's matter
+    monkeypatch.setenv("FNX_TOOLCHAINS_DIR", str(tmp_path / "toolchains"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("built the model without the toolchain"))
+    r = cli("export", "t0", "--weights", "random", "--format", fmt, "--precision", "int8", "--calib-data", "synthetic",
+            "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]  # after the failed step's line
+    assert r.exit_code == 1 and f"toolchain {fmt} could not be installed: the package index cannot be reached" in said
+    assert f"fnx toolchains create {fmt}" in said and not (tmp_path / "out").exists()
+    assert [p.name for p in (tmp_path / "toolchains").iterdir()] == [p.name for p in (tmp_path / "toolchains").glob(
+        "*.pip.log")]  # pip's log for the curious; no environment left half-made
+
+
 def test_torch_is_held_to_this_machine_s_cpu_build(tmp_path):
     from importlib import metadata
 

@@ -74,6 +74,7 @@ def estimates_table(rows: list[dict]) -> Table:
     table = compact_table("Compiler estimates (not measured: no such NPU ran them here)",
                           "per inference, batch 1. parity: min cosine vs PyTorch fp32 of the file each was compiled "
                           "from, or of the compiler's simulator (its manifest's compilation.parity says which); "
+                          "SRAM: on-chip memory used (IMX500: weights and runtime, by the converter's report); "
                           "off-chip: weights, in flash or DRAM",
                           ("artifact / target", "est. ms", "NPU ops", "CPU ops", "SRAM KiB", "off-chip KiB", "parity"),
                           left=("artifact / target",))
@@ -82,7 +83,8 @@ def estimates_table(rows: list[dict]) -> Table:
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
         table.add_row(f"{r['artifact']}\n[dim]{r['target']}, {r['compiler']}[/]", fmt(r["estimated_ms"], ".2f"),
-                      fmt(r["ops_on_npu"], "d"), fmt(r["ops_on_cpu"], "d"), fmt(r["sram_kib"], ".0f"),
+                      fmt(r["ops_on_npu"], "d"), fmt(r["ops_on_cpu"], "d"),
+                      fmt(r["sram_kib"] if r["sram_kib"] is not None else r["on_chip_kib"], ".0f"),
                       fmt(r["off_chip_kib"], ".0f"), fmt(r["source_cosine"], ".5f"))
     return table
 

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import warnings
 
-BUILTIN = ("onnx", "openvino", "tflite", "ethos_u", "ncnn", "executorch", "rknn")  # fnx's own targets (a format's own engines are preferred: fnx.runtime.engines)
+BUILTIN = ("onnx", "openvino", "tflite", "ethos_u", "ncnn", "executorch", "rknn", "imx500")  # fnx's own targets (a format's own engines are preferred: fnx.runtime.engines)
 GROUP = "fnx.targets"  # entry points naming another distribution's target package or module
 PARTS = ("export", "engine", "toolchain")
 _loaded: dict[str, bool] = {}  # part ("" for the packages themselves) -> loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -86,11 +87,12 @@ def _cpu_torch_constraint(tc: Toolchain) -> Path | None:
 
 def _failure(tc: Toolchain, pip_output: str) -> str:
     log = tc.path.parent / f"{tc.name}-{tc.key}.pip.log"
-    if any(s in pip_output for s in UNREACHABLE):
+    no_index = os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on")  # a conflict then means none
+    if no_index or any(s in pip_output for s in UNREACHABLE):
         return (f"toolchain {tc.name} could not be installed: the package index cannot be reached or has no "
                 f"{' '.join((*tc.no_deps, *tc.requirements))}. Create it where the index can be reached: "
                 f"fnx toolchains create {tc.name} (pip's output: {log})")
-    if "torch" in pip_output and "conflict" in pip_output.lower():
+    if re.search(r"\btorch\b", pip_output) and "conflict" in pip_output.lower():  # torch itself, not torchvision
         return (f"toolchain {tc.name} needs another torch than this machine's CPU build, which would pull a CUDA build "
                 f"of several GB; its target must declare it (Toolchain.torch) (pip's output: {log})")
     return f"toolchain {tc.name} could not be installed: pip failed (its output: {log})"
@@ -112,3 +114,14 @@ def run(tc: Toolchain, args: Sequence[str], cwd: Path | None = None,
         raise FnxError(f"toolchain {tc.name} ({tc.purpose}) is not created here: fnx toolchains create {tc.name} "
                        f"(installs {packages} from the package index, once)")
     return subprocess.run([str(tc.python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_job(tc: Toolchain, script: Path, work: Path, job: dict, what: str,
+            timeout: float) -> subprocess.CompletedProcess:
+    """Write job (files by path) to work/job.json and run `python script job.json` in tc's environment from work;
+    FnxError saying what did not finish when it runs past timeout seconds."""
+    (work / "job.json").write_text(json.dumps(job))
+    try:
+        return run(tc, [str(script), str(work / "job.json")], cwd=work, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FnxError(f"{what} did not finish in {timeout:.0f} s (toolchain {tc.name})") from None

@@ -2,18 +2,15 @@
 
 The simulator runs a model only in the toolkit session that built it, so one run builds, simulates every batch fnx
 will judge (the guard's held-out images, the parity check's images) and analyses each layer. What it returned is
-kept here by the .rknn's sha256 (`SIMULATED`), for `simulated_outputs` to answer for exactly that file.
+kept by the .rknn's sha256 (fnx.toolchains.simulated), for the format's `simulate` to answer for exactly that file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,8 @@ import numpy as np
 from fnx.compilation import Compilation, NpuEstimate, SimulatedLayer
 from fnx.errors import FnxError
 from fnx.fileio import sha256_file
-from fnx.toolchains.env import create, run
+from fnx.toolchains.env import create, run_job
+from fnx.toolchains.simulated import Simulated, keep
 
 SCRIPT = Path(__file__).with_name("in_toolkit.py")
 TIMEOUT_S = 900
@@ -29,38 +27,11 @@ PARITY = ("measured on rknn-toolkit2's simulator (init_runtime() with no board) 
           "against PyTorch fp32: the calibration guard and the parity check; fnx could not run it on an NPU")
 
 
-@dataclass
-class Simulated:
-    """What the toolkit said about one .rknn it built: the record, and its simulator's outputs by input batch."""
-
-    compilation: Compilation
-    outputs: dict[str, list[np.ndarray]]  # by batch_key of the NCHW input batch
-
-
-SIMULATED: dict[str, Simulated] = {}  # by the .rknn's sha256
-
-
-def batch_key(batch_nchw: np.ndarray) -> str:
-    """A digest of an input batch (its shape and float32 bytes)."""
-    x = np.ascontiguousarray(batch_nchw, dtype=np.float32)
-    return hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()[:16]
-
-
-def simulated_outputs(path: Path, batch_nchw: np.ndarray) -> list[np.ndarray]:
-    """Return the simulator's outputs for batch on the .rknn at path, as recorded when it was built; FnxError if that
-    file or batch was not simulated in this process."""
-    done = SIMULATED.get(sha256_file(path))
-    if done is None or batch_key(batch_nchw) not in done.outputs:
-        raise FnxError(f"{Path(path).name} was not simulated on these images when it was built: rknn-toolkit2's "
-                       f"simulator cannot run a saved .rknn (run it on the board: docs/guides/rknn.md)")
-    return done.outputs[batch_key(batch_nchw)]
-
-
 def build_rknn(onnx: Path, out: Path, target: str, calib_nchw: np.ndarray, batches: list[np.ndarray],
                algorithm: str = "normal", on_line=lambda line: None) -> Simulated:
     """Build onnx into an int8 .rknn for target at out, calibrated on calib_nchw by the toolkit's quantized_algorithm,
-    and simulate each batch (NCHW); return what was found (also kept in SIMULATED). FnxError with the toolkit's own
-    last error when it fails (out is removed then)."""
+    and simulate each batch (NCHW); return what was found (also kept: fnx.toolchains.simulated). FnxError with the
+    toolkit's own last error when it fails (out is removed then)."""
     from fnx.targets.rknn.toolchain import RKNN, TOOLKIT
 
     if not RKNN.ready:
@@ -78,13 +49,12 @@ def build_rknn(onnx: Path, out: Path, target: str, calib_nchw: np.ndarray, batch
                "rknn": str(out), "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npz"),
                "analysis": files[:1], "analysis_dir": str(work / "analysis"), "log": str(work / "build.log"),
                "result": str(work / "result.json")}
-        (work / "job.json").write_text(json.dumps(job))
         started = time.monotonic()
         try:
-            done = run(RKNN, [str(SCRIPT), str(work / "job.json")], cwd=work, timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
+            done = run_job(RKNN, SCRIPT, work, job, f"rknn-toolkit2 building {onnx.name} for {target}", TIMEOUT_S)
+        except FnxError:
             out.unlink(missing_ok=True)
-            raise FnxError(f"rknn-toolkit2 did not finish building {onnx.name} for {target} in {TIMEOUT_S} s") from None
+            raise
         log = (work / "build.log").read_text(errors="replace") if (work / "build.log").is_file() else ""
         if done.returncode != 0 or not out.is_file() or not (work / "result.json").is_file():
             out.unlink(missing_ok=True)
@@ -94,10 +64,6 @@ def build_rknn(onnx: Path, out: Path, target: str, calib_nchw: np.ndarray, batch
         stacked = [npz[f"output_{k}"] for k in range(len(npz.files))]
         layers = read_analysis(work / "analysis" / "error_analysis.txt")
     npu, cpu, cpu_ops = op_split(done.stdout)
-    outputs, start = {}, 0
-    for b in batches:
-        outputs[batch_key(b)] = [o[start:start + len(b)] for o in stacked]
-        start += len(b)
     record = Compilation(
         compiler=f"rknn-toolkit2 {result['toolkit']}", target=target, source_format="onnx",
         source_sha256=sha256_file(onnx), source_size_bytes=onnx.stat().st_size, parity=PARITY,
@@ -105,8 +71,7 @@ def build_rknn(onnx: Path, out: Path, target: str, calib_nchw: np.ndarray, batch
                  "toolchain": TOOLKIT, "seconds": json.dumps(result["seconds"]),
                  "toolkit_run_seconds": f"{time.monotonic() - started:.1f}", "ops_on_cpu": ", ".join(cpu_ops)},
         estimate=NpuEstimate(ops_on_npu=npu, ops_on_cpu=cpu), layers=layers)
-    SIMULATED[sha256_file(out)] = found = Simulated(record, outputs)
-    return found
+    return keep(out, record, batches, stacked)
 
 
 ANSI = re.compile(r"\x1b\[[\d;]*m")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from fnx.errors import FnxError
 from fnx.exporter.formats import ArtifactFormat, register_format
 from fnx.targets.rknn import FILE
 from fnx.targets.rknn.toolchain import RKNN
+from fnx.toolchains.simulated import SimulatedFormat
 
 OPSET = 19  # the newest ONNX opset rknn-toolkit2 2.5.0 loads
 # fnx's --calib-method -> rknn-toolkit2's quantized_algorithm (percentile has no counterpart there)
@@ -18,7 +17,7 @@ ALGORITHMS = {"minmax": "normal", "entropy": "kl_divergence"}
 
 
 @register_format
-class RknnFormat(ArtifactFormat):
+class RknnFormat(SimulatedFormat, ArtifactFormat):
     """int8 (w8a8) .rknn for a Rockchip NPU (`--target`, default the first of FILE.targets), float in and out.
 
     The toolkit quantizes fnx's fp32 ONNX from the user's calibration images; the guard and the parity check judge
@@ -33,6 +32,7 @@ class RknnFormat(ArtifactFormat):
     toolchain = RKNN
     layers_absent = ("rknn-toolkit2's simulator cannot run a saved .rknn; the per-layer cosines of its accuracy "
                      "analysis at export are in the manifest (compilation.layers)")
+    not_simulated = "rknn-toolkit2's simulator cannot run a saved .rknn (run it on the board: docs/guides/rknn.md)"
 
     def export_float(self, model, path: Path, built, opts) -> None:
         raise FnxError("fnx builds RKNN in int8: export --format rknn --precision int8")
@@ -48,19 +48,6 @@ class RknnFormat(ArtifactFormat):
 
     def int8_quantizer(self, model, built, opts, data, work: Path):
         return RknnQuantizer(model, built, opts, data, work)
-
-    def simulate(self, path: Path, batch_nhwc: np.ndarray) -> list[np.ndarray]:
-        from fnx.targets.rknn.build import simulated_outputs
-
-        return simulated_outputs(path, batch_nhwc.transpose(0, 3, 1, 2))
-
-    def compile(self, path: Path, opts):
-        """The record of the build that wrote path (the toolkit built and simulated it in one session); its simulated
-        outputs are let go: the guard and the parity check have judged them."""
-        from fnx.fileio import sha256_file
-        from fnx.targets.rknn.build import SIMULATED
-
-        return SIMULATED.pop(sha256_file(path)).compilation
 
 
 class RknnQuantizer:
