@@ -25,7 +25,8 @@ test: setup
 	@bash scripts/run_tests.sh $(PY) -q --durations=15
 
 # The targets whose converters run in isolated toolchains (fnx.toolchains): each environment is created once per
-# machine (kept under FNX_TOOLCHAINS_DIR, timed here), then the tests marked `toolchain` run the real converters.
+# machine (kept under FNX_TOOLCHAINS_DIR, timed here), then the tests marked `toolchain` run the real converters,
+# and those marked `full_size` export the NPU targets at 224 px (T2 where it fits).
 TOOLCHAINS_DIR ?= $(or $(FNX_TOOLCHAINS_DIR),$(or $(FNX_CACHE_DIR),$(HOME)/.cache/fnx)/toolchains)
 TARGET_TOOLCHAINS := rknn imx500
 
@@ -33,7 +34,7 @@ test-targets: setup
 	@for tc in $(TARGET_TOOLCHAINS); do start=$$(date +%s); \
 	  FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) $(VENV)/bin/fnx toolchains create $$tc || exit 1; \
 	  echo "toolchain $$tc ready in $$(( $$(date +%s) - start )) s"; done
-	FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m toolchain --durations=5
+	FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m 'toolchain or full_size' --durations=5
 
 arm-parity: setup
 	$(PY) scripts/arm_parity.py
