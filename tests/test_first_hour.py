@@ -313,3 +313,21 @@ def test_a_full_benchmark_run_keeps_the_pasted_sections():
     rewritten = keep_pasted(fresh, report)
     assert rewritten.startswith(fresh.rstrip()) and all(body.strip() in rewritten for body in pasted.values())
     assert keep_pasted(fresh, None) == fresh and PASTED not in fresh
+
+
+# docs/BENCHMARKS.md once held three copies of four sections (branches that each re-measured them, merged): one each.
+def test_the_benchmark_report_has_one_section_per_heading_and_an_update_replaces_it():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.__main__ import update
+    from benchmarks.report import Section
+
+    def headings(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("## ")]
+
+    report = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    assert len(headings(report)) == len(set(headings(report))), "a section of docs/BENCHMARKS.md appears twice"
+    title = "int8 per target: fnx's measured choice beside each peer's default recipe"
+    sec = Section(name="int8_peers", title=title, seconds=1.0, intro="rerun figures")
+    once = update(report, [sec], ["int8_peers"], ["- **CPU**: here", "- **Date**: now"])
+    twice = update(once, [sec], ["int8_peers"], ["- **CPU**: here", "- **Date**: now"])
+    assert headings(once) == headings(report) and twice == once and "rerun figures" in once
