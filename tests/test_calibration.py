@@ -122,9 +122,21 @@ def test_onnx_int8_s8s8_form_on_request(t0_ckpt, tmp_path, cli):
 
 
 def test_guard_falls_back_layer_by_layer(t0_ckpt, tmp_path, capsys):
-    with pytest.raises(FnxError, match=r"guard failed after 12 layers were returned to float"):
+    with pytest.raises(FnxError, match=r"guard failed after 12 layers were returned to float") as failed:
         _int8("onnx", t0_ckpt, tmp_path, min_cosine=0.999999)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and "random weights" not in str(failed.value)  # a checkpoint: no such cause
+
+
+def test_a_guard_failure_of_random_weights_names_them_as_the_likely_cause(tmp_path, cli):
+    """`--weights random` logits are ~1e-4 and near-uniform: int8 rounding alone moves them (T0 224 stays below 0.99
+    with 12 layers in float), which the error says, rather than only asking for other calibration images."""
+    r = cli("export", "t0", "--weights", "random", "--num-classes", "10", "--img-size", "64", "--format", "onnx",
+            "--precision", "int8", "--int8-form", "qdq-u8s8", "--calib-data", "synthetic", "--calib-size", "16",
+            "--min-cosine", "0.999999", "--out", tmp_path / "out")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "int8 accuracy guard failed" in said, r.output
+    assert "These are random weights (--weights random)" in said and "trained weights" in said
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_guard_needs_labels_for_top1_drop(t0_ckpt, tmp_path):

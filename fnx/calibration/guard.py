@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +19,24 @@ from fnx.progress import Steps
 
 GUARD_STEP = 4  # layers returned to float per step
 GUARD_MAX_STEPS = 3
+
+
+class GuardFailed(FnxError):
+    """The int8 model stayed outside the bound on the held-out images, even with layers returned to float."""
+
+
+@contextmanager
+def explained_for_weights(kind: str):
+    """Add the likely cause to a guard failure of random weights (`--weights random`): their logits are ~1e-4 and
+    near-uniform, so int8 rounding alone moves them past any useful bound, where trained weights' would not."""
+    try:
+        yield
+    except GuardFailed as e:
+        if kind != "random":
+            raise
+        raise GuardFailed(f"{e}. These are random weights (--weights random): their logits are near zero and "
+                          f"near-uniform, so int8 rounding alone moves them; judge int8 on trained weights "
+                          f"(--weights official, a checkpoint or hf-hub:)") from e
 
 
 def guard_bounds(min_cosine: float | None, max_top1_drop: float | None) -> GuardBounds:
@@ -92,7 +111,7 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list
             steps.info(f"[yellow]guard:[/] {'; '.join(report.failures)} -> keeping {', '.join(more)} in float")
         report.guard_steps = attempt
         if not report.passed:
-            raise FnxError(f"int8 accuracy guard failed after {len(keep)} layers were returned to float: "
+            raise GuardFailed(f"int8 accuracy guard failed after {len(keep)} layers were returned to float: "
                            f"{'; '.join(report.failures)}. Use more or more representative --calib-data, another "
                            f"--calib-method, a lower --min-cosine, or fp16")
         if keep:

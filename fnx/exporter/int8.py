@@ -13,7 +13,7 @@ import torch
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.flow import read_calibration
 from fnx.calibration.form_search import Candidate, FormPlan, guarded_forms
-from fnx.calibration.guard import guard_bounds
+from fnx.calibration.guard import explained_for_weights, guard_bounds
 from fnx.calibration.options import AUTO_FORM
 from fnx.calibration.report import record_io_quantization
 from fnx.exporter.build import BuiltModel
@@ -58,7 +58,7 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     pick = pick_forms(fmt, opts.int8, gelu_forms(fmt, gelu and not learned, opts))
     outputs_of = lambda path: as_nchw(artifact_outputs(fmt, path, data.held_out), manifest.outputs)  # noqa: E731
     feed = to_layout(np.resize(data.held_out, (opts.batch, *data.held_out.shape[1:])), fmt.file.layout)
-    with ExitStack() as stack:
+    with ExitStack() as stack, explained_for_weights(built.weights.kind):
         quantizers = {}
         for form in dict.fromkeys(o.gelu for o in pick.options):  # one quantizer per GELU form (model) it needs
             model, work = deployed, tmp

@@ -13,7 +13,7 @@ from fnx.calibration.data import check_calibration_classes, check_calibration_so
 from fnx.calibration.flow import read_calibration
 from fnx.calibration.form_search import Candidate, FormPlan, guarded_forms
 from fnx.calibration.forms import check_form
-from fnx.calibration.guard import guard_bounds
+from fnx.calibration.guard import explained_for_weights, guard_bounds
 from fnx.calibration.options import AUTO_FORM, Int8Options
 from fnx.calibration.report import record_io_quantization
 from fnx.errors import FnxError
@@ -90,7 +90,8 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     new.artifact.precision = "int8"
     new.artifact.quantized_from = {"file": artifact.name, "sha256": sha256_file(artifact)}
     pick = pick_forms(fmt, options)
-    with atomic_path(final) as tmp, fmt.file_quantizer(artifact, data, replace(options, form=AUTO_FORM)) as quantizer:
+    with (explained_for_weights(manifest.weights.kind), atomic_path(final) as tmp,
+          fmt.file_quantizer(artifact, data, replace(options, form=AUTO_FORM)) as quantizer):
         outputs_of = lambda path: load(path, device="cpu", check_manifest=False).run(held)  # noqa: E731
         names = [o.name for o in new.outputs]
         plan = FormPlan([Candidate(o.name, o.description, quantizer, o.form.name) for o in pick.options], pick.asked,
