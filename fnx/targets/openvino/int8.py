@@ -1,7 +1,7 @@
 """OpenVINO int8 with NNCF post-training quantization of an fp32 IR; torch-free.
 
-`NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration (per-channel symmetric weights,
-per-tensor activations) in one of NNCF's two presets (the forms below) on fnx's calibration images, layers kept in
+`NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration over all the images (per-channel
+symmetric weights, per-tensor activations) in one of NNCF's two presets (the forms below) on fnx's calibration images, layers kept in
 float through NNCF's ignored scope, judged by fnx's guard.
 """
 
@@ -34,6 +34,16 @@ FORMS = (
                             "per-channel symmetric"),
 )
 DESCRIPTIONS = {f.name: f.description for f in FORMS}
+
+
+def global_minmax(nncf):
+    """NNCF's parameters for min-max ranges over all the calibration images. Its default for activations is the mean of
+    each sample's min and max: with fnx's one image per sample, every image beyond the average one is clipped (FasterNet
+    T0 224 on synthetic images: held-out cosine 0.970, with 12 layers in float 0.972; over all images 0.994)."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    return AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
 
 
 def layer_name(node_name: str) -> str:
@@ -85,7 +95,8 @@ class NncfQuantizer:
             with silenced():  # NNCF's progress bars
                 preset = nncf.QuantizationPreset(self.form)  # the enum's values are the forms' names
                 quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), preset=preset,
-                                          ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+                                          ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
+                                          advanced_parameters=global_minmax(nncf))
         finally:
             nncf_logger.setLevel(level)
         ov.save_model(quantized, str(out), compress_to_fp16=False)
