@@ -240,3 +240,14 @@ def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_p
         assert list(tmp_path.iterdir()) == []
     else:
         assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest.calibration.kept_float
+
+
+@pytest.mark.parametrize("fmt, method", [("tflite", "entropy"), ("openvino", "percentile"), ("executorch", "entropy")])
+def test_a_calib_method_the_formats_quantizer_lacks_is_refused_not_ignored(fmt, method, tmp_path, cli):
+    """Before, every format but ONNX (and the NPU targets) took --calib-method and quietly calibrated with min-max."""
+    r = cli("export", "t0", "--weights", "random", "--format", fmt, "--precision", "int8", "--calib-method", method,
+            "--calib-data", "synthetic", "--out", tmp_path / "out")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and f"--calib-method {method} has no counterpart in {fmt}'s int8 quantizer: use minmax" \
+        in said, r.output
+    assert not (tmp_path / "out").exists()

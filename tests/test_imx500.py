@@ -97,7 +97,7 @@ def test_t2_at_224_does_not_fit_and_is_refused_with_its_figures(tmp_path, cli):
     (("--target", "rpi4"), "for imx500, --target takes imx500"),
     (("--target", "rk3588"), "--target rk3588 is a device rknn files are compiled for"),
     (("--precision", "fp32"), "imx500 has no fp32 export in fnx"),
-    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in Sony's MCT"),
+    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in imx500's int8 quantizer: use minmax or entropy"),
     (("--batch", "2"), "--format imx500 builds a batch-1 classifier"),
 ])
 def test_a_wrong_imx500_export_is_refused_in_one_line_before_anything(args, said, tmp_path, cli, monkeypatch):

@@ -111,7 +111,7 @@ def test_a_build_below_the_bound_is_refused_with_its_figures_and_leaves_nothing(
     (("--target", "rk9999"), "unknown --target 'rk9999'"),
     (("--target", "rpi4"), "for rknn, --target takes rk3588, rk3576"),
     (("--precision", "fp32"), "rknn has no fp32 export in fnx"),
-    (("--calib-method", "percentile"), "--calib-method percentile has no rknn-toolkit2 counterpart"),
+    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in rknn's int8 quantizer: use minmax or entropy"),
 ])
 def test_a_wrong_rknn_export_is_refused_in_one_line_before_anything(args, said, tmp_path, cli, monkeypatch):
     import fnx.exporter.pipeline as pipeline

@@ -99,7 +99,7 @@ Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force 
 SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the manifest beside the artifact even if it describes another file (sha256, shape).")]
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
-CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8 ONNX: the range estimator.", case_sensitive=False)]
+CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8: the activations' range estimator (every format takes minmax; one whose quantizer lacks another refuses it).", case_sensitive=False)]
 def _int8_forms() -> type[Enum]:
     from fnx.exporter.int8_forms import all_form_names
 

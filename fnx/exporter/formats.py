@@ -53,6 +53,7 @@ class ArtifactFormat:
     int8_forms: ClassVar[tuple[Int8Form, ...]] = DEFAULT_FORMS
     int8_gelu_forms: ClassVar[bool] = False  # auto also measures each form with GELU as x*sigmoid(1.702x) (T0/T1)
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
+    calib_methods: ClassVar[tuple[str, ...]] = ("minmax",)  # the --calib-method values its int8 quantizer honours
     layers_absent: ClassVar[str] = ""  # without layer_tensors: why its files expose no intermediate tensors
     # the isolated environment its converter runs in (fnx.toolchains), where its pins conflict with fnx's: `fnx export`
     # creates it on first use, once the options are checked and before the model is built
@@ -84,6 +85,9 @@ class ArtifactFormat:
             absent = self.int8_absent_reason() if opts.precision == "int8" else ""
             raise FnxError(f"{self.name} has no {opts.precision} export in fnx{absent}: export {opts.precision} as "
                            f"{takers}, or {self.name} at {'/'.join(p for p in PRECISIONS if self.makes(p))}")
+        if opts.precision == "int8" and opts.int8.method not in self.calib_methods:
+            raise FnxError(f"--calib-method {opts.int8.method} has no counterpart in {self.name}'s int8 quantizer: "
+                           f"use {' or '.join(self.calib_methods)}")
         if opts.dynamic_batch and not self.file.dynamic_batch:
             takers = " and ".join(f.file.description.split()[0] for f in FORMATS.values() if f.file.dynamic_batch)
             raise FnxError(f"--dynamic-batch applies to {takers}; fnx's runtime runs a {self.name} artifact on any "

@@ -29,6 +29,7 @@ class Imx500Format(SimulatedFormat, ArtifactFormat):
     converters = ("torch",)  # MCT's and the converter's versions are in compilation
     requires = ("torch",)
     float_precisions = ()  # the IMX500 computes in int8 (MCT's quantization for its platform)
+    calib_methods = tuple(ERROR_METHODS)
     toolchain = IMX500
     layers_absent = ("fnx cannot run an IMX500 file: its parity was measured at export on MCT's quantized model, "
                      "and the converter's memory report is in the manifest (compilation.memory)")
@@ -39,9 +40,6 @@ class Imx500Format(SimulatedFormat, ArtifactFormat):
         raise FnxError("fnx builds IMX500 files in int8: export --format imx500 --precision int8")
 
     def refuse(self, opts) -> None:
-        if opts.int8.method not in ERROR_METHODS:
-            raise FnxError(f"--calib-method {opts.int8.method} has no counterpart in Sony's MCT: use "
-                           f"{' or '.join(ERROR_METHODS)}")
         if opts.batch != 1 or opts.features:
             raise FnxError("--format imx500 builds a batch-1 classifier: drop --batch and --features")
         check_java()  # the converter's back end: said before anything is built or installed

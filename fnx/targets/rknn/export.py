@@ -29,6 +29,7 @@ class RknnFormat(SimulatedFormat, ArtifactFormat):
     converters = ("torch", "onnx", "onnxslim")  # the toolkit's version is in compilation.compiler
     requires = ("torch", "onnx", "onnxslim")
     float_precisions = ()  # fnx builds RKNN in int8 only (the NPU's native precision)
+    calib_methods = tuple(ALGORITHMS)
     toolchain = RKNN
     layers_absent = ("rknn-toolkit2's simulator cannot run a saved .rknn; the per-layer cosines of its accuracy "
                      "analysis at export are in the manifest (compilation.layers)")
@@ -38,9 +39,6 @@ class RknnFormat(SimulatedFormat, ArtifactFormat):
         raise FnxError("fnx builds RKNN in int8: export --format rknn --precision int8")
 
     def refuse(self, opts) -> None:
-        if opts.int8.method not in ALGORITHMS:
-            raise FnxError(f"--calib-method {opts.int8.method} has no rknn-toolkit2 counterpart: use "
-                           f"{' or '.join(ALGORITHMS)}")
         if opts.batch != 1 or opts.features:
             raise FnxError("--format rknn builds a batch-1 classifier: drop --batch and --features")
         if len(opts.formats) > 1 and not RKNN.ready:  # several formats: no multi-minute install as a side effect
