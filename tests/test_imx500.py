@@ -82,15 +82,68 @@ def test_fnx_runs_no_imx500_file_and_says_where_it_runs(imx500_t0, cli):
 
 
 @pytest.mark.toolchain
-def test_t2_at_224_does_not_fit_and_is_refused_with_its_figures(tmp_path, cli):
-    """The real converter on FasterNet-T2 at 224 px: ~14 MB of int8 weights cannot fit the sensor's 8 MiB, so the
-    export is refused with the memory report's figures, and nothing is written."""
-    r = cli("export", "t2", "--weights", "random", "--num-classes", "10", "--format", "imx500", "--precision", "int8",
-            "--calib-data", "synthetic", "--calib-size", "8", "--out", tmp_path / "out", env={"COLUMNS": "400"})
+def test_t1_at_224_with_imagenet_classes_does_not_fit_and_is_refused_with_the_converters_figures(tmp_path, cli):
+    """The real converter on FasterNet-T1 at 224 px with 1000 classes: its conv weights pass fnx's own check (5.38 MiB),
+    but weights and runtime memory take 104% of the sensor's 8 MiB by the converter's memory report, so the export is
+    refused with its figures, and nothing is written."""
+    r = cli("export", "t1", "--weights", "random", "--format", "imx500", "--precision", "int8", "--calib-data",
+            "synthetic", "--calib-size", "8", "--out", tmp_path / "out", env={"COLUMNS": "400"})
     (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert r.exit_code == 1 and "the model does not fit the IMX500: it takes" in said, r.output
-    assert "of the sensor's 8.00 MiB" in said and "imx500-converter's memory report" in said
+    assert r.exit_code == 1, r.output
+    assert ("the model does not fit the IMX500: it takes 8.28 MiB of the sensor's 8.00 MiB (104%): weights 7.37 MiB, "
+            "runtime 0.91 MiB, by imx500-converter's memory report") in said
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("variant, weights", [("t2", "12.11"), ("l", "85.95")])
+def test_a_variant_whose_weights_alone_exceed_the_sensor_is_refused_before_anything(variant, weights, tmp_path, cli,
+                                                                                    monkeypatch):
+    """FasterNet-T2 and larger: their int8 conv weights alone exceed the sensor's 8 MiB (the converter's report on T2
+    said 14.54 MiB in all), so the export is refused in one line before the model is built, the toolchain installed
+    or MCT run (which took about 2 minutes before the converter said so), naming the variants that may fit."""
+    import fnx.exporter.pipeline as pipeline
+
+    monkeypatch.setenv("FNX_TOOLCHAINS_DIR", str(tmp_path / "toolchains"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("built the model before refusing"))
+    argv = export_args(tmp_path / "out")
+    argv[argv.index("t0")] = variant
+    r = cli(*argv, env={"COLUMNS": "400"})
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert (f"fasternet-{variant} does not fit the IMX500: its int8 conv weights alone take {weights} MiB of the "
+            "sensor's 8.00 MiB; export t0, t1 (the converter's memory report then decides)") in r.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "toolchains").exists()
+
+
+def test_the_sensor_memory_is_the_converters_and_the_weights_check_is_below_its_count():
+    """The capacity fnx checks against is the converter's own figure, and the weights fnx counts for T2 are below what
+    the converter counted for it (a lower bound: the check never refuses what the converter would take)."""
+    from fnx.models import get_variant
+    from fnx.models.costs import backbone_weights
+    from fnx.targets.imx500 import SENSOR_MEMORY_BYTES
+    from fnx.targets.imx500.build import read_memory_report
+
+    t0 = read_memory_report(REPORTS / "imx500_t0_224_MemoryReport.json")
+    t2 = read_memory_report(REPORTS / "imx500_t2_224_MemoryReport.json")
+    assert SENSOR_MEMORY_BYTES == t0.available_bytes == t2.available_bytes
+    assert backbone_weights(get_variant("t2")) < t2.model_bytes and backbone_weights(get_variant("t0")) < t0.model_bytes
+
+
+def test_several_formats_leave_out_imx500_for_a_variant_it_cannot_hold(monkeypatch):
+    """--format all / bench all with T2: imx500 is left out with its reason and the others export."""
+    from fnx.exporter import ExportOptions
+    from fnx.exporter.formats import get_format
+    from fnx.exporter.pipeline import made_pairs
+    from fnx.models import get_variant
+    from fnx.progress import Steps
+
+    monkeypatch.setattr(type(get_format("imx500")), "refuse", lambda self, opts: None)  # Java and toolchain here
+    said = []
+    steps = Steps(quiet=True)
+    steps.info = said.append
+    opts = ExportOptions(formats=("onnx", "imx500"), precision="int8")
+    assert [f.name for _, f in made_pairs(opts, ("int8",), steps, get_variant("t2"))] == ["onnx"]
+    assert len(said) == 1 and "imx500 int8 (fasternet-t2 does not fit the IMX500" in said[0]
+    assert [f.name for _, f in made_pairs(opts, ("int8",), steps, get_variant("t0"))] == ["onnx", "imx500"]
 
 
 @pytest.mark.parametrize("args, said", [
@@ -198,7 +251,8 @@ def fake_toolchain(monkeypatch, report: str | None, returncode: int, log: str):
     ("imx500_t2_224_MemoryReport.json", 1,
      "2026-12-05 12:26:57.241 ERROR: CODE: [ISM] ConvFe error (ISM) on 'q': Not enough memory\n",
      r"the model does not fit the IMX500: it takes 14\.54 MiB of the sensor's 8\.00 MiB \(182%\): weights 13\.24 MiB, "
-     r"runtime 1\.30 MiB, by imx500-converter's memory report; export a smaller variant or input size"),
+     r"runtime 1\.30 MiB, by imx500-converter's memory report; export a smaller variant or input size, or fewer "
+     r"classes"),
     (None, 1, "2026-12-05 12:21:40,248 ERROR : Unsupported op Foo [/x/converter.py:88]\n",
      r"imx500-converter \(imxconv-pt\) could not convert the model: Unsupported op Foo$"),
 ])

@@ -39,6 +39,18 @@ def test_table_arithmetic_equals_counting_the_built_model(name):
         assert (d["params"], d["flops"]) == (count_params(model), count_flops(model, size))
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_backbone_weights_count_the_conv_weights_of_the_stem_blocks_and_merges(name):
+    """backbone_weights (torch-free, what a device's memory check counts) equals the conv weights of the built model
+    outside its pre-head conv and classifier; BatchNorm and biases are not weights."""
+    from fnx.models.costs import backbone_weights
+
+    model = create_model(name, num_classes=10)
+    counted = sum(m.weight.numel() for n, m in model.named_modules()
+                  if isinstance(m, torch.nn.Conv2d) and not n.startswith("avgpool_pre_head"))
+    assert backbone_weights(get_variant(name)) == counted > 0
+
+
 def test_models_command_does_not_import_torch():
     import subprocess
     import sys

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from fnx.exporter.build import BuiltModel
     from fnx.exporter.options import ExportOptions
+    from fnx.models.variants import Variant
     from fnx.toolchains import Toolchain
 
 # Optional capabilities, None where a format lacks them (the callers say which formats have them):
@@ -77,9 +78,9 @@ class ArtifactFormat:
         """Whether it exports at precision (int8: where it has an int8 path)."""
         return precision in self.float_precisions or (precision == "int8" and self.int8_quantizer is not None)
 
-    def check(self, opts: ExportOptions) -> None:
+    def check(self, opts: ExportOptions, variant: Variant | None = None) -> None:
         """Refuse, with what to use instead, the options this format cannot honour: the generic refusals (a
-        precision it has no path for), then its own (`refuse`)."""
+        precision it has no path for), then its own (`refuse`), then the model where one is given (`refuse_variant`)."""
         if not self.makes(opts.precision):
             takers = ", ".join(f.name for f in FORMATS.values() if f.makes(opts.precision))
             absent = self.int8_absent_reason() if opts.precision == "int8" else ""
@@ -93,9 +94,15 @@ class ArtifactFormat:
             raise FnxError(f"--dynamic-batch applies to {takers}; fnx's runtime runs a {self.name} artifact on any "
                            f"number of inputs in chunks of its batch")
         self.refuse(opts)
+        if variant is not None:
+            self.refuse_variant(variant, opts)
 
     def refuse(self, opts: ExportOptions) -> None:
         """FnxError for an option this format cannot honour (beyond the generic ones); default: none."""
+
+    def refuse_variant(self, variant: Variant, opts: ExportOptions) -> None:
+        """FnxError for a variant its device cannot hold, from the variant's table alone (before anything is built
+        or installed); default: none."""
 
     def int8_form_rule(self, target: str) -> tuple[str, str]:
         """Return (form, why) for the device profile `target` (`--target`), whose speed this machine cannot measure;

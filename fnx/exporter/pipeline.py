@@ -26,7 +26,7 @@ from fnx.fileio import atomic_path, ensure_dir
 from fnx.interrupts import keep_interrupts
 from fnx.manifest import ArtifactInfo, Manifest, finish_artifact, manifest_path
 from fnx.manifest_tensors import TensorSpec
-from fnx.models import get_variant
+from fnx.models import Variant, get_variant
 from fnx.parity import ParityReport, bounds_for, check
 from fnx.progress import Steps
 from fnx.versions import versions
@@ -82,10 +82,12 @@ class Prepared:
     check_inputs: tuple | None
 
 
-def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | None = None) -> list[tuple[str, ArtifactFormat]]:
+def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | None = None,
+               variant: Variant | None = None) -> list[tuple[str, ArtifactFormat]]:
     """Return the (precision, format) pairs to export: of several formats (--format all, bench all), those a format
-    does not make, or whose options it refuses (ncnn's --features), are left out (said on steps, with why); the one
-    format asked for is kept, so its `check` says why not. FnxError if several were asked and none is left."""
+    does not make, or whose options or variant it refuses (ncnn's --features, a model too big for the IMX500), are
+    left out (said on steps, with why); the one format asked for is kept, so its `check` says why not. FnxError if
+    several were asked and none is left."""
     formats = [get_format(f) for f in opts.formats]
     if len(formats) == 1:
         return [(p, formats[0]) for p in precisions]
@@ -93,7 +95,7 @@ def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | 
     for p in precisions:
         for f in formats:
             try:
-                f.check(opts.seen_by(f.file, p))  # a precision it does not make is refused there too
+                f.check(opts.seen_by(f.file, p), variant)  # a precision it does not make is refused there too
                 pairs.append((p, f))
             except FnxError as e:
                 skipped.append(f"{f.name} {p} ({e})")
@@ -113,14 +115,15 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     on: weights, classes, size, features, must be the same). check_built: a caller's own check of the built model
     (bench all's --data classes), run with the others before anything is written."""
     formats = [get_format(f) for f in opts.formats]
-    pairs = made_pairs(opts, precisions, steps)
+    variant = get_variant(name)
+    pairs = made_pairs(opts, precisions, steps, variant)
     for precision, fmt in pairs:
-        fmt.check(opts.seen_by(fmt.file, precision))
+        fmt.check(opts.seen_by(fmt.file, precision), variant)
     preflight(opts, precisions)  # every input that can be checked without the model, before building it
     make_toolchains([fmt for _, fmt in pairs], steps)
     if built is None:
         weights = opts.weights if opts.weights is not None else "official (the default)"
-        with steps.step(f"build {get_variant(name).name.replace('_', '-')} (weights: {weights})"):
+        with steps.step(f"build {variant.name.replace('_', '-')} (weights: {weights})"):
             built = build(name, opts)
     check_against_model(opts, built, precisions)
     if check_built is not None:
@@ -156,7 +159,7 @@ def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[s
     """For each precision x format: convert, verify, write the manifest. Returns (artifacts, refusals); keep_going:
     an artifact refused (the int8 guard, a parity bound) is a (format, precision, error) and the others go on."""
     results, refused = [], []
-    for precision, fmt in made_pairs(opts, precisions):
+    for precision, fmt in made_pairs(opts, precisions, variant=get_variant(prepared.built.name)):
         final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
         try:
             results.append(export_artifact(fmt, prepared.built, prepared.deployed[(fmt.pconv_form, fmt.stem_form)],

@@ -26,6 +26,18 @@ def variant_params(v: Variant, num_classes: int = 1000, in_chans: int = 3) -> in
     return total
 
 
+def backbone_weights(v: Variant, in_chans: int = 3) -> int:
+    """Return the number of conv weights (no BatchNorm, no bias) of the stem, the blocks and the merging layers: what
+    every export of the variant holds, classifier and --features alike (its int8 weight bytes at 8 bits)."""
+    total = in_chans * v.embed_dim * v.patch_size**2
+    dims = v.stage_dims
+    for i, (d, depth) in enumerate(zip(dims, v.depths)):
+        total += depth * (2 * d * int(d * v.mlp_ratio) + 9 * (d // v.n_div) ** 2)
+        if i < len(dims) - 1:
+            total += d * 2 * d * v.merge_size**2
+    return total
+
+
 def variant_flops(v: Variant, img_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Return the multiply-accumulates of every conv and linear layer for one img_size x img_size image."""
     r = img_size // v.patch_size

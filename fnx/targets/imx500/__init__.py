@@ -15,6 +15,9 @@ from pathlib import Path
 from fnx.formats import FileFormat, register_file_format
 
 TARGET = "imx500"  # one device: the sensor of the Raspberry Pi AI Camera
+# the sensor's memory for weights and runtime, as imxconv-pt 3.19.2's memory report gives it ("Total Memory Available
+# On Chip", bytes; tests/fixtures/imx500)
+SENSOR_MEMORY_BYTES = 8388480
 PACKED = ("dnnParams.xml", "l2staticData.bin")  # what every packerOut.zip imxconv-pt writes holds
 
 

@@ -62,7 +62,7 @@ def convert_imx500(model, out: Path, calib_nchw: np.ndarray, batches: list[np.nd
         memory = read_memory_report(reports[0]) if reports else None
         if memory is not None and not memory.fits:
             raise FnxError(f"the model does not fit the IMX500: {describe(memory)}, by imx500-converter's memory "
-                           f"report; export a smaller variant or input size")
+                           f"report; export a smaller variant or input size, or fewer classes")
         packed = work / "converted" / "packerOut.zip"
         if result["returncode"] != 0 or memory is None or not packed.is_file():
             raise FnxError(f"imx500-converter (imxconv-pt) could not convert the model: {_converter_error(log)}")

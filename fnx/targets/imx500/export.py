@@ -7,7 +7,9 @@ from pathlib import Path
 
 from fnx.errors import FnxError
 from fnx.exporter.formats import ArtifactFormat, register_format
-from fnx.targets.imx500 import FILE
+from fnx.models.costs import backbone_weights
+from fnx.models.variants import VARIANTS
+from fnx.targets.imx500 import FILE, SENSOR_MEMORY_BYTES
 from fnx.targets.imx500.toolchain import IMX500, check_java
 from fnx.toolchains.simulated import SimulatedFormat
 
@@ -45,6 +47,19 @@ class Imx500Format(SimulatedFormat, ArtifactFormat):
         check_java()  # the converter's back end: said before anything is built or installed
         if len(opts.formats) > 1 and not IMX500.ready:  # several formats: no multi-minute install as a side effect
             raise FnxError("its toolchain is not created here (fnx toolchains create imx500, once)")
+
+    def refuse_variant(self, variant, opts) -> None:
+        """Refuse a variant whose int8 conv weights alone exceed the sensor's memory: a lower bound of what the
+        converter's memory report counts (it adds the head, biases and runtime memory), known before MCT and the
+        converter spend minutes on it. The converter's report decides for the others."""
+        weights = backbone_weights(variant)
+        if weights > SENSOR_MEMORY_BYTES:
+            mib = lambda n: f"{n / 2**20:.2f} MiB"  # noqa: E731
+            smaller = ", ".join(v.name.removeprefix("fasternet_") for v in VARIANTS.values()
+                                if backbone_weights(v) <= SENSOR_MEMORY_BYTES)
+            raise FnxError(f"{variant.name.replace('_', '-')} does not fit the IMX500: its int8 conv weights alone "
+                           f"take {mib(weights)} of the sensor's {mib(SENSOR_MEMORY_BYTES)}; export {smaller} (the "
+                           f"converter's memory report then decides)")
 
     def int8_quantizer(self, model, built, opts, data, work: Path):
         return Imx500Quantizer(model, built, opts, data)
