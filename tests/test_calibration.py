@@ -201,6 +201,11 @@ def test_quantize_cli_errors(cli, t0_exports, tmp_path):
     onnx.save(model, str(lone))
     r = cli("quantize", lone, "--calib-data", "synthetic")
     assert r.exit_code == 1 and "no manifest" in r.output
+    r = cli("quantize", t0_exports["onnx"].artifact, "--calib-data", "synthetic", "--calib-method", "mse",
+            "--out", tmp_path / "mse")  # ONNX Runtime has no MSE calibrator: refused, not calibrated another way
+    assert r.exit_code == 1 and "--calib-method mse has no counterpart in onnx's int8 quantizer: use minmax or " \
+        "percentile or entropy" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "mse").exists()
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +247,22 @@ def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_p
         assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest.calibration.kept_float
 
 
-@pytest.mark.parametrize("fmt, method", [("tflite", "entropy"), ("openvino", "percentile"), ("executorch", "entropy")])
+def test_an_unset_calib_method_is_each_formats_own_default_and_an_asked_one_is_kept():
+    """No --calib-method: each format calibrates with the first it takes (the IMX500: MCT's MSE, which held more than
+    min-max on T0 224; the others: minmax); one asked is what every format sees (or refuses)."""
+    from fnx.exporter import ExportOptions, Int8Options
+    from fnx.exporter.formats import FORMATS, get_format
+
+    get_format("onnx")  # loads the registry
+    unset = ExportOptions(formats=tuple(FORMATS), precision="int8", int8=Int8Options("synthetic"))
+    defaults = {name: f.options(unset, "int8").int8.method for name, f in FORMATS.items() if f.makes("int8")}
+    assert defaults["imx500"] == "mse" and {m for n, m in defaults.items() if n != "imx500"} == {"minmax"}
+    asked = ExportOptions(formats=("onnx",), precision="int8", int8=Int8Options("synthetic", method="entropy"))
+    assert {f.options(asked, "int8").int8.method for f in FORMATS.values()} == {"entropy"}
+
+
+@pytest.mark.parametrize("fmt, method", [("tflite", "entropy"), ("openvino", "percentile"), ("executorch", "entropy"),
+                                         ("onnx", "mse")])
 def test_a_calib_method_the_formats_quantizer_lacks_is_refused_not_ignored(fmt, method, tmp_path, cli):
     """Before, every format but ONNX (and the NPU targets) took --calib-method and quietly calibrated with min-max."""
     r = cli("export", "t0", "--weights", "random", "--format", fmt, "--precision", "int8", "--calib-method", method,

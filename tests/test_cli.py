@@ -16,7 +16,7 @@ def test_version_works_without_a_command(cli):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("export", ["fp32|fp16|int8", "minmax|percentile|entropy", "[default: tflite]", "[default: 256]"]),
+    ("export", ["fp32|fp16|int8", "minmax|percentile|entropy|mse", "[default: tflite]", "[default: 256]"]),
     ("run", ["onnxruntime|openvino|litert|tflite-runtime|tf.lite", "rpi4", "[default: auto]", "[default: 5]"]),
     ("bench latency", ["[default: cpu]", "[default: 50]"]),
     ("bench all", ["[default: 256]", "[default: fp32,fp16,int8]"]),

@@ -58,7 +58,7 @@ def test_t0_is_quantized_by_mct_converted_and_its_memory_report_is_in_the_manife
     c = m["compilation"]
     assert c["compiler"] == "imx500-converter 3.19.2" and c["target"] == "imx500" and c["source_format"] == "onnx"
     assert c["options"]["quantizer"] == "model-compression-toolkit 2.5.1" and "MCT's quantized model" in c["parity"]
-    assert c["options"]["activation_error_method"] == "NOCLIPPING"  # --calib-method minmax, fnx's default
+    assert c["options"]["activation_error_method"] == "MSE"  # --calib-method mse, the IMX500's default in fnx
     # the guard (held-out images) and the parity check (16 verification images) judged MCT's quantized ONNX against
     # PyTorch fp32 at fnx's default int8 bound; measured 0.9995 / 0.9972 (docs/guides/imx500.md)
     cal, parity = m["calibration"], m["parity"]
@@ -150,7 +150,7 @@ def test_several_formats_leave_out_imx500_for_a_variant_it_cannot_hold(monkeypat
     (("--target", "rpi4"), "for imx500, --target takes imx500"),
     (("--target", "rk3588"), "--target rk3588 is a device rknn files are compiled for"),
     (("--precision", "fp32"), "imx500 has no fp32 export in fnx"),
-    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in imx500's int8 quantizer: use minmax or entropy"),
+    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in imx500's int8 quantizer: use mse or minmax or entropy"),
     (("--batch", "2"), "--format imx500 builds a batch-1 classifier"),
 ])
 def test_a_wrong_imx500_export_is_refused_in_one_line_before_anything(args, said, tmp_path, cli, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,22 @@ def test_t2_at_224_fits_the_rk3588_and_holds_the_bound_on_the_simulator(tmp_path
 
 
 @pytest.mark.toolchain
+def test_calib_method_mse_builds_with_the_toolkits_mmse_and_holds_the_bound(tmp_path, cli):
+    """--calib-method mse is the toolkit's mmse (Min Mean Square Error) ranges: the manifest says so, and the
+    demo's trained model holds the default bound on the simulator with them."""
+    import fnx
+
+    weights = Path(fnx.__file__).parent / "demo" / "fasternet_t0_digits.safetensors"
+    r = cli("export", "t0", "--weights", weights, "--format", "rknn", "--precision", "int8", "--calib-data",
+            "synthetic", "--calib-size", "16", "--calib-method", "mse", "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "out" / "fasternet_t0_64_rknn_int8.json").read_text())
+    assert m["compilation"]["options"]["quantized_algorithm"] == "mmse" and m["calibration"]["method"] == \
+        "rknn-toolkit2 mmse (--calib-method mse)"
+    assert m["calibration"]["report"]["passed"] and m["parity"]["passed"]
+
+
+@pytest.mark.toolchain
 def test_a_build_below_the_bound_is_refused_with_its_figures_and_leaves_nothing(tmp_path, cli):
     """The real toolkit on random weights: the simulator's held-out cosine is below the bound asked, the guard cannot
     return RKNN layers to float, so the export is refused with the figure, and nothing is left in the folder."""
@@ -111,7 +128,7 @@ def test_a_build_below_the_bound_is_refused_with_its_figures_and_leaves_nothing(
     (("--target", "rk9999"), "unknown --target 'rk9999'"),
     (("--target", "rpi4"), "for rknn, --target takes rk3588, rk3576"),
     (("--precision", "fp32"), "rknn has no fp32 export in fnx"),
-    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in rknn's int8 quantizer: use minmax or entropy"),
+    (("--calib-method", "percentile"), "--calib-method percentile has no counterpart in rknn's int8 quantizer: use minmax or entropy or mse"),
 ])
 def test_a_wrong_rknn_export_is_refused_in_one_line_before_anything(args, said, tmp_path, cli, monkeypatch):
     import fnx.exporter.pipeline as pipeline

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from fnx.errors import FnxError
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# how activation ranges are chosen; each format takes those its quantizer has (ArtifactFormat.calib_methods): minmax
+# (the observed range), percentile (a high percentile of it), entropy (KL divergence of the distributions), mse (the
+# range that minimizes the quantization's mean squared error)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
 INT8_IO = ("int8", "float")
 AUTO_FORM = "auto"  # --int8-form auto: every candidate form measured here, the fastest within the bound kept
 DEFAULT_FORM = "default"  # --int8-form default: each target's default form, nothing measured (the quickest export)
@@ -19,7 +22,7 @@ class Int8Options:
 
     data: str | Path | None = None  # an image folder, or "synthetic"
     size: int = 256
-    method: str = "minmax"
+    method: str | None = None  # None: each format's default (the first of its ArtifactFormat.calib_methods)
     io: str = "int8"
     min_cosine: float | None = None  # None: fnx.parity.BOUNDS["int8"]
     max_top1_drop: float | None = None
@@ -30,7 +33,7 @@ class Int8Options:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise FnxError(f"--calib-size must be at least 1, got {self.size}")
-        if self.method not in CALIBRATION_METHODS:
+        if self.method is not None and self.method not in CALIBRATION_METHODS:
             raise FnxError(f"unknown --calib-method {self.method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
         if not self.form or not isinstance(self.form, str):
             raise FnxError(f"--int8-form takes auto or a form's name, got {self.form!r}")

@@ -47,7 +47,7 @@ def export_cmd(
     features: bool = typer.Option(False, "--features", help="Export the backbone: its four stage feature maps."),
     calib_data: CalibData = None,
     calib_size: CalibSize = 256,
-    calib_method: CalibMethodOpt = CalibMethod("minmax"),
+    calib_method: CalibMethodOpt = None,
     io: Int8IO = typer.Option(Int8IO("int8"), "--io", help="int8: input/output tensor type (TFLite: int8 only).", case_sensitive=False),
     int8_form: Int8Form = Int8FormChoice(AUTO_FORM),
     target: Target = None,
@@ -66,7 +66,7 @@ def export_cmd(
     from fnx.progress import Steps
 
     steps = Steps(quiet=as_json, console=err_console)
-    int8 = Int8Options(calib_data, calib_size, calib_method.value, io.value, min_cosine, max_top1_drop,
+    int8 = Int8Options(calib_data, calib_size, calib_method and calib_method.value, io.value, min_cosine, max_top1_drop,
                        int8_form_of(int8_form, onnx_int8_form), target)
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,
@@ -92,7 +92,7 @@ def quantize_cmd(
     artifact: Path = typer.Argument(..., help="An fp32 .onnx export with its manifest beside it."),
     calib_data: CalibData = None,
     calib_size: CalibSize = 256,
-    calib_method: CalibMethodOpt = CalibMethod("minmax"),
+    calib_method: CalibMethodOpt = None,
     int8_form: Int8Form = Int8FormChoice(AUTO_FORM),
     target: Target = None,
     min_cosine: MinCosine = None,
@@ -108,7 +108,8 @@ def quantize_cmd(
     from fnx.progress import Steps
 
     need_file(artifact, "artifact")
-    options = Int8Options(calib_data, calib_size, calib_method.value, "float", min_cosine, max_top1_drop,
+    method = calib_method and calib_method.value
+    options = Int8Options(calib_data, calib_size, method, "float", min_cosine, max_top1_drop,
                           int8_form_of(int8_form, onnx_int8_form), target)
     path, manifest = quantize_artifact(artifact, options, out, Steps(quiet=as_json, console=err_console))
     if as_json:

@@ -99,7 +99,7 @@ Engine = Annotated[Optional[EngineChoice], typer.Option("--engine", help="Force 
 SkipCheck = Annotated[bool, typer.Option("--skip-manifest-check", help="Use the manifest beside the artifact even if it describes another file (sha256, shape).")]
 CalibData = Annotated[Optional[str], typer.Option("--calib-data", help="int8: calibration image folder, or 'synthetic' (recorded as such).")]
 CalibSize = Annotated[int, typer.Option("--calib-size", min=1, help="int8: number of calibration images (seeded sample).")]
-CalibMethodOpt = Annotated[CalibMethod, typer.Option("--calib-method", help="int8: the activations' range estimator (every format takes minmax; one whose quantizer lacks another refuses it).", case_sensitive=False)]
+CalibMethodOpt = Annotated[Optional[CalibMethod], typer.Option("--calib-method", help="int8: the activations' range estimator (default: each format's own: minmax, or mse where it is the quantizer's own default; a format whose quantizer lacks the one asked refuses it).", case_sensitive=False, show_default=False)]
 def _int8_forms() -> type[Enum]:
     from fnx.exporter.int8_forms import all_form_names
 

@@ -54,7 +54,8 @@ class ArtifactFormat:
     int8_forms: ClassVar[tuple[Int8Form, ...]] = DEFAULT_FORMS
     int8_gelu_forms: ClassVar[bool] = False  # auto also measures each form with GELU as x*sigmoid(1.702x) (T0/T1)
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
-    calib_methods: ClassVar[tuple[str, ...]] = ("minmax",)  # the --calib-method values its int8 quantizer honours
+    # the --calib-method values its int8 quantizer honours; the first is its default
+    calib_methods: ClassVar[tuple[str, ...]] = ("minmax",)
     layers_absent: ClassVar[str] = ""  # without layer_tensors: why its files expose no intermediate tensors
     # the isolated environment its converter runs in (fnx.toolchains), where its pins conflict with fnx's: `fnx export`
     # creates it on first use, once the options are checked and before the model is built
@@ -74,6 +75,10 @@ class ArtifactFormat:
         """Return the module as the converter sees it (TFLite: NHWC in and out); default: itself."""
         return model
 
+    def options(self, opts: ExportOptions, precision: str) -> ExportOptions:
+        """Return opts as this format sees them at precision (ExportOptions.seen_by: its targets, its calib default)."""
+        return opts.seen_by(self.file, precision, self.calib_methods)
+
     def makes(self, precision: str) -> bool:
         """Whether it exports at precision (int8: where it has an int8 path)."""
         return precision in self.float_precisions or (precision == "int8" and self.int8_quantizer is not None)
@@ -86,9 +91,8 @@ class ArtifactFormat:
             absent = self.int8_absent_reason() if opts.precision == "int8" else ""
             raise FnxError(f"{self.name} has no {opts.precision} export in fnx{absent}: export {opts.precision} as "
                            f"{takers}, or {self.name} at {'/'.join(p for p in PRECISIONS if self.makes(p))}")
-        if opts.precision == "int8" and opts.int8.method not in self.calib_methods:
-            raise FnxError(f"--calib-method {opts.int8.method} has no counterpart in {self.name}'s int8 quantizer: "
-                           f"use {' or '.join(self.calib_methods)}")
+        if opts.precision == "int8":
+            self.check_calib_method(opts.int8.method)
         if opts.dynamic_batch and not self.file.dynamic_batch:
             takers = " and ".join(f.file.description.split()[0] for f in FORMATS.values() if f.file.dynamic_batch)
             raise FnxError(f"--dynamic-batch applies to {takers}; fnx's runtime runs a {self.name} artifact on any "
@@ -96,6 +100,12 @@ class ArtifactFormat:
         self.refuse(opts)
         if variant is not None:
             self.refuse_variant(variant, opts)
+
+    def check_calib_method(self, method: str) -> None:
+        """FnxError naming the methods it takes for a --calib-method its int8 quantizer lacks (None: its default)."""
+        if method is not None and method not in self.calib_methods:
+            raise FnxError(f"--calib-method {method} has no counterpart in {self.name}'s int8 quantizer: use "
+                           f"{' or '.join(self.calib_methods)}")
 
     def refuse(self, opts: ExportOptions) -> None:
         """FnxError for an option this format cannot honour (beyond the generic ones); default: none."""

@@ -14,7 +14,8 @@ from fnx.targets.imx500.toolchain import IMX500, check_java
 from fnx.toolchains.simulated import SimulatedFormat
 
 # fnx's --calib-method -> MCT's QuantizationErrorMethod for the activations' ranges (percentile has no counterpart)
-ERROR_METHODS = {"minmax": "NOCLIPPING", "entropy": "KL"}
+# (the first is its default: MSE held more than NOCLIPPING on T0 224, 0.99415 against 0.99007, in the same time)
+ERROR_METHODS = {"mse": "MSE", "minmax": "NOCLIPPING", "entropy": "KL"}
 
 
 @register_format

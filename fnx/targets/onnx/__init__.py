@@ -8,6 +8,9 @@ from pathlib import Path
 
 from fnx.formats import EMBED_KEY, FileFormat, register_file_format
 
+# fnx's --calib-method -> ONNX Runtime's CalibrationMethod (it has no MSE calibrator)
+CALIBRATORS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
 
 def _looks_like_onnx(head: bytes) -> bool:
     # onnx.save writes ModelProto's fields in number order: field 1, ir_version (a small varint), comes first

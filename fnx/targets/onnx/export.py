@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fnx.calibration.options import CALIBRATION_METHODS
 from fnx.exporter.formats import ArtifactFormat, register_format
-from fnx.targets.onnx import FILE
+from fnx.targets.onnx import CALIBRATORS, FILE
 from fnx.targets.onnx.convert import check_opset, export_onnx, simplify_onnx, to_fp16
 from fnx.targets.onnx.int8_form import FORMS, choose_onnx_int8_form
 
@@ -24,7 +23,7 @@ class OnnxFormat(ArtifactFormat):
     pconv_form = "split_cat"  # the slicing form's in-place write becomes ScatterND chains in ONNX
     converters = ("torch", "onnx", "onnxslim", "onnxruntime")
     requires = ("torch", "onnx", "onnxslim", "onnxruntime")
-    calib_methods = CALIBRATION_METHODS  # ONNX Runtime's MinMax, Percentile and Entropy calibrators
+    calib_methods = tuple(CALIBRATORS)  # ONNX Runtime's calibrators
     int8_forms = FORMS  # the QDQ forms (fnx.targets.onnx.int8_form); sigmoid GELU measured no faster on ONNX Runtime
     gelu_note = ("GELU variant: ONNX Runtime has no int8 GELU and runs it in float between int8 convs; measured here, "
                  "int8 ONNX of T0/T1 is 1.6-1.9x faster than fp32 where int8 TFLite (LiteRT) is 2.6-3.1x "

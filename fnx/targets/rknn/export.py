@@ -12,8 +12,9 @@ from fnx.targets.rknn.toolchain import RKNN
 from fnx.toolchains.simulated import SimulatedFormat
 
 OPSET = 19  # the newest ONNX opset rknn-toolkit2 2.5.0 loads
-# fnx's --calib-method -> rknn-toolkit2's quantized_algorithm (percentile has no counterpart there)
-ALGORITHMS = {"minmax": "normal", "entropy": "kl_divergence"}
+# fnx's --calib-method -> rknn-toolkit2's quantized_algorithm (percentile has no counterpart there; mmse: Min Mean
+# Square Error)
+ALGORITHMS = {"minmax": "normal", "entropy": "kl_divergence", "mse": "mmse"}
 
 
 @register_format
