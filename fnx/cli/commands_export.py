@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fnx.cli.app import app
-from fnx.cli.common import (AsJson, CalibData, CalibMethod, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
+from fnx.cli.common import (AsJson, CalibData, CalibMethodOpt, CalibSize, Device, DeviceChoice, FormatChoice,
                             GeluForm, GeluFormChoice, Int8Form, Int8FormChoice, Int8IO, MaxTop1Drop, MinCosine,
                             OnnxInt8Form, PrecisionChoice, Target, command, console, err_console, int8_form_of, need_file,
                             print_json)
@@ -66,7 +66,8 @@ def export_cmd(
     from fnx.progress import Steps
 
     steps = Steps(quiet=as_json, console=err_console)
-    int8 = Int8Options(calib_data, calib_size, calib_method and calib_method.value, io.value, min_cosine, max_top1_drop,
+    method = calib_method and calib_method.value  # None: each format's own default
+    int8 = Int8Options(calib_data, calib_size, method, io.value, min_cosine, max_top1_drop,
                        int8_form_of(int8_form, onnx_int8_form), target)
     opts = ExportOptions(formats=formats_of(fmt.value), precision=precision.value, weights=weights,
                          num_classes=num_classes, img_size=img_size, batch=batch, dynamic_batch=dynamic_batch,

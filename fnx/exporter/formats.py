@@ -101,7 +101,7 @@ class ArtifactFormat:
         if variant is not None:
             self.refuse_variant(variant, opts)
 
-    def check_calib_method(self, method: str) -> None:
+    def check_calib_method(self, method: str | None) -> None:
         """FnxError naming the methods it takes for a --calib-method its int8 quantizer lacks (None: its default)."""
         if method is not None and method not in self.calib_methods:
             raise FnxError(f"--calib-method {method} has no counterpart in {self.name}'s int8 quantizer: use "
