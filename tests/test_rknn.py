@@ -79,11 +79,15 @@ def test_fnx_runs_no_rknn_file_and_says_where_it_runs(rknn_t0, cli):
 @pytest.mark.toolchain
 def test_t2_at_224_fits_the_rk3588_and_holds_the_bound_on_the_simulator(tmp_path, cli):
     """FasterNet-T2 at full size (lively random weights, seeded): the real toolkit builds it for the RK3588, the
-    simulator's outputs hold fnx's default int8 bound against PyTorch (measured on the AMD kind: held-out 0.99177,
-    parity 0.99811), every compute op on the NPU; a file and its manifest, nothing else."""
-    out = tmp_path / "out"
-    r = cli("export", "t2", "--weights", "random", "--num-classes", "10", "--format", "rknn", "--precision", "int8",
-            "--target", "rk3588", "--calib-data", "synthetic", "--calib-size", "32", "--out", out)
+    simulator's outputs hold fnx's default int8 bound against PyTorch (measured on the AMD kind from 64 synthetic
+    images: held-out 0.99726, parity 0.99622; from 32, 0.99177 held-out, too near the bound), every compute op on the
+    NPU; a file and its manifest, nothing else. Seeded weights: with `--weights random` (unseeded) the held-out cosine
+    went from 0.977 to 0.992 between runs."""
+    from fnx.dev import write_lively_checkpoint
+
+    out, ckpt = tmp_path / "out", write_lively_checkpoint("t2", tmp_path / "t2.pth", num_classes=10)
+    r = cli("export", "t2", "--weights", ckpt, "--format", "rknn", "--precision", "int8",
+            "--target", "rk3588", "--calib-data", "synthetic", "--calib-size", "64", "--out", out)
     assert r.exit_code == 0, r.output
     art = out / "fasternet_t2_224_rknn_int8.rknn"
     assert sorted(p.name for p in out.iterdir()) == sorted([art.name, art.with_suffix(".json").name])
