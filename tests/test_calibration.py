@@ -247,18 +247,17 @@ def test_strict_min_cosine_is_met_or_refused_with_nothing_written(t2_ckpt, tmp_p
         assert res.parity.outputs[0].cosine >= 0.99999 and res.manifest.calibration.kept_float
 
 
-def test_an_unset_calib_method_is_each_formats_own_default_and_an_asked_one_is_kept():
+def test_an_unset_calib_method_is_each_formats_default_then_on_an_npu_its_others_and_an_asked_one_alone():
     """No --calib-method: each format calibrates with the first it takes (the IMX500: MCT's MSE, which held more than
-    min-max on T0 224; the others: minmax); one asked is what every format sees (or refuses)."""
-    from fnx.exporter import ExportOptions, Int8Options
+    min-max on T0 224; the others: minmax); the NPU targets, which cannot return layers to float, then try their other
+    methods where the guard refuses the first. A method asked is the only one tried."""
     from fnx.exporter.formats import FORMATS, get_format
 
     get_format("onnx")  # loads the registry
-    unset = ExportOptions(formats=tuple(FORMATS), precision="int8", int8=Int8Options("synthetic"))
-    defaults = {name: f.options(unset, "int8").int8.method for name, f in FORMATS.items() if f.makes("int8")}
-    assert defaults["imx500"] == "mse" and {m for n, m in defaults.items() if n != "imx500"} == {"minmax"}
-    asked = ExportOptions(formats=("onnx",), precision="int8", int8=Int8Options("synthetic", method="entropy"))
-    assert {f.options(asked, "int8").int8.method for f in FORMATS.values()} == {"entropy"}
+    tried = {name: f.calib_methods_to_try(None) for name, f in FORMATS.items() if f.makes("int8")}
+    assert tried.pop("imx500") == ("mse", "minmax", "entropy") and tried.pop("rknn") == ("minmax", "entropy", "mse")
+    assert set(tried.values()) == {("minmax",)}
+    assert {f.calib_methods_to_try("entropy") for f in FORMATS.values()} == {("entropy",)}
 
 
 @pytest.mark.parametrize("fmt, method", [("tflite", "entropy"), ("openvino", "percentile"), ("executorch", "entropy"),

@@ -270,6 +270,76 @@ def test_a_conversion_refused_by_the_converter_says_why_and_leaves_nothing(repor
     assert list(out.iterdir()) == []
 
 
+def fake_mct(monkeypatch, noise: dict[str, float]) -> list[str]:
+    """Stand in for the toolchain run (convert_imx500): MCT's quantized model is PyTorch's outputs plus noise of the
+    given size per MCT error method (relative to the outputs' spread), and the converter writes a packerOut.zip that
+    fits. Returns the methods it was called with."""
+    import numpy as np
+    import torch
+
+    import fnx.exporter.pipeline as pipeline
+    import fnx.targets.imx500.build as build
+    import fnx.targets.imx500.export as export
+    from fnx.compilation import Compilation, NpuMemory
+    from fnx.targets.imx500 import PACKED
+    from fnx.toolchains.simulated import keep
+
+    tried = []
+
+    def convert(model, out, calib_nchw, batches, error_method, on_line=None):
+        tried.append(error_method)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(np.concatenate(batches))).numpy()
+        rng = np.random.default_rng(len(tried))
+        stacked = [ref + noise[error_method] * ref.std() * rng.standard_normal(ref.shape).astype(np.float32)]
+        with zipfile.ZipFile(out, "w") as z:
+            for name in PACKED:
+                z.writestr(name, error_method)
+        record = Compilation("imx500-converter 3.19.2", "imx500", "onnx", "0" * 64, 1, "a stand-in for MCT",
+                             memory=NpuMemory(4 << 20, 8388480, 3 << 20, 1 << 20, True))
+        return keep(out, record, batches, stacked)
+
+    monkeypatch.setattr(pipeline, "make_toolchains", lambda formats, steps: None)
+    monkeypatch.setattr(export, "check_java", lambda: None)
+    monkeypatch.setattr(build, "convert_imx500", convert)
+    return tried
+
+
+def test_a_default_method_that_misses_the_bound_is_followed_by_the_next_and_the_manifest_says_so(t0_ckpt, tmp_path,
+                                                                                                  monkeypatch):
+    """The IMX500 cannot return layers to float: with --calib-method unset, where MCT's MSE misses the bound the
+    export tries minmax (NOCLIPPING) and keeps it as it holds; the manifest records minmax and notes what missed."""
+    from fnx.exporter import ExportOptions, Int8Options, export_model
+
+    tried = fake_mct(monkeypatch, {"MSE": 0.5, "NOCLIPPING": 0.0, "KL": 0.0})
+    (res,) = export_model("t0", ExportOptions(formats=("imx500",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                              out_dir=tmp_path, int8=Int8Options("synthetic", size=8)))
+    cal = res.manifest.calibration
+    assert tried == ["MSE", "NOCLIPPING"] and cal.method.endswith("NOCLIPPING (--calib-method minmax)")
+    assert cal.report.passed and cal.report.cosine_min > 0.999
+    (note,) = [n for n in cal.notes if n.startswith("--calib-method minmax")]
+    assert "missed the bound with mse (logits: cosine 0." in note and "is below 0.99)" in note
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fasternet_t0_64_imx500_int8.json",
+                                                         "fasternet_t0_64_imx500_int8.zip"]
+
+
+@pytest.mark.parametrize("asked, tried", [(None, ["MSE", "NOCLIPPING", "KL"]), ("minmax", ["NOCLIPPING"])])
+def test_every_method_missing_the_bound_is_refused_with_each_figure_and_leaves_nothing(asked, tried, t0_ckpt, tmp_path,
+                                                                                       monkeypatch):
+    """Every method tried misses the bound: one error gives each method's figure; a method asked is the only one
+    tried, and refused as any guard failure is."""
+    from fnx.exporter import ExportOptions, Int8Options, export_model
+
+    called = fake_mct(monkeypatch, {"MSE": 0.5, "NOCLIPPING": 0.5, "KL": 0.5})
+    said = (r"int8 accuracy guard failed with every --calib-method imx500 takes: mse \(logits: cosine 0\.\d+ is below "
+            r"0\.99\), minmax \(.*\), entropy \(.*\)\. Use more") if asked is None else \
+        r"int8 accuracy guard failed after 0 layers were returned to float: logits: cosine"
+    with pytest.raises(FnxError, match=said):
+        export_model("t0", ExportOptions(formats=("imx500",), precision="int8", weights=str(t0_ckpt), img_size=64,
+                                         out_dir=tmp_path, int8=Int8Options("synthetic", size=8, method=asked)))
+    assert called == tried and list(tmp_path.iterdir()) == []
+
+
 def test_a_packer_output_is_told_from_another_zip(tmp_path):
     from fnx.errors import FnxError
     from fnx.formats import detect_format

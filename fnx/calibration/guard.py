@@ -22,7 +22,12 @@ GUARD_MAX_STEPS = 3
 
 
 class GuardFailed(FnxError):
-    """The int8 model stayed outside the bound on the held-out images, even with layers returned to float."""
+    """The int8 model stayed outside the bound on the held-out images, even with layers returned to float; failures:
+    the bounds it missed, in words."""
+
+    def __init__(self, message: str, failures: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.failures = list(failures)
 
 
 @contextmanager
@@ -36,7 +41,7 @@ def explained_for_weights(kind: str):
             raise
         raise GuardFailed(f"{e}. These are random weights (--weights random): their logits are near zero and "
                           f"near-uniform, so int8 rounding alone moves them; judge int8 on trained weights "
-                          f"(--weights official, a checkpoint or hf-hub:)") from e
+                          f"(--weights official, a checkpoint or hf-hub:)", e.failures) from e
 
 
 def guard_bounds(min_cosine: float | None, max_top1_drop: float | None) -> GuardBounds:
@@ -113,7 +118,7 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list
         if not report.passed:
             raise GuardFailed(f"int8 accuracy guard failed after {len(keep)} layers were returned to float: "
                            f"{'; '.join(report.failures)}. Use more or more representative --calib-data, another "
-                           f"--calib-method, a lower --min-cosine, or fp16")
+                           f"--calib-method, a lower --min-cosine, or fp16", report.failures)
         if keep:
             report.float_fallback_cost = _speed_cost(first_copy, artifact)
         return report, keep, ranking or []

@@ -56,6 +56,9 @@ class ArtifactFormat:
     float_precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")  # the float precisions it exports
     # the --calib-method values its int8 quantizer honours; the first is its default
     calib_methods: ClassVar[tuple[str, ...]] = ("minmax",)
+    # where the guard has no layer to return to float (an NPU target): with --calib-method unset, a default that misses
+    # the bound is followed by its other calib_methods, in order, before the export is refused
+    calib_fallback: ClassVar[bool] = False
     layers_absent: ClassVar[str] = ""  # without layer_tensors: why its files expose no intermediate tensors
     # the isolated environment its converter runs in (fnx.toolchains), where its pins conflict with fnx's: `fnx export`
     # creates it on first use, once the options are checked and before the model is built
@@ -74,10 +77,6 @@ class ArtifactFormat:
     def wrap_io(self, model: torch.nn.Module) -> torch.nn.Module:
         """Return the module as the converter sees it (TFLite: NHWC in and out); default: itself."""
         return model
-
-    def options(self, opts: ExportOptions, precision: str) -> ExportOptions:
-        """Return opts as this format sees them at precision (ExportOptions.seen_by: its targets, its calib default)."""
-        return opts.seen_by(self.file, precision, self.calib_methods)
 
     def makes(self, precision: str) -> bool:
         """Whether it exports at precision (int8: where it has an int8 path)."""
@@ -106,6 +105,13 @@ class ArtifactFormat:
         if method is not None and method not in self.calib_methods:
             raise FnxError(f"--calib-method {method} has no counterpart in {self.name}'s int8 quantizer: use "
                            f"{' or '.join(self.calib_methods)}")
+
+    def calib_methods_to_try(self, asked: str | None) -> tuple[str, ...]:
+        """The --calib-method values the int8 path tries, in order: the one asked, else its default (and, with
+        calib_fallback, its others after it)."""
+        if asked is not None:
+            return (asked,)
+        return self.calib_methods if self.calib_fallback else self.calib_methods[:1]
 
     def refuse(self, opts: ExportOptions) -> None:
         """FnxError for an option this format cannot honour (beyond the generic ones); default: none."""

@@ -13,7 +13,7 @@ import torch
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.flow import read_calibration
 from fnx.calibration.form_search import Candidate, FormPlan, guarded_forms
-from fnx.calibration.guard import explained_for_weights, guard_bounds
+from fnx.calibration.guard import GuardFailed, explained_for_weights, guard_bounds
 from fnx.calibration.options import AUTO_FORM
 from fnx.calibration.report import record_io_quantization
 from fnx.exporter.build import BuiltModel
@@ -48,7 +48,36 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     """Write a guarded int8 artifact of deployed to tmp in the form --int8-form asked (auto: each candidate measured
     here, the fastest within the bound kept); record its calibration, the form's choice and I/O quantization.
 
-    A --features backbone is guarded on its weakest feature map (every output held to the bound)."""
+    A --features backbone is guarded on its weakest feature map (every output held to the bound). With --calib-method
+    unset, the format's default method; where that misses the bound and the format has calib_fallback, its others in
+    order (the manifest's notes say which missed, and by how much)."""
+    methods = fmt.calib_methods_to_try(opts.int8.method)
+    missed: list[str] = []
+    with explained_for_weights(built.weights.kind):
+        for method in methods:
+            try:
+                _export_int8_with(fmt, built, deployed, replace(opts, int8=replace(opts.int8, method=method)), tmp,
+                                  steps, manifest)
+            except GuardFailed as e:
+                missed.append(f"{method} ({'; '.join(e.failures)})")
+                if method == methods[-1]:
+                    if len(methods) == 1:
+                        raise
+                    raise GuardFailed(f"int8 accuracy guard failed with every --calib-method {fmt.name} takes: "
+                                      f"{', '.join(missed)}. Use more or more representative --calib-data, or a lower "
+                                      f"--min-cosine", e.failures) from None
+                steps.info(f"[yellow]guard:[/] --calib-method {method} missed the bound ({'; '.join(e.failures)}); "
+                           f"trying {methods[methods.index(method) + 1]}")
+                continue
+            if missed:
+                manifest.calibration.notes.append(f"--calib-method {method}: the format's default order missed the "
+                                                  f"bound with {', '.join(missed)}")
+            return
+
+
+def _export_int8_with(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions,
+                      tmp: Path, steps: Steps, manifest: Manifest) -> None:
+    """export_int8 with the one --calib-method opts names."""
     data, refs = calibration_data(built, opts, steps, fmt)
     gelu = get_variant(built.name).act == "gelu"
     notes = [qat_note(opts.from_qat, fmt.name, learned_ranges=fmt.qat_quantizer is not None)] if opts.from_qat else []
@@ -58,7 +87,7 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     pick = pick_forms(fmt, opts.int8, gelu_forms(fmt, gelu and not learned, opts))
     outputs_of = lambda path: as_nchw(artifact_outputs(fmt, path, data.held_out), manifest.outputs)  # noqa: E731
     feed = to_layout(np.resize(data.held_out, (opts.batch, *data.held_out.shape[1:])), fmt.file.layout)
-    with ExitStack() as stack, explained_for_weights(built.weights.kind):
+    with ExitStack() as stack:
         quantizers = {}
         for form in dict.fromkeys(o.gelu for o in pick.options):  # one quantizer per GELU form (model) it needs
             model, work = deployed, tmp

@@ -48,17 +48,14 @@ class ExportOptions:
         if self.from_qat is not None:
             self._check_from_qat()
 
-    def seen_by(self, file: FileFormat, precision: str,
-                calib_methods: tuple[str, ...] = ("minmax",)) -> "ExportOptions":
+    def seen_by(self, file: FileFormat, precision: str) -> "ExportOptions":
         """Return the options as one format sees them: at precision, with --target only where it names its device (a
-        format compiled for devices of its own sees only those; the others, only the device profiles), and an unset
-        --calib-method as its default (the first of its calib_methods)."""
+        format compiled for devices of its own sees only those; the others, only the device profiles)."""
         target = self.int8.target
         owner = target_format(target) if target is not None else None
-        int8 = replace(self.int8, method=self.int8.method or calib_methods[0])
-        if not (target is None or owner is file or (owner is None and not file.targets)):
-            int8 = replace(int8, target=None)
-        return replace(self, precision=precision, int8=int8)
+        if target is None or owner is file or (owner is None and not file.targets):
+            return replace(self, precision=precision)
+        return replace(self, precision=precision, int8=replace(self.int8, target=None))
 
     def _check_from_qat(self) -> None:
         if self.precision != "int8":

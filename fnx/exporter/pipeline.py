@@ -95,7 +95,7 @@ def made_pairs(opts: ExportOptions, precisions: tuple[str, ...], steps: Steps | 
     for p in precisions:
         for f in formats:
             try:
-                f.check(f.options(opts, p), variant)  # a precision it does not make is refused there too
+                f.check(opts.seen_by(f.file, p), variant)  # a precision it does not make is refused there too
                 pairs.append((p, f))
             except FnxError as e:
                 skipped.append(f"{f.name} {p} ({e})")
@@ -118,7 +118,7 @@ def prepare(name: str, opts: ExportOptions, precisions: tuple[str, ...], steps: 
     variant = get_variant(name)
     pairs = made_pairs(opts, precisions, steps, variant)
     for precision, fmt in pairs:
-        fmt.check(fmt.options(opts, precision), variant)
+        fmt.check(opts.seen_by(fmt.file, precision), variant)
     preflight(opts, precisions)  # every input that can be checked without the model, before building it
     make_toolchains([fmt for _, fmt in pairs], steps)
     if built is None:
@@ -163,7 +163,7 @@ def export_prepared(prepared: Prepared, opts: ExportOptions, precisions: tuple[s
         final = prepared.out_dir / artifact_name(prepared.built, fmt, precision)
         try:
             results.append(export_artifact(fmt, prepared.built, prepared.deployed[(fmt.pconv_form, fmt.stem_form)],
-                                           fmt.options(opts, precision), final, steps, prepared.check_inputs))
+                                           opts.seen_by(fmt.file, precision), final, steps, prepared.check_inputs))
         except FnxError as e:
             if not keep_going:
                 raise

@@ -81,8 +81,8 @@ def quantize_artifact(artifact: Path, options: Int8Options, out: Path | None = N
     if options.max_top1_drop is not None:
         check_calibration_classes(options.data, manifest.labels, manifest.class_ids)
     check_form(options.form, form_names(fmt), f"fnx quantize of a {fmt.name} file")
-    options = replace(options, method=options.method or fmt.calib_methods[0])
     fmt.check_calib_method(options.method)
+    options = replace(options, method=fmt.calib_methods_to_try(options.method)[0])
     data = read_calibration(options, manifest.preprocessing, manifest.labels, manifest.class_ids, steps)
     held = np.ascontiguousarray(data.held_out.transpose(0, 3, 1, 2))
     refs = load(artifact, device="cpu").run(held)  # every output: a --features backbone has four

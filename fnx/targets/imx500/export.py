@@ -32,6 +32,7 @@ class Imx500Format(SimulatedFormat, ArtifactFormat):
     converters = ("torch",)  # MCT's and the converter's versions are in compilation
     requires = ("torch",)
     float_precisions = ()  # the IMX500 computes in int8 (MCT's quantization for its platform)
+    calib_fallback = True  # no layer can go back to float: the guard tries the other methods
     calib_methods = tuple(ERROR_METHODS)
     toolchain = IMX500
     layers_absent = ("fnx cannot run an IMX500 file: its parity was measured at export on MCT's quantized model, "

@@ -30,6 +30,7 @@ class RknnFormat(SimulatedFormat, ArtifactFormat):
     converters = ("torch", "onnx", "onnxslim")  # the toolkit's version is in compilation.compiler
     requires = ("torch", "onnx", "onnxslim")
     float_precisions = ()  # fnx builds RKNN in int8 only (the NPU's native precision)
+    calib_fallback = True  # no layer can go back to float: the guard tries the other methods
     calib_methods = tuple(ALGORITHMS)
     toolchain = RKNN
     layers_absent = ("rknn-toolkit2's simulator cannot run a saved .rknn; the per-layer cosines of its accuracy "
