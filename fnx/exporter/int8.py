@@ -54,25 +54,23 @@ def export_int8(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Modul
     methods = fmt.calib_methods_to_try(opts.int8.method)
     missed: list[str] = []
     with explained_for_weights(built.weights.kind):
-        for method in methods:
+        for method, following in zip(methods, (*methods[1:], None)):
             try:
                 _export_int8_with(fmt, built, deployed, replace(opts, int8=replace(opts.int8, method=method)), tmp,
                                   steps, manifest)
+                break
             except GuardFailed as e:
+                if len(methods) == 1:
+                    raise
                 missed.append(f"{method} ({'; '.join(e.failures)})")
-                if method == methods[-1]:
-                    if len(methods) == 1:
-                        raise
+                if following is None:
                     raise GuardFailed(f"int8 accuracy guard failed with every --calib-method {fmt.name} takes: "
                                       f"{', '.join(missed)}. Use more or more representative --calib-data, or a lower "
                                       f"--min-cosine", e.failures) from None
-                steps.info(f"[yellow]guard:[/] --calib-method {method} missed the bound ({'; '.join(e.failures)}); "
-                           f"trying {methods[methods.index(method) + 1]}")
-                continue
-            if missed:
-                manifest.calibration.notes.append(f"--calib-method {method}: the format's default order missed the "
-                                                  f"bound with {', '.join(missed)}")
-            return
+                steps.info(f"[yellow]guard:[/] --calib-method {missed[-1]} missed the bound; trying {following}")
+    if missed:
+        manifest.calibration.notes.append(f"--calib-method {method}: the format's default order missed the bound "
+                                          f"with {', '.join(missed)}")
 
 
 def _export_int8_with(fmt: ArtifactFormat, built: BuiltModel, deployed: torch.nn.Module, opts: ExportOptions,

@@ -12,14 +12,12 @@ from fnx.models.variants import Variant
 
 def variant_params(v: Variant, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Return the parameter count of the classifier (num_classes > 0) or pooled-feature model (0)."""
-    total = in_chans * v.embed_dim * v.patch_size**2 + 2 * v.embed_dim  # stem conv + BN
+    total = backbone_weights(v, in_chans) + 2 * v.embed_dim  # the convs + the stem's BN
     dims = v.stage_dims
     for i, (d, depth) in enumerate(zip(dims, v.depths)):
-        hidden = int(d * v.mlp_ratio)
-        pc = d // v.n_div
-        total += depth * (2 * d * hidden + 2 * hidden + 9 * pc * pc + (d if v.layer_scale_init > 0 else 0))
+        total += depth * (2 * int(d * v.mlp_ratio) + (d if v.layer_scale_init > 0 else 0))  # each block's BN, scale
         if i < len(dims) - 1:
-            total += d * 2 * d * v.merge_size**2 + 2 * 2 * d  # merging conv + BN
+            total += 2 * 2 * d  # the merging layer's BN
     total += dims[-1] * v.feature_dim  # pre-head 1x1 conv
     if num_classes:
         total += v.feature_dim * num_classes + num_classes
