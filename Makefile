@@ -20,9 +20,11 @@ demo: setup
 	$(VENV)/bin/fnx demo --out demo_out
 
 # ARM parity beside pytest (scripts/run_tests.sh): its table after pytest's output, pytest's summary the closing
-# line; both must pass.
+# line; both must pass. pytest runs in TEST_WORKERS processes (pytest-xdist; a test file stays on one worker, so its
+# module fixtures are made once; tests/conftest.py gives each worker its share of torch's threads).
+TEST_WORKERS ?= 2
 test: setup
-	@bash scripts/run_tests.sh $(PY) -q --durations=15
+	@bash scripts/run_tests.sh $(PY) -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 # The targets whose converters run in isolated toolchains (fnx.toolchains): each environment is created once per
 # machine (kept under FNX_TOOLCHAINS_DIR, timed here), then the tests marked `toolchain` run the real converters,
@@ -34,7 +36,8 @@ test-targets: setup
 	@for tc in $(TARGET_TOOLCHAINS); do start=$$(date +%s); \
 	  FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) $(VENV)/bin/fnx toolchains create $$tc || exit 1; \
 	  echo "toolchain $$tc ready in $$(( $$(date +%s) - start )) s"; done
-	FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m 'toolchain or full_size' --durations=5
+	FNX_TOOLCHAINS_DIR=$(TOOLCHAINS_DIR) OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m 'toolchain or full_size' --durations=5 \
+	  -n $(TEST_WORKERS) --dist loadfile
 
 arm-parity: setup
 	$(PY) scripts/arm_parity.py

@@ -18,6 +18,15 @@ os.environ.setdefault("CI", "true")
 
 from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tests)
 
+# fnx's CLI consoles are made when fnx.cli.common is first imported, and rich fixes a console's width for good when
+# COLUMNS is set at that moment. Imported here with COLUMNS unset, they read it per print, so each test's
+# env={"COLUMNS": ...} holds whichever test (on whichever pytest-xdist worker) happens to import the CLI first.
+_columns = os.environ.pop("COLUMNS", None)
+import fnx.cli.common  # noqa: E402, F401
+
+if _columns is not None:
+    os.environ["COLUMNS"] = _columns
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_hub(tmp_path_factory):
@@ -50,7 +59,10 @@ def _share_the_cpu():
     yield
 
 
-_TORCH_THREADS = torch.get_num_threads()
+# Under pytest-xdist each worker takes its share of the cores (two workers on 2 cores: one torch thread each),
+# so the workers never oversubscribe the machine.
+_TORCH_THREADS = max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+torch.set_num_threads(_TORCH_THREADS)
 
 
 @pytest.fixture
@@ -104,6 +116,32 @@ def rng():
 
 
 
+def once_across_workers(tmp_path_factory, name: str, make) -> "Path":
+    """Return a folder that make(folder) filled once for the whole run: under pytest-xdist (`make test` runs two
+    workers) the first worker to ask makes it under the run's shared temp root while the others wait on a lock,
+    so a costly session fixture is not made once per worker; alone, a folder of this session's."""
+    from pathlib import Path
+
+    from filelock import FileLock
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    root = Path(tmp_path_factory.getbasetemp()).parent  # shared by this run's workers
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            if folder.exists():  # a worker that failed half-way: start over
+                import shutil
+
+                shutil.rmtree(folder)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory):
     """A folder where `make demo` has run (`fnx demo --out demo_out`, as a user runs it, in a subprocess), with the
@@ -114,15 +152,17 @@ def demo_workspace(tmp_path_factory):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    ws = tmp_path_factory.mktemp("demo-workspace")
-    for name in ("fnx", "examples"):
-        (ws / name).symlink_to(root / name)
-    env = {k: v for k, v in os.environ.items() if k != "FNX_SHARE_CPU_WITH"}
-    r = subprocess.run([sys.executable, "-m", "fnx", "demo", "--out", "demo_out"], cwd=ws, env={**env, "COLUMNS": "100"},
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (ws / "demo.out").write_text(r.stdout)
-    return ws
+
+    def make(ws: Path) -> None:
+        for name in ("fnx", "examples"):
+            (ws / name).symlink_to(root / name)
+        env = {k: v for k, v in os.environ.items() if k != "FNX_SHARE_CPU_WITH"}
+        r = subprocess.run([sys.executable, "-m", "fnx", "demo", "--out", "demo_out"], cwd=ws,
+                           env={**env, "COLUMNS": "100"}, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        (ws / "demo.out").write_text(r.stdout)
+
+    return once_across_workers(tmp_path_factory, "demo-workspace", make)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def test_both_must_pass_and_pytest_summary_closes(tmp_path, arm, pytest_rc, expe
     assert r.returncode == expected, r.stdout + r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[-1] == "3 passed in 0.10s"  # CI reads the closing line
-    assert "ARM PARITY (stub) args: --jobs 1" in r.stdout  # ARM's output is printed, after pytest's
+    assert "ARM PARITY (stub) args: --jobs 2" in r.stdout  # ARM's output is printed, after pytest's
     assert r.stdout.index("pytest (stub)") < r.stdout.index("ARM PARITY (stub)")
     assert ("ARM parity failed" in r.stdout) == (arm != 0)
     assert "nice: 19" in r.stdout  # ARM takes what pytest leaves idle: pytest has the cores first
