@@ -17,6 +17,7 @@ import os  # noqa: E402
 os.environ.setdefault("CI", "true")
 
 from fnx.models.init import randomize_bn  # noqa: E402  (re-exported for the tests)
+from run_once import once_across_workers  # noqa: E402
 
 # fnx's CLI consoles are made when fnx.cli.common is first imported, and rich fixes a console's width for good when
 # COLUMNS is set at that moment. Imported here with COLUMNS unset, they read it per print, so each test's
@@ -114,32 +115,6 @@ def stop_after_first_epoch(monkeypatch):
 def rng():
     return np.random.default_rng(0)
 
-
-
-def once_across_workers(tmp_path_factory, name: str, make) -> "Path":
-    """Return a folder that make(folder) filled once for the whole run: under pytest-xdist (`make test` runs two
-    workers) the first worker to ask makes it under the run's shared temp root while the others wait on a lock,
-    so a costly session fixture is not made once per worker; alone, a folder of this session's."""
-    from pathlib import Path
-
-    from filelock import FileLock
-
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        folder = tmp_path_factory.mktemp(name)
-        make(folder)
-        return folder
-    root = Path(tmp_path_factory.getbasetemp()).parent  # shared by this run's workers
-    folder, done = root / name, root / f"{name}.done"
-    with FileLock(str(root / f"{name}.lock")):
-        if not done.exists():
-            if folder.exists():  # a worker that failed half-way: start over
-                import shutil
-
-                shutil.rmtree(folder)
-            folder.mkdir()
-            make(folder)
-            done.touch()
-    return folder
 
 
 @pytest.fixture(scope="session")

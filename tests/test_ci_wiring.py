@@ -32,3 +32,40 @@ def test_both_must_pass_and_pytest_summary_closes(tmp_path, arm, pytest_rc, expe
     assert "nice: 19" in r.stdout  # ARM takes what pytest leaves idle: pytest has the cores first
     share = next(line for line in lines if line.startswith("pytest (stub)")).rpartition("=")[2]
     assert share == "unset"  # pytest keeps torch's own thread count
+
+
+RUN_ONCE_CONFTEST = """
+import os, sys, time
+import pytest
+sys.path.insert(0, {tests!r})
+from run_once import once_across_workers
+
+
+@pytest.fixture(scope="session")
+def costly(tmp_path_factory):
+    def make(folder):
+        with open({log!r}, "a") as f:
+            f.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+        time.sleep(1)  # long enough that the other worker asks while it is being made
+        (folder / "made").write_text("yes")
+    return once_across_workers(tmp_path_factory, "costly", make)
+"""
+
+
+@pytest.mark.parametrize("workers", [["-n", "2", "--dist", "loadfile"], []])
+def test_a_shared_session_fixture_is_made_once_across_xdist_workers(tmp_path, workers):
+    """`make test`'s two workers share the demo workspace (tests/run_once.py): made by one, read by both; alone,
+    pytest makes it once too."""
+    import sys
+
+    log = tmp_path / "made.log"
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(RUN_ONCE_CONFTEST.format(tests=str(ROOT / "tests"), log=str(log)))
+    for i in range(4):
+        (suite / f"test_{i}.py").write_text("def test_reads(costly):\n    assert (costly / 'made').read_text() == 'yes'\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, str(suite)],
+                       cwd=suite, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "4 passed" in r.stdout, r.stdout + r.stderr
+    made = log.read_text().split()
+    assert len(made) == 1 and (made[0].startswith("gw") if workers else made[0] == "main"), made
