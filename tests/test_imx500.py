@@ -1,8 +1,8 @@
 """--format imx500: fnx's model quantized by Sony's MCT for the IMX500 and converted by imxconv-pt in its own
 environment (fnx.toolchains), judged on MCT's quantized model against PyTorch under the int8 guard; the converter's
-memory report in the manifest, a model that does not fit refused with its figures; no engine here (one line); a
-wrong option, a missing Java, an offline machine without the toolchain and a failed conversion each say so in one
-line and leave nothing (offline: tests/test_toolchains.py).
+memory report in the manifest, a model that does not fit refused with its figures (the converter's own refusal:
+tests/test_imx500_fit.py); no engine here (one line); a wrong option, a missing Java, an offline machine without the
+toolchain and a failed conversion each say so in one line and leave nothing (offline: tests/test_toolchains.py).
 
 The tests marked `toolchain` run the real MCT and converter: `make test-targets` creates the environment first (once
 per machine, FNX_TOOLCHAINS_DIR) and runs them; the others need no toolchain and run in `make test`."""
@@ -79,20 +79,6 @@ def test_fnx_runs_no_imx500_file_and_says_where_it_runs(imx500_t0, cli):
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert "no engine for imx500 artifacts: they run on the Raspberry Pi AI Camera's IMX500" in r.stderr
         assert "compilation.memory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.toolchain
-def test_t1_at_224_with_imagenet_classes_does_not_fit_and_is_refused_with_the_converters_figures(tmp_path, cli):
-    """The real converter on FasterNet-T1 at 224 px with 1000 classes: its conv weights pass fnx's own check (5.38 MiB),
-    but weights and runtime memory take 104% of the sensor's 8 MiB by the converter's memory report, so the export is
-    refused with its figures, and nothing is written."""
-    r = cli("export", "t1", "--weights", "random", "--format", "imx500", "--precision", "int8", "--calib-data",
-            "synthetic", "--calib-size", "8", "--out", tmp_path / "out", env={"COLUMNS": "400"})
-    (said,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert r.exit_code == 1, r.output
-    assert ("the model does not fit the IMX500: it takes 8.28 MiB of the sensor's 8.00 MiB (104%): weights 7.37 MiB, "
-            "runtime 0.91 MiB, by imx500-converter's memory report") in said
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("variant, weights", [("t2", "12.11"), ("l", "85.95")])
