@@ -163,7 +163,7 @@ def guarded_forms(plan: FormPlan, artifact: Path, outputs_of: Callable[[Path], l
     else:
         how = "measured" if search.decision.chosen else "fallback"
         reason = search.decision.reason if search.decision.chosen else (
-            f"{search.decision.reason}; the most accurate went through the guard's layer fallback")
+            f"{search.decision.reason}; the most accurate went through the guard's fallback")
         record.forms = Int8FormChoice(plan.asked, name, how, reason, TIMING_THREADS, round(search.seconds, 2),
                                       [*search.trials, *plan.left_out])
     return record

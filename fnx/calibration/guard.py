@@ -85,17 +85,22 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list
     """Return (report, layers kept in float, layer ranking) once the guard holds; FnxError if it never does.
 
     outputs() runs the artifact on the held-out images (every output, in refs' order and layout). Each failed step returns the next
-    GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float. first: the all-int8 artifact already
-    written by this quantizer (`--int8-form auto` measured it): moved into place instead of quantizing it again.
+    GUARD_STEP worst layers (by the quantizer's own per-layer errors) to float; a RestoringQuantizer's own lever
+    (restore: ops ranked by their effect on the held-out cosine) replaces those steps. first: the all-int8 artifact
+    already written by this quantizer (`--int8-form auto` measured it): moved into place instead of quantizing it again.
     """
     keep: list[str] = []
     ranking: list[LayerError] | None = None
+    restore = getattr(quantizer, "restore", None)  # fnx.calibration.quantizer.RestoringQuantizer
     first_copy = artifact.with_name(artifact.stem + ".allint8" + artifact.suffix)
     try:
         for attempt in range(GUARD_MAX_STEPS + 1):
             if attempt == 0 and first is not None:
                 for src, dst in zip(artifact_files(first), artifact_files(artifact)):
                     src.replace(dst)
+            elif attempt > 0 and restore is not None:
+                with steps.step(f"{quantizer.restorer}: int8 ops back to float until the bound holds"):
+                    keep = restore(artifact, data.held_out, refs, bounds.min_cosine, GUARD_STEP * GUARD_MAX_STEPS)
             else:
                 with steps.step(f"quantize to int8 {label}" + (f" ({len(keep)} layers float)" if keep else "")):
                     quantizer.quantize(artifact, keep)
@@ -104,11 +109,14 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list
             if ranking is None:
                 with steps.step("rank layers by int8 error"):
                     ranking = quantizer.layer_errors(artifact, data.held_out[:8])
-            if report.passed or attempt == GUARD_MAX_STEPS:
+            if report.passed or attempt == GUARD_MAX_STEPS or (attempt > 0 and restore is not None):
                 break
             if attempt == 0:
                 for src, dst in zip(artifact_files(artifact), artifact_files(first_copy)):
                     shutil.copyfile(src, dst)
+            if restore is not None:
+                steps.info(f"[yellow]guard:[/] {'; '.join(report.failures)} -> {quantizer.restorer}")
+                continue
             more = [r.layer for r in ranking if r.layer not in keep][:GUARD_STEP]
             if not more:
                 break
@@ -116,7 +124,9 @@ def run_guarded(quantizer: Quantizer, artifact: Path, outputs: Callable[[], list
             steps.info(f"[yellow]guard:[/] {'; '.join(report.failures)} -> keeping {', '.join(more)} in float")
         report.guard_steps = attempt
         if not report.passed:
-            raise GuardFailed(f"int8 accuracy guard failed after {len(keep)} layers were returned to float: "
+            how = f"{quantizer.restorer} returned {len(keep)} ops" if restore is not None and attempt else \
+                f"{len(keep)} layers were returned"
+            raise GuardFailed(f"int8 accuracy guard failed after {how} to float: "
                            f"{'; '.join(report.failures)}. Use more or more representative --calib-data, another "
                            f"--calib-method, a lower --min-cosine, or fp16", report.failures)
         if keep:

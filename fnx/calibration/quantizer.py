@@ -34,3 +34,16 @@ class Quantizer(Protocol):
 
     def float_ops(self, out: Path) -> dict[str, int]:
         """Return {op type: count} of the compute ops that run in float in the int8 artifact at out."""
+
+
+class RestoringQuantizer(Quantizer, Protocol):
+    """A Quantizer with an accuracy-aware lever of its own, which the guard uses instead of returning the worst
+    layers by their int8 error to float (fnx.calibration.guard)."""
+
+    restorer: str  # what restore() runs, in the guard's progress and the manifest's notes
+
+    def restore(self, out: Path, probe_nhwc: np.ndarray, refs: list[np.ndarray], min_cosine: float,
+                max_steps: int) -> list[str]:
+        """Replace the all-int8 artifact at out with one whose lowest cosine to refs (the reference outputs of
+        probe_nhwc, one array per output) reaches min_cosine, in at most max_steps steps of returning ops to float;
+        return the ops it left in float."""

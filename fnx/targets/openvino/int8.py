@@ -1,8 +1,9 @@
 """OpenVINO int8 with NNCF post-training quantization of an fp32 IR; torch-free.
 
 `NncfQuantizer` is the OpenVINO format's Quantizer: NNCF's min-max calibration over all the images (per-channel
-symmetric weights, per-tensor activations) in one of NNCF's two presets (the forms below) on fnx's calibration images, layers kept in
-float through NNCF's ignored scope, judged by fnx's guard.
+symmetric weights, per-tensor activations) in one of NNCF's two presets (the forms below) on fnx's calibration
+images, judged by fnx's guard, whose lever here is NNCF's accuracy control (`restore`: fnx.targets.openvino.
+accuracy_control); layers named to stay float go to NNCF's ignored scope.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ import numpy as np
 
 from fnx.calibration.data import CalibrationSet
 from fnx.calibration.forms import Int8Form
-from fnx.targets.onnx.int8 import module_path
 from fnx.manifest import LayerError
 from fnx.targets.openvino import env as openvino_env
-
-LAYER_OPS = ("Convolution", "GroupConvolution", "MatMul")
-COMPUTE_OPS = (*LAYER_OPS, "Gelu")
-_PASS_THROUGH = ("Convert", "Reshape", "Transpose", "VariadicSplit", "Split")  # data movement after a FakeQuantize
-_CARRIERS = ("Add", "Relu", "FakeQuantize")  # what follows a layer before the next one reads it (bias, ReLU, int8)
-
+from fnx.targets.openvino.graph import COMPUTE_OPS, LAYER_OPS, from_fake_quantize, layer_name, layer_output
 
 # NNCF's presets. mixed: asymmetric activations, which fit ranges that do not centre on zero (more accurate);
 # performance (NNCF's default): symmetric activations, OpenVINO's fast int8 path on x86 (the issue #38 Xeon: T2 1.24x).
@@ -46,13 +41,10 @@ def global_minmax(nncf):
     return AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
 
 
-def layer_name(node_name: str) -> str:
-    """Return the module path of a converted node ("/stages/stages.0/mlp/mlp.0/Conv/WithoutBiases" -> "stages.0.mlp.0")."""
-    return module_path(node_name.removesuffix("/WithoutBiases"))
-
-
 class NncfQuantizer:
     """NNCF int8 of an fp32 OpenVINO IR file (the Quantizer protocol of fnx.calibration)."""
+
+    restorer = "NNCF accuracy control"  # the guard's lever: restore() instead of the worst layers by their error
 
     def __init__(self, fp32: Path, data: CalibrationSet, batch: int = 1, owns_fp32: bool = False, form: str = "auto"):
         self.fp32, self.data, self.batch, self.owns_fp32 = Path(fp32), data, batch, owns_fp32
@@ -85,9 +77,7 @@ class NncfQuantizer:
         model = ov.Core().read_model(str(self.fp32))
         ignored = [op.get_friendly_name() for op in model.get_ordered_ops()
                    if op.get_type_name() in LAYER_OPS and layer_name(op.get_friendly_name()) in keep_float]
-        calib = self.data.calib
-        batches = [np.ascontiguousarray(calib[i : i + self.batch].transpose(0, 3, 1, 2))
-                   for i in range(0, len(calib) - self.batch + 1, self.batch)]
+        batches = self.calibration_batches()
         nncf_logger = logging.getLogger("nncf")  # its INFO lines go to the stream it found at import (stdout)
         level = nncf_logger.level
         nncf_logger.setLevel(logging.ERROR)
@@ -100,6 +90,26 @@ class NncfQuantizer:
         finally:
             nncf_logger.setLevel(level)
         ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+    def restore(self, out: Path, probe_nhwc: np.ndarray, refs: list[np.ndarray], min_cosine: float,
+                max_steps: int) -> list[str]:
+        """Replace the all-int8 IR at out with NNCF's accuracy-controlled one (fnx.targets.openvino.accuracy_control):
+        the fewest quantized ops back in float for the probe images' lowest cosine to refs to reach min_cosine;
+        return those ops."""
+        from fnx.targets.openvino.accuracy_control import accuracy_controlled
+
+        kept = accuracy_controlled(self.fp32, out, self.form, self.calibration_batches(),
+                                   np.ascontiguousarray(probe_nhwc.transpose(0, 3, 1, 2)), refs, min_cosine, max_steps,
+                                   global_minmax(openvino_env.nncf()))
+        self.notes.append(f"guard: {self.restorer} returned {len(kept)} ops to float, ranked by their effect on the "
+                          f"held-out images' lowest cosine ({len(probe_nhwc)} images, at most {max_steps} steps)")
+        return kept
+
+    def calibration_batches(self) -> list[np.ndarray]:
+        """Return the calibration images as NNCF's samples: NCHW batches of self.batch."""
+        calib = self.data.calib
+        return [np.ascontiguousarray(calib[i : i + self.batch].transpose(0, 3, 1, 2))
+                for i in range(0, len(calib) - self.batch + 1, self.batch)]
 
     def layer_errors(self, out: Path, probe_nhwc: np.ndarray) -> list[LayerError]:
         """Return every conv/matmul's error: the int8 model's output vs fp32's (matched by module), worst first."""
@@ -117,24 +127,6 @@ class NncfQuantizer:
 
     def float_ops(self, out: Path) -> dict[str, int]:
         return float_ops(out)
-
-
-def layer_output(op):
-    """Return a conv/matmul's output as the next layer reads it: after its bias Add, a fused ReLU and the
-    FakeQuantize that follows (in an int8 IR), as the int8 file computes it; the raw product would leave out the
-    layer's own output rounding."""
-    out = op.output(0)
-    while True:
-        users = [t.get_node() for t in out.get_target_inputs()]
-        if len(users) != 1 or users[0].get_type_name() not in _CARRIERS or _residual(users[0]):
-            return out
-        out = users[0].output(0)
-
-
-def _residual(node) -> bool:
-    """True for an Add of two computed tensors (FasterNet's residual), not of a layer and its bias (a Constant)."""
-    return node.get_type_name() == "Add" and not any(
-        node.input_value(i).get_node().get_type_name() == "Constant" for i in range(node.get_input_size()))
 
 
 def _layer_outputs(path: Path, nchw: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -170,16 +162,6 @@ def float_ops(path: Path) -> dict[str, int]:
 
     counts: Counter = Counter()
     for op in ov.Core().read_model(str(path)).get_ordered_ops():
-        if op.get_type_name() in COMPUTE_OPS and not _from_fake_quantize(op.input_value(0).get_node()):
+        if op.get_type_name() in COMPUTE_OPS and not from_fake_quantize(op.input_value(0).get_node()):
             counts[op.get_type_name()] += 1
     return dict(counts)
-
-
-def _from_fake_quantize(node) -> bool:
-    """True when node's value comes from FakeQuantize through data movement only (a Concat: all its inputs)."""
-    kind = node.get_type_name()
-    if kind == "FakeQuantize":
-        return True
-    if kind == "Concat":
-        return all(_from_fake_quantize(node.input_value(i).get_node()) for i in range(node.get_input_size()))
-    return kind in _PASS_THROUGH and node.get_input_size() > 0 and _from_fake_quantize(node.input_value(0).get_node())
