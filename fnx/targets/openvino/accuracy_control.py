@@ -20,6 +20,10 @@ from fnx.targets.openvino import env as openvino_env
 from fnx.targets.openvino.graph import LAYER_OPS, from_fake_quantize, layer_name, residual_add
 
 RESIDUAL = "Add"
+# Accuracy control stops as soon as its images reach the target, so it aims this fraction of the allowed loss above
+# the bound: images it did not see (the parity check's) then hold the bound too. Without it, T2 224 px at 0.9995 held
+# the bound on the held-out images and missed it at 0.99940 on the parity check's (AMD EPYC).
+MARGIN = 0.2
 
 
 def accuracy_controlled(fp32: Path, int8: Path, preset: str, calib_nchw: list[np.ndarray], held_nchw: np.ndarray,
@@ -28,8 +32,8 @@ def accuracy_controlled(fp32: Path, int8: Path, preset: str, calib_nchw: list[np
     the same preset); return the ops it left in float (module paths; a residual add as "PATH (add)").
 
     Each held-out image (NCHW, batch 1) is judged by its outputs' lowest cosine to refs (one array per output, in
-    the IR's output order); the metric is the images' lowest, held to min_cosine. At most max_steps reverting
-    steps."""
+    the IR's output order); the metric is the images' lowest, held to min_cosine with MARGIN to spare. At most
+    max_steps reverting steps."""
     nncf = openvino_env.nncf()
     ov = openvino_env.openvino()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
@@ -54,8 +58,9 @@ def accuracy_controlled(fp32: Path, int8: Path, preset: str, calib_nchw: list[np
         with silenced():
             restored = nncf.quantize_with_accuracy_control(
                 model, nncf.Dataset(calib_nchw), nncf.Dataset(items, lambda item: item[1]), validate,
-                max_drop=1.0 - min_cosine, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset(preset),
-                subset_size=len(calib_nchw), advanced_quantization_parameters=advanced,
+                max_drop=(1.0 - min_cosine) * (1.0 - MARGIN), drop_type=nncf.DropType.ABSOLUTE,
+                preset=nncf.QuantizationPreset(preset), subset_size=len(calib_nchw),
+                advanced_quantization_parameters=advanced,
                 advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                     max_num_iterations=max_steps, ranking_subset_size=min(len(items), 8)))
     finally:
