@@ -56,6 +56,7 @@ def costly(tmp_path_factory):
 def test_a_shared_session_fixture_is_made_once_across_xdist_workers(tmp_path, workers):
     """`make test`'s two workers share the demo workspace (tests/run_once.py): made by one, read by both; alone,
     pytest makes it once too."""
+    import os
     import sys
 
     log = tmp_path / "made.log"
@@ -64,8 +65,9 @@ def test_a_shared_session_fixture_is_made_once_across_xdist_workers(tmp_path, wo
     (suite / "conftest.py").write_text(RUN_ONCE_CONFTEST.format(tests=str(ROOT / "tests"), log=str(log)))
     for i in range(4):
         (suite / f"test_{i}.py").write_text("def test_reads(costly):\n    assert (costly / 'made').read_text() == 'yes'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # not this run's worker's
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, str(suite)],
-                       cwd=suite, capture_output=True, text=True, timeout=120)
+                       cwd=suite, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "4 passed" in r.stdout, r.stdout + r.stderr
     made = log.read_text().split()
     assert len(made) == 1 and (made[0].startswith("gw") if workers else made[0] == "main"), made
