@@ -129,7 +129,7 @@ def test_int8_guard_refusal_leaves_no_file(t0_ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(guard, "GUARD_STEP", 1)
     monkeypatch.setattr(guard, "GUARD_MAX_STEPS", 1)
     int8 = Int8Options(data="synthetic", size=16, min_cosine=0.999999, form="mixed")  # one form: the guard's lever
-    with pytest.raises(FnxError, match="accuracy guard failed after NNCF accuracy control returned 1 ops to float"):
+    with pytest.raises(FnxError, match=r"accuracy guard failed after NNCF accuracy control returned \d+ ops to float"):
         export_model("t0", ExportOptions(formats=("openvino",), precision="int8", weights=str(t0_ckpt), img_size=64,
                                          out_dir=tmp_path, int8=int8))
     assert list(tmp_path.iterdir()) == []
